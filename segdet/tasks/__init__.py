@@ -1,0 +1,1 @@
+"""Tasks plug a kind of problem (segmentation, detection) into the one training loop."""
