@@ -70,3 +70,7 @@ class Task:
 
     def make_evaluator(self, device: torch.device) -> Evaluator:
         raise NotImplementedError
+
+    def predict(self, model: nn.Module, image_paths: list[Path], out_dir: Path, device: torch.device) -> None:
+        """Run the model (eval mode) on image files and write the task's outputs under ``out_dir``."""
+        raise NotImplementedError
