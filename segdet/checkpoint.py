@@ -1,0 +1,128 @@
+"""Training checkpoints: atomic save, checked load, and the weights used for inference.
+
+A checkpoint is a ``dict`` saved with :func:`torch.save`:
+
+======================  ==========================================================
+key                     value
+======================  ==========================================================
+``model``               state_dict of the bare model (unwrapped from DDP)
+``ema``                 state_dict of the EMA weights, or ``None``
+``optimizer``           optimizer state_dict
+``scheduler``           LR scheduler state_dict
+``scaler``              GradScaler state_dict (or ``None``)
+``epoch``               number of *completed* epochs
+``best_metric``         best value of ``cfg["train"]["metric"]`` so far (or ``None``)
+``rng``                 ``{"python", "numpy", "torch", "cuda"}`` generator states
+``config``              the resolved config (plain nested dict)
+======================  ==========================================================
+
+Extra keys (e.g. ``interrupted``, ``step``) may be present; readers ignore what they do not use.
+
+Example:
+    >>> save_checkpoint({"model": model.state_dict(), "epoch": 3}, "runs/x/weights/last.pt")
+    >>> state = inference_state_dict(load_checkpoint("runs/x/weights/last.pt"))
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["save_checkpoint", "load_checkpoint", "inference_state_dict", "CHECKPOINT_KEYS"]
+
+CHECKPOINT_KEYS = ("model", "ema", "optimizer", "scheduler", "scaler", "epoch", "best_metric", "rng", "config")
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``state`` to ``path`` atomically.
+
+    The dict is written to a temporary file in the same folder, flushed and fsynced, then moved
+    over ``path`` with :func:`os.replace`. A crash or an exception during the write leaves any
+    previous file at ``path`` intact and removes the temporary file.
+
+    Args:
+        state: the checkpoint dict (see the module docstring).
+        path: destination file; its folder is created if missing.
+
+    Returns:
+        The destination path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Persist the rename itself (best effort; not supported on every platform)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint`.
+
+    Args:
+        path: the ``.pt`` file.
+        map_location: passed to :func:`torch.load`.
+
+    Returns:
+        The checkpoint dict.
+
+    Raises:
+        FileNotFoundError: the file does not exist (the message names it).
+        ValueError: the file is not a readable checkpoint dict (the message names it).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist; pass the path of a .pt file written by segdet train")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:  # corrupt, truncated, or not a torch file
+        raise ValueError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); "
+                         "it may be truncated or not a torch file") from exc
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"checkpoint {path} holds a {type(ckpt).__name__}, expected a dict")
+    return ckpt
+
+
+def inference_state_dict(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights to run inference with: ``ckpt["ema"]`` when present, else ``ckpt["model"]``.
+
+    Args:
+        ckpt: a checkpoint dict from :func:`load_checkpoint`.
+
+    Raises:
+        ValueError: the dict has neither ``ema`` nor ``model`` weights.
+    """
+    state = ckpt.get("ema")
+    if state is None:
+        state = ckpt.get("model")
+    if state is None:
+        raise ValueError(f"checkpoint has no 'model' or 'ema' weights (keys: {sorted(ckpt)})")
+    return state
