@@ -183,3 +183,49 @@ def keep_by_visibility(visible_area: np.ndarray, original_area: np.ndarray,
     uncut = visible_area >= original_area * (1 - 1e-9)
     ok = (visible_area >= min_area) & (visible_area >= min_visibility * original_area * (1 - 1e-9))
     return (visible_area > 0) & (uncut | ok)
+
+
+def cut_instances(boxes: np.ndarray, masks: np.ndarray | None, keep_map: np.ndarray,
+                  min_visibility: float = 0.0, min_area: float = 0.0):
+    """Boxes and instance masks of one source after hiding the pixels where ``keep_map`` is False.
+
+    Without instance masks a box's visibility is its visible area (exact for float boxes) over
+    its area before the cut, and its new box is the bounding box of the visible part. With
+    instance masks the same is measured on mask pixels (visible pixels over pixels before the
+    cut) and the new box is the geometric new box intersected with the bounding box of the
+    visible mask, so a box never covers more background than before; an instance whose mask
+    was already empty is judged by its box. Untouched instances are always kept unchanged.
+
+    Args:
+        boxes: ``(N, 4)`` pascal_voc pixels inside the canvas.
+        masks: ``(N, H, W)`` instance masks or ``None``.
+        keep_map: ``(H, W)`` bool, True where this source stays visible.
+        min_visibility: fraction in ``[0, 1]`` of the area before the cut.
+        min_area: pixels of visible area.
+
+    Returns:
+        ``(keep, new_boxes, new_masks)``: ``(N,)`` bool, ``(N, 4)`` float32 (rows of dropped
+        boxes are meaningless) and ``(N, H, W)`` masks with hidden pixels zeroed (``None`` when
+        ``masks`` is ``None``). Select all three with the one ``keep``.
+    """
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    visible, new_boxes = visible_boxes(boxes, keep_map)
+    original = box_areas(boxes)
+    untouched = visible >= original * (1 - 1e-9)
+    new_boxes[untouched] = boxes[untouched]
+    if masks is None:
+        return keep_by_visibility(visible, original, min_visibility, min_area), new_boxes, None
+    new_masks = masks * keep_map[None].astype(masks.dtype)
+    before = (masks != 0).reshape(len(masks), -1).sum(1).astype(np.float64)
+    after = (new_masks != 0).reshape(len(masks), -1).sum(1).astype(np.float64)
+    by_mask = before > 0
+    visible = np.where(by_mask, after, visible)
+    original = np.where(by_mask, before, original)
+    keep = keep_by_visibility(visible, original, min_visibility, min_area)
+    touched_mask = by_mask & ~((after >= before) & untouched)
+    if touched_mask.any():
+        mask_boxes, _ = masks_to_boxes(new_masks[touched_mask])
+        new_boxes[touched_mask] = intersect_boxes(new_boxes[touched_mask], mask_boxes)
+    sides = new_boxes[:, 2:] - new_boxes[:, :2]
+    keep &= (sides > 0).all(1)
+    return keep, new_boxes, new_masks

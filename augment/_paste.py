@@ -1,0 +1,68 @@
+"""Pasting a region of one sample onto another, exactly for every target (private)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._boxes import cut_instances
+from ._sample import concat_instances, mix_dtype, soft_mask, take
+
+
+def mix_masks(a: np.ndarray, b: np.ndarray, region: np.ndarray, num_classes: int | None,
+              ignore_index: int | None, name: str) -> np.ndarray:
+    """Semantic mask taking ``b`` inside ``region`` and ``a`` elsewhere.
+
+    Two hard masks stay hard; if either is soft (H, W, C) both become soft and the hard one is
+    one-hot encoded (``ignore_index`` pixels become all-zero vectors).
+    """
+    if a.ndim == 2 and b.ndim == 2:
+        return np.where(region, b, a).astype(np.result_type(a.dtype, b.dtype), copy=False)
+    channels = a.shape[2] if a.ndim == 3 else b.shape[2]
+    if num_classes is not None and channels != num_classes:
+        raise ValueError(f"{name}: a soft mask has {channels} channels but num_classes={num_classes}")
+    a = soft_mask(a, channels, ignore_index, f"{name} source 0")
+    b = soft_mask(b, channels, ignore_index, f"{name} source 1")
+    return np.where(region[..., None], b, a)
+
+
+def paste(primary: dict, partner: dict, region: np.ndarray, *, min_visibility: float,
+          min_area: float, num_classes: int | None, ignore_index: int | None, name: str,
+          partner_instances: np.ndarray | None = None) -> tuple[dict, float]:
+    """Takes ``partner`` inside ``region`` and ``primary`` elsewhere (both already checked).
+
+    Args:
+        primary, partner: checked samples of one size.
+        region: (H, W) bool, True where the partner shows.
+        min_visibility, min_area: box/instance filter measured against the area before the cut.
+        num_classes, ignore_index: for turning a hard mask soft when the other one is soft.
+        name: mixer name for messages.
+        partner_instances: (N_partner,) bool, the partner instances that may appear (CopyPaste
+            pastes a subset); default all.
+
+    Returns:
+        ``(sample, lam)`` with ``lam`` the exact fraction of pixels showing the primary.
+    """
+    h, w = region.shape
+    out = {k: v for k, v in primary.items() if k not in ("weights",)}
+    dtype = mix_dtype(primary["image"], partner["image"])
+    sel = region if primary["image"].ndim == 2 else region[..., None]
+    out["image"] = np.where(sel, partner["image"], primary["image"]).astype(dtype, copy=False)
+    lam = 1.0 - float(np.count_nonzero(region)) / float(h * w)
+    if "mask" in primary:
+        out["mask"] = mix_masks(primary["mask"], partner["mask"], region, num_classes, ignore_index, name)
+    if "bboxes" in primary:
+        parts = []
+        for src, keep_map in ((primary, ~region), (partner, region)):
+            keep, boxes, masks = cut_instances(src["bboxes"], src.get("masks"), keep_map,
+                                               min_visibility, min_area)
+            if src is partner and partner_instances is not None:
+                keep &= partner_instances
+            parts.append(take(src, keep, boxes, masks))
+        keep_weights = "weights" in primary or "weights" in partner
+        out.update(concat_instances(parts, keep_weights, h, w))
+    if "label_vector" in primary:
+        a, b = primary["label_vector"], partner["label_vector"]
+        if a.shape != b.shape:
+            raise ValueError(f"{name}: label_vector shapes differ, {a.shape} and {b.shape}")
+        out["label_vector"] = (lam * a + (1.0 - lam) * b).astype(np.float32)
+    return out, lam

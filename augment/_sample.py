@@ -1,0 +1,178 @@
+"""Validation and small operations on sample dicts (private).
+
+A sample follows DESIGN.md: ``image`` (H, W, C) uint8 or float, ``mask`` (H, W) int semantic or
+(H, W, C) float soft probabilities, ``masks`` (K, H, W) instance masks (one per box), ``bboxes``
+(N, 4) float32 pascal_voc pixels, ``labels`` (N,) int64, ``weights`` (N,) float32 and
+``label_vector`` (C,) float.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._boxes import check_boxes
+
+# Keys whose presence must agree between the sources of one mix.
+TARGET_KEYS = ("mask", "masks", "bboxes", "label_vector")
+
+
+def check_sample(sample, name: str) -> dict:
+    """Validates one sample and returns a shallow copy with normalised box arrays.
+
+    Args:
+        sample: dict following the sample contract.
+        name: how to call it in messages, e.g. ``"CutMix source 1"``.
+
+    Returns:
+        dict with the same keys; ``bboxes`` (N, 4) float32, ``labels`` (N,) int64,
+        ``weights`` (N,) float32 when present, ``masks`` (N, H, W) when present.
+
+    Raises:
+        TypeError: the sample is not a dict or ``image`` is not an array.
+        ValueError: shapes disagree with the image or with each other.
+    """
+    if not isinstance(sample, dict):
+        raise TypeError(f"{name} must be a dict with an 'image' key, got {type(sample).__name__}")
+    if "image" not in sample:
+        raise ValueError(f"{name} has no 'image' key (keys: {sorted(sample)})")
+    image = sample["image"]
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"{name} image must be a numpy array (H, W, C), got {type(image).__name__}")
+    if image.ndim not in (2, 3) or image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"{name} image must have shape (H, W, C) or (H, W), got {image.shape}")
+    h, w = image.shape[:2]
+    out = dict(sample)
+    if "mask" in sample and sample["mask"] is not None:
+        mask = np.asarray(sample["mask"])
+        if mask.ndim not in (2, 3) or mask.shape[:2] != (h, w):
+            raise ValueError(f"{name} mask has shape {mask.shape} but image is {h}x{w}; "
+                             "expected (H, W) class indices or (H, W, C) probabilities")
+        out["mask"] = mask
+    if "bboxes" in sample or "labels" in sample or "masks" in sample:
+        boxes = check_boxes(sample.get("bboxes"), h, w, name=f"{name} bboxes")
+        n = len(boxes)
+        labels = np.asarray(sample.get("labels", np.zeros(0)))
+        if "labels" not in sample and n:
+            raise ValueError(f"{name} has {n} bboxes but no 'labels'")
+        labels = labels.reshape(-1).astype(np.int64)
+        if len(labels) != n:
+            raise ValueError(f"{name} has {n} bboxes but {len(labels)} labels; give one label per box")
+        out["bboxes"], out["labels"] = boxes, labels
+        if "weights" in sample:
+            weights = np.asarray(sample["weights"], dtype=np.float32).reshape(-1)
+            if len(weights) != n:
+                raise ValueError(f"{name} has {n} bboxes but {len(weights)} weights")
+            out["weights"] = weights
+        if "masks" in sample:
+            masks = np.asarray(sample["masks"])
+            if masks.size == 0 and n == 0:
+                masks = np.zeros((0, h, w), dtype=np.uint8)
+            if masks.ndim != 3 or masks.shape[1:] != (h, w) or len(masks) != n:
+                raise ValueError(
+                    f"{name} masks has shape {masks.shape} but needs (N, H, W) = ({n}, {h}, {w}): one "
+                    "instance mask per box (a pipeline that drops boxes must drop their masks too)")
+            out["masks"] = masks
+    if "label_vector" in sample:
+        out["label_vector"] = np.asarray(sample["label_vector"], dtype=np.float32).reshape(-1)
+    return out
+
+
+def check_sources(samples, n: int, mixer: str) -> list[dict]:
+    """Validates the ``n`` sources of a mixer: same image size and the same target keys."""
+    if isinstance(samples, dict) or len(samples) != n:
+        got = "a dict" if isinstance(samples, dict) else f"{len(samples)} samples"
+        raise ValueError(f"{mixer} takes a sequence of {n} samples (primary first), got {got}")
+    checked = [check_sample(s, f"{mixer} source {i}") for i, s in enumerate(samples)]
+    first = checked[0]
+    for i, s in enumerate(checked[1:], start=1):
+        if s["image"].shape[:2] != first["image"].shape[:2]:
+            raise ValueError(
+                f"{mixer} needs sources of one size: source 0 is {first['image'].shape[:2]} (H, W), "
+                f"source {i} is {s['image'].shape[:2]}; resize or crop them to one size in `pre`")
+        if s["image"].shape[2:] != first["image"].shape[2:]:
+            raise ValueError(f"{mixer}: source 0 image has shape {first['image'].shape}, source {i} "
+                             f"has {s['image'].shape}; give all sources the same channels")
+        for key in TARGET_KEYS:
+            if (key in first) != (key in s):
+                has, lacks = (0, i) if key in first else (i, 0)
+                raise ValueError(f"{mixer}: source {has} has '{key}' but source {lacks} does not; "
+                                 "give every sample the same targets")
+    return checked
+
+
+def mix_dtype(*images: np.ndarray) -> np.dtype:
+    """uint8 when every image is uint8, float32 otherwise (0..255 scale is kept)."""
+    return np.dtype(np.uint8) if all(im.dtype == np.uint8 for im in images) else np.dtype(np.float32)
+
+
+def soft_mask(mask: np.ndarray, num_classes: int | None, ignore_index: int | None,
+              name: str) -> np.ndarray:
+    """Semantic mask as (H, W, C) float32 probabilities.
+
+    A hard (H, W) mask becomes one-hot; ``ignore_index`` pixels become the all-zero vector.
+    A soft (H, W, C) mask is returned as float32.
+
+    Raises:
+        ValueError: a hard mask without ``num_classes``, a class outside ``[0, num_classes)``
+            that is not ``ignore_index``, or a soft mask with a different channel count.
+    """
+    if mask.ndim == 3:
+        if num_classes is not None and mask.shape[2] != num_classes:
+            raise ValueError(f"{name} soft mask has {mask.shape[2]} channels but num_classes={num_classes}")
+        return mask.astype(np.float32, copy=False)
+    if num_classes is None:
+        raise ValueError(f"{name}: turning semantic masks into per-class probabilities needs "
+                         "num_classes; pass num_classes=... to the mixer")
+    mask = mask.astype(np.int64, copy=False)
+    valid = (mask >= 0) & (mask < num_classes)
+    if ignore_index is not None:
+        bad = ~valid & (mask != ignore_index)
+    else:
+        bad = ~valid
+    if bad.any():
+        value = int(mask[bad][0])
+        raise ValueError(f"{name} mask has class {value} outside [0, {num_classes}) and it is not "
+                         f"ignore_index={ignore_index}; set num_classes/ignore_index to match the data")
+    out = np.zeros(mask.shape + (num_classes,), dtype=np.float32)
+    rows, cols = np.nonzero(valid)
+    out[rows, cols, mask[rows, cols]] = 1.0
+    return out
+
+
+def take(sample: dict, keep: np.ndarray, boxes: np.ndarray | None = None,
+         masks: np.ndarray | None = None) -> dict:
+    """The per-instance arrays of ``sample`` selected by one keep-index.
+
+    Args:
+        sample: a checked sample with ``bboxes``.
+        keep: (N,) bool.
+        boxes: (N, 4) replacement boxes (before selection), default the sample's.
+        masks: (N, H, W) replacement instance masks (before selection), default the sample's.
+
+    Returns:
+        dict with ``bboxes``, ``labels``, ``weights`` (ones when absent) and ``masks`` when the
+        sample has instance masks.
+    """
+    boxes = sample["bboxes"] if boxes is None else boxes
+    out = {
+        "bboxes": np.asarray(boxes, dtype=np.float32)[keep].reshape(-1, 4),
+        "labels": sample["labels"][keep],
+        "weights": sample.get("weights", np.ones(len(keep), np.float32))[keep],
+    }
+    if "masks" in sample:
+        out["masks"] = (sample["masks"] if masks is None else masks)[keep]
+    return out
+
+
+def concat_instances(parts: list[dict], keep_weights: bool, height: int, width: int) -> dict:
+    """Concatenates the outputs of :func:`take`; drops ``weights`` unless ``keep_weights``."""
+    out = {
+        "bboxes": np.concatenate([p["bboxes"] for p in parts]).astype(np.float32).reshape(-1, 4),
+        "labels": np.concatenate([p["labels"] for p in parts]).astype(np.int64),
+    }
+    if keep_weights:
+        out["weights"] = np.concatenate([p["weights"] for p in parts]).astype(np.float32)
+    if all("masks" in p for p in parts):
+        dtype = np.result_type(*[p["masks"].dtype for p in parts])
+        out["masks"] = np.concatenate([p["masks"] for p in parts]).astype(dtype).reshape(-1, height, width)
+    return out
