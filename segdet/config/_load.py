@@ -1,0 +1,282 @@
+"""Loading, overriding and validating configs against :data:`segdet.config.schema.SCHEMA`."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from .errors import ConfigError
+from .schema import KIND_SECTIONS, SCHEMA, Field
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true/false",
+               list: "a list", dict: "a mapping"}
+
+
+def load_config(path: str | os.PathLike, overrides: Iterable[str] = ()) -> dict[str, Any]:
+    """Read a YAML config, apply ``key.sub=value`` overrides, validate, fill defaults.
+
+    Relative paths in the file (``data.folder.train``, ``model.weights``, ...) are resolved against
+    the folder of the config file; relative paths given as overrides against the current directory.
+    ``output_dir`` is always relative to the current directory.
+
+    Args:
+        path: the YAML file.
+        overrides: strings like ``"train.epochs=3"``; values are parsed as YAML scalars/flow
+            collections (``augment.mix=[]``, ``model.weights=null``).
+
+    Returns:
+        The validated config: a plain nested dict with every key of the schema.
+
+    Raises:
+        ConfigError: the file is missing or not YAML, or a key/value is invalid (the message names
+            the file or override, the key, the value and the fix).
+
+    Example:
+        >>> cfg = load_config("configs/unet_cutmix.yaml", ["train.epochs=3"])
+        >>> cfg["train"]["epochs"]
+        3
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections (task:, data:, model:, ...), "
+                          f"got {type(raw).__name__}")
+    base = path.resolve().parent
+    cfg = validate_config(raw, source=str(path), base_dir=base)
+    if overrides:
+        cfg = apply_overrides(cfg, overrides)
+    return cfg
+
+
+def validate_config(raw: dict[str, Any], source: str = "<config>", base_dir: Path | None = None) -> dict[str, Any]:
+    """Check ``raw`` against the schema and return it with defaults filled and paths resolved.
+
+    Args:
+        raw: nested dict as read from YAML (possibly partial).
+        source: the file name used in error messages.
+        base_dir: folder that relative ``path`` fields are resolved against (``None``: the
+            current directory).
+
+    Raises:
+        ConfigError: listing every problem found, one per line.
+    """
+    errors: list[str] = []
+    cfg = _validate_section(raw, SCHEMA, (), source, errors, base_dir or Path.cwd())
+    _check_required(cfg, source, errors)
+    if errors:
+        raise ConfigError("\n".join(errors))
+    return cfg
+
+
+def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Return a copy of a validated ``cfg`` with ``key.sub=value`` overrides applied and re-validated.
+
+    Raises:
+        ConfigError: malformed override, unknown key (with did-you-mean) or bad value.
+    """
+    cfg = copy.deepcopy(cfg)
+    for item in overrides:
+        source = f"command-line override {item!r}"
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"{source} must look like key.sub=value, e.g. train.epochs=3")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source}: the value {text!r} is not valid YAML ({exc.__class__.__name__}); "
+                              "quote strings with spaces or brackets") from None
+        parts = key.split(".")
+        node: Any = SCHEMA
+        target = cfg
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(node, dict):  # a schema section
+                if part not in node:
+                    prefix = ".".join(parts[:i])
+                    raise ConfigError(_unknown_key_message(part, prefix, node, source))
+                node = node[part]
+                if last:
+                    target[part] = value
+                elif isinstance(node, Field):
+                    if not (dict in node.types):
+                        raise ConfigError(f"{source}: {'.'.join(parts[:i + 1])} is {_expected(node)}, "
+                                          f"it has no sub-key {parts[i + 1]!r}")
+                    if not isinstance(target.get(part), dict):
+                        target[part] = {}
+                    target = target[part]
+                else:
+                    target = target[part]
+            else:  # inside a free-form mapping (e.g. loss.dice.weight)
+                if last:
+                    target[part] = value
+                else:
+                    if not isinstance(target.get(part), dict):
+                        target[part] = {}
+                    target = target[part]
+        errors: list[str] = []
+        cfg = _validate_section(cfg, SCHEMA, (), source, errors, Path.cwd())
+        _check_required(cfg, source, errors)
+        if errors:
+            raise ConfigError("\n".join(errors))
+    return cfg
+
+
+def save_config(cfg: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``cfg`` as YAML (atomically: temp file + rename); it loads back to the same dict."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        yaml.safe_dump(cfg, f, sort_keys=False, default_flow_style=None)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def all_keys(schema: dict[str, Any] = SCHEMA, prefix: str = "") -> list[tuple[str, Field]]:
+    """Every leaf of the schema as ``("section.key", Field)``, in declaration order."""
+    out = []
+    for name, node in schema.items():
+        key = f"{prefix}{name}"
+        if isinstance(node, dict):
+            out.extend(all_keys(node, key + "."))
+        else:
+            out.append((key, node))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+
+def _validate_section(raw: Any, schema: dict[str, Any], where: tuple[str, ...], source: str,
+                      errors: list[str], base_dir: Path) -> dict[str, Any]:
+    name = ".".join(where)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        errors.append(f"{source}: section {name!r} must be a mapping of keys, got {raw!r}")
+        raw = {}
+    for key in raw:
+        if key not in schema:
+            errors.append(_unknown_key_message(str(key), name, schema, source))
+    out: dict[str, Any] = {}
+    for key, node in schema.items():
+        if isinstance(node, dict):
+            out[key] = _validate_section(raw.get(key), node, where + (key,), source, errors, base_dir)
+        elif key in raw:
+            out[key] = _check_value(raw[key], node, ".".join(where + (key,)), source, errors, base_dir)
+        else:
+            out[key] = copy.deepcopy(node.default)
+    return out
+
+
+def _check_value(value: Any, spec: Field, key: str, source: str, errors: list[str], base_dir: Path) -> Any:
+    if value is None:
+        if spec.nullable or spec.default is None:
+            return None
+        errors.append(f"{source}: {key} is null but must be {_expected(spec)}")
+        return spec.default
+    converted = _coerce(value, spec.types)
+    if converted is _BAD:
+        errors.append(f"{source}: {key} = {value!r} is {_describe(value)}, expected {_expected(spec)}")
+        return spec.default
+    value = converted
+    if spec.choices is not None and value not in spec.choices:
+        hint = difflib.get_close_matches(str(value), [str(c) for c in spec.choices], n=1)
+        extra = f"; did you mean {hint[0]!r}?" if hint else ""
+        errors.append(f"{source}: {key} = {value!r} is not one of {', '.join(map(str, spec.choices))}{extra}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if spec.minimum is not None and value < spec.minimum:
+            errors.append(f"{source}: {key} = {value!r} must be >= {spec.minimum}")
+        if spec.maximum is not None and value > spec.maximum:
+            errors.append(f"{source}: {key} = {value!r} must be <= {spec.maximum}")
+    if spec.path and isinstance(value, str):
+        p = Path(os.path.expanduser(value))
+        value = str(p if p.is_absolute() else (base_dir / p).resolve())
+    return value
+
+
+_BAD = object()
+
+
+def _coerce(value: Any, types: tuple[type, ...]) -> Any:
+    """``value`` converted to one of ``types`` when that is lossless, else ``_BAD``."""
+    for t in types:
+        if t is bool:
+            if isinstance(value, bool):
+                return value
+        elif t is int:
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+        elif t is float:
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+            if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
+                try:
+                    return float(value)
+                except ValueError:
+                    pass
+        elif isinstance(value, t):
+            return value
+    return _BAD
+
+
+def _expected(spec: Field) -> str:
+    names = [_TYPE_NAMES.get(t, t.__name__) for t in spec.types]
+    text = " or ".join(names)
+    if spec.nullable:
+        text += " or null"
+    if spec.choices:
+        text += f" (one of {', '.join(map(str, spec.choices))})"
+    return text
+
+
+def _describe(value: Any) -> str:
+    for t in (bool, int, float, str, list, dict):
+        if isinstance(value, t):
+            return _TYPE_NAMES[t]
+    return type(value).__name__
+
+
+def _unknown_key_message(key: str, section: str, schema: dict[str, Any], source: str) -> str:
+    full = f"{section}.{key}" if section else key
+    close = difflib.get_close_matches(key, list(schema), n=3, cutoff=0.6)
+    suggestions = [f"{section}.{c}" if section else c for c in close]
+    # the same key name in another section (train.lr -> optim.lr)
+    for other, _ in all_keys():
+        if other.rsplit(".", 1)[-1] == key and other != full and other not in suggestions:
+            suggestions.append(other)
+    if suggestions:
+        hint = "did you mean " + " or ".join(suggestions) + "?"
+    else:
+        valid = ", ".join(sorted(schema)) or "(none)"
+        hint = f"valid keys{' of ' + section if section else ''}: {valid}"
+    return f"{source}: unknown key {full!r}; {hint}"
+
+
+def _check_required(cfg: dict[str, Any], source: str, errors: list[str]) -> None:
+    for key, spec in all_keys():
+        if not spec.required:
+            continue
+        parts = key.split(".")
+        if len(parts) >= 3 and parts[0] == "data" and parts[1] in KIND_SECTIONS and cfg["data"]["kind"] != parts[1]:
+            continue
+        node: Any = cfg
+        for p in parts:
+            node = node.get(p) if isinstance(node, dict) else None
+        if node is None:
+            why = f" (data.kind is {parts[1]})" if parts[0] == "data" and parts[1] in KIND_SECTIONS else ""
+            errors.append(f"{source}: {key} is required{why}; set it in the file or with {key}=...")

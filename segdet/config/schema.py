@@ -1,0 +1,135 @@
+"""The declarative config schema: every section and key, with its type, default and help.
+
+``SCHEMA`` is a nested dict. A nested ``dict`` is a *section* whose keys are checked (unknown keys
+are errors) and merged with the defaults; a :class:`Field` is a leaf value. A ``Field`` of type
+``dict`` or ``list`` is free-form (e.g. the ``loss`` spec): a value given in the file replaces the
+default as a whole.
+
+Adding keys (e.g. for a new dataset kind) is one edit here:
+
+    SCHEMA["data"]["voc"] = {"root": Field(str, None, required=True, path=True, help="...")}
+    SCHEMA["data"]["kind"].choices += ("voc",)
+
+Types: ``int``, ``float`` (ints accepted and converted), ``str``, ``bool``, ``list``, ``dict``;
+``nullable=True`` also accepts ``null``. ``path=True`` marks a string resolved against the folder
+of the config file. ``required=True`` inside ``data.<kind>`` means required when
+``data.kind == <kind>``; elsewhere it means always required.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Field", "SCHEMA", "KIND_SECTIONS"]
+
+
+@dataclass
+class Field:
+    """One config leaf.
+
+    Attributes:
+        type: a type or a tuple of accepted types (``int``, ``float``, ``str``, ``bool``, ``list``,
+            ``dict``).
+        default: the value used when the key is absent (deep-copied).
+        nullable: ``null`` is accepted.
+        choices: allowed values (strings are compared as given).
+        required: a value other than ``null`` must be given (see the module docstring for
+            ``data.<kind>`` sections).
+        path: a string path resolved against the config file's folder.
+        help: one line for the README's reference table.
+        minimum: smallest allowed number (inclusive).
+        maximum: largest allowed number (inclusive).
+    """
+
+    type: type | tuple[type, ...]
+    default: Any = None
+    nullable: bool = False
+    choices: tuple[Any, ...] | None = None
+    required: bool = False
+    path: bool = False
+    help: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @property
+    def types(self) -> tuple[type, ...]:
+        return self.type if isinstance(self.type, tuple) else (self.type,)
+
+
+#: sections of ``data`` that belong to one ``data.kind``; their ``required`` keys apply only then
+KIND_SECTIONS: list[str] = ["synthetic", "folder", "coco"]
+
+SCHEMA: dict[str, Any] = {
+    "task": Field(str, "segmentation", choices=("segmentation", "detection"), help="problem to train"),
+    "seed": Field(int, 0, help="seed of every random generator (python, numpy, torch, data order)"),
+    "deterministic": Field(bool, False, help="deterministic algorithms (slower); same seed gives the same weights"),
+    "output_dir": Field(str, "runs/train", help="run folder, relative to the current directory; "
+                        "an existing run gets a -2, -3... suffix"),
+    "data": {
+        "kind": Field(str, "synthetic", choices=("synthetic", "folder", "coco"), help="dataset kind"),
+        "classes": Field(list, None, nullable=True, help="class names (index 0 first); null = from the data"),
+        "ignore_index": Field(int, 255, help="mask value excluded from loss and metrics"),
+        "batch_size": Field(int, 8, minimum=1, help="images per step"),
+        "num_workers": Field((int, str), "auto", help="loader processes; auto = min(CPU count, 8), 0 for tiny data"),
+        "synthetic": {
+            "train_size": Field(int, 256, minimum=1, help="generated training images"),
+            "val_size": Field(int, 64, minimum=1, help="generated validation images"),
+            "height": Field(int, 96, minimum=8, help="image height"),
+            "width": Field(int, 128, minimum=8, help="image width"),
+            "seed": Field(int, 0, help="seed of the generated images"),
+        },
+        "folder": {
+            "train": Field(str, None, nullable=True, required=True, path=True,
+                           help="folder with images/ and masks/ (matched by file stem)"),
+            "val": Field(str, None, nullable=True, required=True, path=True, help="validation folder, same layout"),
+            "mask_values": Field(dict, None, nullable=True, help="mask value -> class index, e.g. {255: 1, 0: 0}"),
+        },
+        "coco": {
+            "train_json": Field(str, None, nullable=True, required=True, path=True, help="COCO annotation file"),
+            "train_images": Field(str, None, nullable=True, required=True, path=True, help="image folder"),
+            "val_json": Field(str, None, nullable=True, required=True, path=True, help="COCO annotation file"),
+            "val_images": Field(str, None, nullable=True, required=True, path=True, help="image folder"),
+        },
+    },
+    "augment": {
+        "train": Field(list, [], help="albumentations steps [{Name: {args}}] on every training source"),
+        "val": Field(list, [], help="albumentations steps for validation"),
+        "mix": Field(list, [], help="mixers from augment.MIXERS, e.g. [{CutMix: {p: 0.5}}]"),
+        "post": Field(list, [], help="albumentations steps after mixing"),
+    },
+    "model": {
+        "arch": Field(str, "Unet", help="smp architecture (Unet, FPN, DeepLabV3Plus, ...)"),
+        "encoder": Field(str, "resnet18", help="smp encoder (resnet18, resnet34, efficientnet-b0, ...)"),
+        "encoder_weights": Field(str, None, nullable=True, help="smp pretrained weights name; null = random init, no download"),
+        "weights": Field(str, None, nullable=True, path=True, help="local state dict or segdet checkpoint to start from"),
+        "mean": Field(list, [0.485, 0.456, 0.406], help="per-channel mean subtracted inside the model (input in [0, 1])"),
+        "std": Field(list, [0.229, 0.224, 0.225], help="per-channel std divided inside the model"),
+    },
+    "loss": Field(dict, {"ce": 1.0, "dice": 1.0}, help="losses.ComboLoss spec: name -> weight or {weight, options}"),
+    "optim": {
+        "name": Field(str, "adamw", choices=("adamw", "sgd"), help="optimizer"),
+        "lr": Field(float, 0.001, minimum=0.0, help="peak learning rate"),
+        "weight_decay": Field(float, 0.0001, minimum=0.0, help="decoupled (adamw) / L2 (sgd) decay; not on biases and norms"),
+        "momentum": Field(float, 0.9, minimum=0.0, help="SGD momentum (adamw: beta1)"),
+    },
+    "schedule": {
+        "name": Field(str, "cosine", choices=("cosine", "poly", "onecycle", "constant"), help="LR schedule, stepped per iteration"),
+        "warmup_epochs": Field(float, 0.0, minimum=0.0, help="linear warmup length (fractions allowed)"),
+        "min_lr_ratio": Field(float, 0.01, minimum=0.0, help="final LR as a fraction of optim.lr (cosine, poly)"),
+        "power": Field(float, 0.9, minimum=0.0, help="exponent of the poly schedule"),
+    },
+    "train": {
+        "epochs": Field(int, 10, minimum=1, help="training epochs"),
+        "device": Field(str, "auto", help="auto | cpu | cuda | cuda:N"),
+        "amp": Field(str, "auto", choices=("auto", "none", "fp16", "bf16"),
+                     help="mixed precision on CUDA; auto = bf16 if supported else fp16; CPU: none"),
+        "channels_last": Field(bool, False, help="NHWC memory format (faster convolutions on recent GPUs)"),
+        "accumulate": Field(int, 1, minimum=1, help="batches per optimizer step"),
+        "clip_grad_norm": Field(float, None, nullable=True, minimum=0.0, help="max gradient norm; null = no clipping"),
+        "ema": Field(float, None, nullable=True, minimum=0.0, maximum=1.0, help="EMA decay of the weights (e.g. 0.999); null = off"),
+        "metric": Field(str, "miou", help="validation metric that picks best.pt (higher is better)"),
+        "patience": Field(int, None, nullable=True, minimum=1, help="stop after this many epochs without improvement"),
+        "progress": Field(bool, True, help="tqdm progress bars"),
+    },
+}

@@ -1,0 +1,149 @@
+"""Segmentation models: any segmentation-models-pytorch architecture and encoder by name.
+
+The network is wrapped in :class:`SegmentationModel`, which takes images in ``[0, 1]``, normalises
+them with the configured mean/std and pads them to the output stride, so training, evaluation and
+prediction feed the model the same way.
+
+Example:
+    >>> model = build_segmentation_model({"arch": "Unet", "encoder": "resnet18",
+    ...                                   "encoder_weights": None, "weights": None}, num_classes=4)
+    >>> model(torch.rand(2, 3, 96, 128)).shape
+    torch.Size([2, 4, 96, 128])
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["SegmentationModel", "build_segmentation_model", "load_weights", "IMAGENET_MEAN", "IMAGENET_STD"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class SegmentationModel(nn.Module):
+    """An smp network behind input normalisation and stride padding.
+
+    Args:
+        net: a module mapping (B, C, H, W) normalised images with H, W multiples of ``stride`` to
+            (B, K, H, W) logits.
+        mean: per-channel mean, images in ``[0, 1]``.
+        std: per-channel standard deviation.
+        stride: the network's output stride; inputs are zero-padded (bottom/right) to a multiple
+            of it and the logits cropped back.
+
+    Shapes:
+        input (B, C, H, W) float in ``[0, 1]`` -> logits (B, K, H, W).
+    """
+
+    def __init__(self, net: nn.Module, mean: Sequence[float] = IMAGENET_MEAN,
+                 std: Sequence[float] = IMAGENET_STD, stride: int = 32) -> None:
+        super().__init__()
+        if len(mean) != len(std):
+            raise ValueError(f"model.mean has {len(mean)} values but model.std has {len(std)}")
+        if any(s <= 0 for s in std):
+            raise ValueError(f"model.std must be positive, got {list(std)}")
+        self.net = net
+        self.stride = stride
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % self.stride, (-w) % self.stride
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph))
+        x = (x - self.mean) / self.std
+        out = self.net(x)
+        if ph or pw:
+            out = out[..., :h, :w]
+        return out
+
+
+def build_segmentation_model(model_cfg: Mapping[str, Any], num_classes: int, in_channels: int = 3) -> SegmentationModel:
+    """Create ``model_cfg["arch"]`` with ``model_cfg["encoder"]`` and ``num_classes`` outputs.
+
+    Args:
+        model_cfg: the ``model`` section of the config (``arch``, ``encoder``, ``encoder_weights``,
+            ``weights``, optional ``mean``/``std``).
+        num_classes: output channels (classes, background included).
+        in_channels: image channels.
+
+    Raises:
+        ValueError: unknown architecture or encoder (with the closest names), or unusable weights.
+    """
+    import segmentation_models_pytorch as smp
+    from segmentation_models_pytorch.encoders import get_encoder_names
+
+    if num_classes < 1:
+        raise ValueError(f"a segmentation model needs at least one class, got num_classes={num_classes}")
+    arch, encoder = model_cfg["arch"], model_cfg["encoder"]
+    archs = {a.__name__: a for a in smp.MODEL_ARCHITECTURES_MAPPING.values()}
+    by_lower = {name.lower(): name for name in archs}
+    if arch.lower() not in by_lower:
+        raise ValueError(f"model.arch {arch!r} is not an smp architecture{_did_you_mean(arch, list(archs))}; "
+                         f"available: {', '.join(archs)}")
+    encoders = get_encoder_names()
+    if encoder not in encoders:
+        raise ValueError(f"model.encoder {encoder!r} is not an smp encoder{_did_you_mean(encoder, encoders)}")
+    try:
+        net = smp.create_model(by_lower[arch.lower()], encoder_name=encoder,
+                               encoder_weights=model_cfg.get("encoder_weights"),
+                               in_channels=in_channels, classes=num_classes)
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"cannot build model.arch={arch} with model.encoder={encoder}: {exc}") from exc
+    model = SegmentationModel(net, model_cfg.get("mean", IMAGENET_MEAN), model_cfg.get("std", IMAGENET_STD))
+    if model_cfg.get("weights"):
+        load_weights(model, model_cfg["weights"])
+    return model
+
+
+def load_weights(model: nn.Module, path: str | Path) -> None:
+    """Load a local weights file into ``model`` (strict).
+
+    Accepts a segdet checkpoint (its EMA weights when present, else ``model``), a plain state dict
+    of the wrapped model, or a state dict of the bare smp network.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file holds no state dict, or its tensors do not fit the model (the message
+            lists missing/unexpected keys or the first shape mismatch).
+    """
+    from .checkpoint import inference_state_dict, load_checkpoint
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model.weights: {path} does not exist; give a local .pt file or null")
+    obj = load_checkpoint(path)
+    state = inference_state_dict(obj) if ("model" in obj or "ema" in obj) else obj
+    if "state_dict" in state and isinstance(state["state_dict"], Mapping):
+        state = state["state_dict"]
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"model.weights: {path} is not a state dict or a segdet checkpoint")
+    own = model.state_dict()
+    if not any(k in own for k in state) and all(f"net.{k}" in own for k in state):
+        state = {f"net.{k}": v for k, v in state.items()}
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise ValueError(f"model.weights: {path} does not fit this model (model.arch/encoder/classes differ?): "
+                         f"{len(missing)} missing keys {missing[:3]}, {len(unexpected)} unexpected keys {unexpected[:3]}")
+    for k, v in state.items():
+        if own[k].shape != v.shape:
+            raise ValueError(f"model.weights: {path}: {k} has shape {tuple(v.shape)} but the model expects "
+                             f"{tuple(own[k].shape)} (a different number of classes?)")
+    model.load_state_dict(state)
+
+
+def _did_you_mean(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=3, cutoff=0.5)
+    if not close:
+        close = difflib.get_close_matches(name.lower(), [o.lower() for o in options], n=3, cutoff=0.5)
+    return f"; did you mean {' or '.join(close)}?" if close else ""
