@@ -5,16 +5,29 @@ Every mixer is a class with ``p``, ``num_sources`` and ``__call__(samples, rng) 
 """
 
 from .cutmix import CutMix, cutmix
+from .mixup import MixUp, mixup
+from .copypaste import CopyPaste, copy_paste
+from .regions import fmix_region, rect_region
+from .dataset import MixDataset
 from .box_formats import coco_to_pascal_voc, pascal_voc_to_coco, pascal_voc_to_yolo, yolo_to_pascal_voc
 
 MIXERS = {
     "CutMix": CutMix,
+    "MixUp": MixUp,
+    "CopyPaste": CopyPaste,
 }
 
 __all__ = [
     "MIXERS",
     "CutMix",
     "cutmix",
+    "MixUp",
+    "mixup",
+    "CopyPaste",
+    "copy_paste",
+    "MixDataset",
+    "rect_region",
+    "fmix_region",
     "coco_to_pascal_voc",
     "pascal_voc_to_coco",
     "pascal_voc_to_yolo",

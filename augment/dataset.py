@@ -1,0 +1,128 @@
+"""MixDataset: a dataset wrapper that runs a pipeline on every source and then the mixers."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+__all__ = ["MixDataset"]
+
+
+def _is_albumentations(transform: Any) -> bool:
+    """True for albumentations transforms and composes, which are called as ``t(**sample)``."""
+    return any(c.__module__.split(".")[0] == "albumentations" for c in type(transform).__mro__)
+
+
+def _normalise(sample: dict) -> dict:
+    """Box arrays back to the contract after a pipeline (albumentations may return lists)."""
+    out = dict(sample)
+    if "bboxes" in out:
+        out["bboxes"] = np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)
+    if "labels" in out:
+        out["labels"] = np.asarray(out["labels"]).reshape(-1).astype(np.int64)
+    if "masks" in out and not isinstance(out["masks"], np.ndarray):
+        masks = list(out["masks"])
+        h, w = out["image"].shape[:2]
+        out["masks"] = np.stack(masks) if masks else np.zeros((0, h, w), dtype=np.uint8)
+    return out
+
+
+def apply_transform(transform: Callable | None, sample: dict, rng: np.random.Generator) -> dict:
+    """Runs ``transform`` on ``sample`` with randomness drawn from ``rng``.
+
+    An albumentations transform/Compose is seeded from ``rng`` (its numpy and Python generators
+    are replaced) and called as ``transform(**sample)``; any other callable is called as
+    ``transform(sample)``. ``None`` returns the sample unchanged.
+    """
+    if transform is None:
+        return sample
+    if _is_albumentations(transform):
+        seeds = rng.integers(0, 2 ** 63, size=2)
+        if hasattr(transform, "set_random_state"):
+            transform.set_random_state(np.random.default_rng(int(seeds[0])), random.Random(int(seeds[1])))
+        out = transform(**sample)
+    else:
+        out = transform(sample)
+    if not isinstance(out, dict):
+        raise TypeError(f"transform {transform!r} returned {type(out).__name__}; it must return the "
+                        "sample dict")
+    return _normalise(out)
+
+
+class MixDataset:
+    """Wraps an indexable dataset of sample dicts with a pipeline and a chain of mixers.
+
+    For item ``i``: a generator is derived from ``(seed, epoch, i)``; sample ``i`` is read and
+    ``pre`` runs on it; then for each mixer in order a uniform draw decides whether it fires
+    (probability ``mixer.p``), and if so ``mixer.num_sources - 1`` partners are drawn uniformly
+    from the same dataset, each run through ``pre``, and the mixer is applied to
+    ``[current, *partners]``; finally ``post`` runs. The result depends only on
+    ``(seed, epoch, i)``, never on the worker that computes it; call :meth:`set_epoch` each
+    epoch so epochs differ.
+
+    Args:
+        dataset: anything with ``len()`` and ``__getitem__`` returning sample dicts.
+        mixers: mixers (objects with ``p``, ``num_sources`` and ``__call__(samples, rng)``).
+        pre: transform run on every source before mixing (``A.Compose`` or callable).
+        post: transform run on the mixed sample.
+        seed: base seed.
+
+    Example:
+        >>> from augment import CutMix
+        >>> data = [{"image": np.full((8, 12, 3), v, np.uint8)} for v in range(4)]
+        >>> ds = MixDataset(data, [CutMix(p=1.0)], seed=1)
+        >>> ds[0]["image"].shape, len(ds)
+        ((8, 12, 3), 4)
+    """
+
+    def __init__(self, dataset: Any, mixers: Sequence[Any] = (), pre: Callable | None = None,
+                 post: Callable | None = None, seed: int = 0):
+        if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+            raise TypeError(f"MixDataset needs an indexable dataset (len + getitem), got "
+                            f"{type(dataset).__name__}")
+        mixers = list(mixers)
+        for k, m in enumerate(mixers):
+            if not callable(m) or not hasattr(m, "p") or not hasattr(m, "num_sources"):
+                raise TypeError(f"mixers[{k}] = {m!r} is not a mixer: it needs attributes p and "
+                                "num_sources and __call__(samples, rng)")
+            if int(m.num_sources) < 1:
+                raise ValueError(f"mixers[{k}] has num_sources={m.num_sources}; it must be >= 1")
+        for name, t in (("pre", pre), ("post", post)):
+            if t is not None and not callable(t):
+                raise TypeError(f"MixDataset {name} must be callable or None, got {type(t).__name__}")
+        self.dataset = dataset
+        self.mixers = mixers
+        self.pre = pre
+        self.post = post
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Selects the epoch, so the same index gives a different mix in each epoch."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def _source(self, index: int, rng: np.random.Generator) -> dict:
+        sample = self.dataset[index]
+        if not isinstance(sample, dict):
+            raise TypeError(f"dataset[{index}] is a {type(sample).__name__}; MixDataset needs sample "
+                            "dicts with an 'image' key")
+        return apply_transform(self.pre, sample, rng)
+
+    def __getitem__(self, index: int) -> dict:
+        n = len(self.dataset)
+        if not -n <= int(index) < n:
+            raise IndexError(f"index {index} out of range for a dataset of {n} samples")
+        index = int(index) % n
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        sample = self._source(index, rng)
+        for mixer in self.mixers:
+            if rng.random() >= mixer.p:
+                continue
+            partners = [self._source(int(rng.integers(n)), rng) for _ in range(int(mixer.num_sources) - 1)]
+            sample = mixer([sample, *partners], rng)
+        return apply_transform(self.post, sample, rng)
