@@ -1,0 +1,171 @@
+"""torchvision detectors by name, built without downloading weights.
+
+Every detector is wrapped in :class:`Detector`, which owns the mapping between segdet's 0-based
+class indices and the model's own label space: Faster/Mask R-CNN and SSD reserve label 0 for
+background (data class ``k`` is model label ``k + 1``), RetinaNet and FCOS score each class with
+its own sigmoid and use the 0-based index as is. Outside the wrapper labels are always 0-based.
+
+Images go in as a list of (C, H, W) float tensors in [0, 1]; the torchvision transform inside the
+model normalises them (ImageNet mean/std), resizes to ``min_size``/``max_size`` and maps the
+predicted boxes back to each input's own resolution, so train, eval and predict share it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["DETECTORS", "Detector", "build_detector"]
+
+
+@dataclass(frozen=True)
+class _Spec:
+    builder: str
+    label_offset: int  # 1 where label 0 is background
+    resizable: bool  # accepts min_size / max_size
+    score_key: str  # keyword of the score threshold
+    dets_key: str  # keyword of the detections-per-image cap
+    masks: bool = False
+
+
+_RCNN = dict(label_offset=1, resizable=True, score_key="box_score_thresh", dets_key="box_detections_per_img")
+_DENSE = dict(label_offset=0, resizable=True, score_key="score_thresh", dets_key="detections_per_img")
+_SSD = dict(label_offset=1, resizable=False, score_key="score_thresh", dets_key="detections_per_img")
+
+_SPECS: dict[str, _Spec] = {
+    "fasterrcnn_resnet50_fpn": _Spec("fasterrcnn_resnet50_fpn", **_RCNN),
+    "fasterrcnn_resnet50_fpn_v2": _Spec("fasterrcnn_resnet50_fpn_v2", **_RCNN),
+    "fasterrcnn_mobilenet_v3_large_fpn": _Spec("fasterrcnn_mobilenet_v3_large_fpn", **_RCNN),
+    "fasterrcnn_mobilenet_v3_large_320_fpn": _Spec("fasterrcnn_mobilenet_v3_large_320_fpn", **_RCNN),
+    "maskrcnn_resnet50_fpn": _Spec("maskrcnn_resnet50_fpn", masks=True, **_RCNN),
+    "maskrcnn_resnet50_fpn_v2": _Spec("maskrcnn_resnet50_fpn_v2", masks=True, **_RCNN),
+    "retinanet_resnet50_fpn": _Spec("retinanet_resnet50_fpn", **_DENSE),
+    "retinanet_resnet50_fpn_v2": _Spec("retinanet_resnet50_fpn_v2", **_DENSE),
+    "fcos_resnet50_fpn": _Spec("fcos_resnet50_fpn", **_DENSE),
+    "ssdlite320_mobilenet_v3_large": _Spec("ssdlite320_mobilenet_v3_large", **_SSD),
+    "ssd300_vgg16": _Spec("ssd300_vgg16", **_SSD),
+}
+
+#: names accepted by :func:`build_detector`
+DETECTORS: tuple[str, ...] = tuple(_SPECS)
+
+
+class Detector(nn.Module):
+    """A torchvision detector speaking segdet's 0-based labels.
+
+    Args:
+        model: the torchvision detection model.
+        num_classes: number of data classes (no background).
+        label_offset: added to data labels before the model sees them (1 where label 0 is
+            background), subtracted from its predictions.
+        needs_masks: the model trains on instance masks (Mask R-CNN).
+
+    Forward:
+        ``images``: list of B (C, H_i, W_i) float tensors in [0, 1]. ``targets`` (training only):
+        list of B dicts with ``boxes`` (N, 4) float xyxy pixels, ``labels`` (N,) int64 0-based,
+        ``masks`` (N, H_i, W_i) uint8 for Mask R-CNN. Training returns the dict of losses;
+        eval returns B dicts with ``boxes`` (M, 4), ``scores`` (M,), ``labels`` (M,) 0-based and
+        ``masks`` (M, 1, H_i, W_i) probabilities for Mask R-CNN, at each input's resolution.
+
+    Example:
+        >>> det = build_detector("fasterrcnn_mobilenet_v3_large_fpn", 3, min_size=64, max_size=96)
+        >>> _ = det.eval()
+        >>> out = det([torch.rand(3, 48, 64)])
+        >>> sorted(out[0])
+        ['boxes', 'labels', 'scores']
+    """
+
+    def __init__(self, model: nn.Module, num_classes: int, label_offset: int, needs_masks: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        self.num_classes = num_classes
+        self.label_offset = label_offset
+        self.needs_masks = needs_masks
+
+    def forward(self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]] | None = None) -> Any:
+        if self.training:
+            if targets is None:
+                raise ValueError("a detector in training mode needs targets; call model.eval() to predict")
+            shifted = []
+            for t in targets:
+                s = {"boxes": t["boxes"].float().reshape(-1, 4), "labels": t["labels"].long() + self.label_offset}
+                if self.needs_masks:
+                    if "masks" not in t:
+                        raise ValueError("Mask R-CNN trains on instance masks but the batch has no 'masks'; "
+                                         "use a dataset with instance masks or a box-only detector")
+                    s["masks"] = t["masks"]
+                shifted.append(s)
+            return self.model(images, shifted)
+        outputs = self.model(images)
+        for out in outputs:
+            out["labels"] = out["labels"] - self.label_offset
+        return outputs
+
+
+def build_detector(
+    name: str,
+    num_classes: int,
+    *,
+    min_size: int | None = None,
+    max_size: int | None = None,
+    score_thresh: float | None = 0.05,
+    detections_per_img: int = 100,
+    **kwargs: Any,
+) -> Detector:
+    """Build a torchvision detector with random weights (``weights=None, weights_backbone=None``).
+
+    Args:
+        name: one of :data:`DETECTORS`.
+        num_classes: number of data classes, background excluded; the background label is added
+            where the model needs one.
+        min_size: shorter side the model resizes inputs to (not for the fixed-size SSD models).
+        max_size: cap on the longer side after resizing.
+        score_thresh: detections below this score are discarded at inference (0.05 keeps enough
+            low-score detections for COCO mAP); None keeps torchvision's default.
+        detections_per_img: cap on the detections per image (100, as COCO's maxDets).
+        **kwargs: passed on to the torchvision builder.
+
+    Returns:
+        A :class:`Detector`.
+
+    Raises:
+        ValueError: unknown name (with the closest names), ``num_classes`` < 1, or a size given
+            to a fixed-size model.
+
+    Example:
+        >>> det = build_detector("retinanet_resnet50_fpn", 2, min_size=64, max_size=64)
+        >>> det.label_offset
+        0
+    """
+    if name not in _SPECS:
+        close = difflib.get_close_matches(name, DETECTORS, n=3, cutoff=0.4)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(f"unknown detector model.arch={name!r}.{hint} Choose one of: {', '.join(DETECTORS)}")
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int (classes in the data), got {num_classes!r}")
+    spec = _SPECS[name]
+    import torchvision.models.detection as tvd
+
+    args: dict[str, Any] = dict(weights=None, weights_backbone=None, num_classes=num_classes + spec.label_offset)
+    if spec.resizable:
+        if min_size is not None:
+            args["min_size"] = int(min_size)
+        if max_size is not None:
+            args["max_size"] = int(max_size)
+    elif min_size is not None or max_size is not None:
+        raise ValueError(f"{name} works at a fixed input size; set model.min_size and model.max_size to null")
+    if score_thresh is not None:
+        args[spec.score_key] = float(score_thresh)
+    args[spec.dets_key] = int(detections_per_img)
+    args.update(kwargs)
+    model = getattr(tvd, spec.builder)(**args)
+    return Detector(model, num_classes, spec.label_offset, needs_masks=spec.masks)
+
+
+def needs_masks(name: str) -> bool:
+    """True when the detector ``name`` trains on instance masks (Mask R-CNN)."""
+    return name in _SPECS and _SPECS[name].masks
