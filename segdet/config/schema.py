@@ -133,3 +133,31 @@ SCHEMA: dict[str, Any] = {
         "progress": Field(bool, True, help="tqdm progress bars"),
     },
 }
+
+# --- detection (task: detection): dataset kinds, mixing schedule, detector options -----------
+SCHEMA["data"]["kind"].choices += ("voc", "yolo")
+SCHEMA["data"]["kind"].help = "dataset kind (voc and yolo: detection only)"
+SCHEMA["data"]["voc"] = {
+    "train": Field(str, None, nullable=True, required=True, path=True,
+                   help="Pascal VOC folder with Annotations/*.xml and JPEGImages/"),
+    "val": Field(str, None, nullable=True, required=True, path=True, help="validation VOC folder (may equal train)"),
+    "train_split": Field(str, None, nullable=True, help="ImageSets/Main/<name>.txt listing the training ids; null = every xml"),
+    "val_split": Field(str, None, nullable=True, help="ImageSets/Main/<name>.txt listing the validation ids"),
+    "keep_difficult": Field(bool, False, help="keep objects marked difficult (dropped by default)"),
+}
+SCHEMA["data"]["yolo"] = {
+    "train": Field(str, None, nullable=True, required=True, path=True,
+                   help="YOLO folder with images/ and labels/*.txt (class cx cy w h, normalised)"),
+    "val": Field(str, None, nullable=True, required=True, path=True, help="validation YOLO folder"),
+}
+KIND_SECTIONS += ["voc", "yolo"]
+SCHEMA["augment"]["mix_off_last_epochs"] = Field(int, 0, minimum=0,
+                                                 help="switch mixing off for the last N epochs (detection)")
+SCHEMA["model"]["min_size"] = Field(int, None, nullable=True, minimum=8,
+                                    help="detector input: shorter side resized to this; null = torchvision default")
+SCHEMA["model"]["max_size"] = Field(int, None, nullable=True, minimum=8, help="detector input: longer side cap")
+SCHEMA["model"]["score_thresh"] = Field(float, 0.05, minimum=0.0, maximum=1.0,
+                                        help="detector: drop detections below this score at inference")
+SCHEMA["model"]["detections_per_img"] = Field(int, 100, minimum=1, help="detector: detections kept per image")
+SCHEMA["train"]["eval_backend"] = Field(str, "pycocotools", choices=("pycocotools", "faster-coco-eval"),
+                                        help="detection: COCO evaluation backend (identical numbers)")
