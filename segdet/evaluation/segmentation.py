@@ -1,0 +1,172 @@
+"""Semantic segmentation evaluator: one confusion matrix for the whole dataset, kept on the device.
+
+How it averages (also written in every report): all valid pixels of the dataset are counted in
+one (C, C) confusion matrix (rows = ground truth, columns = prediction; pixels whose target is
+``ignore_index`` are excluded, and so is the padding added by the collate function, which holds
+``ignore_index``). From it, per class c::
+
+    IoU_c  = TP_c / (TP_c + FP_c + FN_c)
+    Dice_c = 2 TP_c / (2 TP_c + FP_c + FN_c)
+
+A class absent from both the ground truth and the predictions (TP + FP + FN = 0) has no score:
+it is reported as n/a (NaN in :meth:`SegmentationEvaluator.compute`) and left out of ``miou`` and
+``mdice``, the unweighted means over the classes that do have a score. (torchmetrics scores such
+a class 0 and smp scores it 1; both move the mean for a class that was never seen.) This is
+dataset-level ("micro over images, per class") averaging: it is not the mean of per-image
+scores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from segdet.evaluation._confusion import confusion_matrix, labels_from_logits, scores_from_confusion
+from segdet.evaluation._report import write_report
+from segdet.tasks.base import Evaluator
+
+
+class SegmentationEvaluator(Evaluator):
+    """Accumulates a dataset-level confusion matrix on the device and scores it.
+
+    Per-epoch validation and ``segdet eval`` both drive this class (``reset``, ``update`` per
+    batch, ``sync``, ``compute``/``report``), so their numbers agree.
+
+    Args:
+        num_classes: number of classes ``C``.
+        ignore_index: target value that is not scored (may be outside ``[0, C)``, e.g. 255).
+        classes: ``C`` class names (index order); ``None`` names them ``class_0`` ...
+        device: where the confusion matrix lives; the batches given to :meth:`update` must be on
+            the same device.
+
+    Example:
+        >>> ev = SegmentationEvaluator(3, 255, ["bg", "disc", "square"], "cpu")
+        >>> ev.reset()
+        >>> for batch in loader:  # batch["image"] (B, 3, H, W), batch["mask"] (B, H, W)
+        ...     ev.update(model, batch)
+        >>> ev.sync()
+        >>> ev.compute()["miou"]
+        0.87
+        >>> print(ev.report(Path("runs/x/eval")))
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        ignore_index: int = 255,
+        classes: Sequence[str] | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+            raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
+        if classes is None:
+            classes = [f"class_{i}" for i in range(num_classes)]
+        classes = [str(name) for name in classes]
+        if len(classes) != num_classes:
+            raise ValueError(
+                f"{len(classes)} class names {classes} for num_classes={num_classes}; give one name per class"
+            )
+        if len(set(classes)) != len(classes):
+            raise ValueError(f"class names must be unique, got {classes}")
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.classes = classes
+        self.device = torch.device(device)
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero the confusion matrix."""
+        self._cm = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64, device=self.device)
+        self._invalid = torch.zeros((), dtype=torch.int64, device=self.device)
+        self._reduced: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def update(self, model: nn.Module, batch: dict[str, Any]) -> None:
+        """Forward ``batch["image"]`` and add the batch to the confusion matrix.
+
+        Args:
+            model: returns (B, C, H, W) logits (any float dtype) for (B, 3, H, W) images in
+                [0, 1]; a one-channel binary model is accepted when ``C == 2``.
+            batch: ``image`` (B, 3, H, W) float on the device; ``mask`` (B, H, W) integer with
+                ``ignore_index`` where unlabeled, or soft (B, C, H, W) float probabilities.
+
+        Nothing is copied to the host: the counts stay on the device until :meth:`compute`.
+        """
+        for key in ("image", "mask"):
+            if key not in batch:
+                raise KeyError(f"segmentation batch has no {key!r} key (keys: {sorted(batch)})")
+        with torch.no_grad():
+            logits = model(batch["image"])
+        self.update_from_logits(logits, batch["mask"])
+
+    def update_from_logits(self, logits: torch.Tensor, target: torch.Tensor) -> None:
+        """Add a batch given the model output instead of the model.
+
+        Args:
+            logits: (B, C, H, W) scores (or (B, 1, H, W) for a binary model with ``C == 2``).
+            target: (B, H, W) integer classes or (B, C, H, W) soft probabilities.
+        """
+        pred = labels_from_logits(logits, self.num_classes)
+        cm, invalid = confusion_matrix(pred, target, self.num_classes, self.ignore_index)
+        self._cm += cm
+        self._invalid += invalid
+        self._reduced = None
+
+    def sync(self) -> None:
+        """Sum the confusion matrix over ranks when ``torch.distributed`` is initialised.
+
+        Idempotent: the local counts are kept, so calling it twice does not double them.
+        """
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return
+        cm, invalid = self._cm.clone(), self._invalid.clone()
+        torch.distributed.all_reduce(cm, op=torch.distributed.ReduceOp.SUM)
+        torch.distributed.all_reduce(invalid, op=torch.distributed.ReduceOp.SUM)
+        self._reduced = (cm, invalid)
+
+    def confusion(self) -> torch.Tensor:
+        """The (C, C) int64 counts (rows = ground truth, columns = prediction), after :meth:`sync`
+        when it ran since the last update."""
+        return self._counts()[0]
+
+    def _counts(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._reduced if self._reduced is not None else (self._cm, self._invalid)
+
+    def _scores(self) -> tuple[Any, dict[str, Any]]:
+        cm, invalid = self._counts()
+        cm = cm.cpu().numpy()
+        n_invalid = int(invalid)
+        if n_invalid:
+            raise ValueError(
+                f"{n_invalid} target pixels hold a value that is neither a class in "
+                f"[0, {self.num_classes}) nor ignore_index={self.ignore_index}; fix the masks or "
+                "the data's mask_values / ignore_index settings"
+            )
+        return cm, scores_from_confusion(cm)
+
+    def compute(self) -> dict[str, float]:
+        """Flat dict: ``miou``, ``mdice``, ``pixel_acc``, ``iou/<name>``, ``dice/<name>``.
+
+        Classes absent from both ground truth and prediction are NaN and excluded from the means;
+        with no valid pixel at all every value is NaN.
+
+        Raises:
+            ValueError: some target pixels were neither a class nor ``ignore_index``.
+        """
+        _, scores = self._scores()
+        out = {"miou": scores["miou"], "mdice": scores["mdice"], "pixel_acc": scores["pixel_acc"]}
+        for i, name in enumerate(self.classes):
+            out[f"iou/{name}"] = float(scores["iou"][i])
+        for i, name in enumerate(self.classes):
+            out[f"dice/{name}"] = float(scores["dice"][i])
+        return out
+
+    def report(self, out_dir: Path) -> str:
+        """Write ``metrics.json`` and ``confusion_matrix.png`` under ``out_dir`` (atomically) and
+        return the printable per-class table with the means and how they average."""
+        cm, scores = self._scores()
+        return write_report(Path(out_dir), self.classes, scores, cm, self.ignore_index)
