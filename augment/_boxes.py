@@ -216,8 +216,8 @@ def cut_instances(boxes: np.ndarray, masks: np.ndarray | None, keep_map: np.ndar
     if masks is None:
         return keep_by_visibility(visible, original, min_visibility, min_area), new_boxes, None
     new_masks = masks * keep_map[None].astype(masks.dtype)
-    before = (masks != 0).reshape(len(masks), -1).sum(1).astype(np.float64)
-    after = (new_masks != 0).reshape(len(masks), -1).sum(1).astype(np.float64)
+    before = (masks != 0).sum(axis=(1, 2)).astype(np.float64)
+    after = (new_masks != 0).sum(axis=(1, 2)).astype(np.float64)
     by_mask = before > 0
     visible = np.where(by_mask, after, visible)
     original = np.where(by_mask, before, original)

@@ -47,7 +47,7 @@ def paste(primary: dict, partner: dict, region: np.ndarray, *, min_visibility: f
     dtype = mix_dtype(primary["image"], partner["image"])
     sel = region if primary["image"].ndim == 2 else region[..., None]
     out["image"] = np.where(sel, partner["image"], primary["image"]).astype(dtype, copy=False)
-    lam = 1.0 - float(np.count_nonzero(region)) / float(h * w)
+    lam = float(h * w - np.count_nonzero(region)) / float(h * w)
     if "mask" in primary:
         out["mask"] = mix_masks(primary["mask"], partner["mask"], region, num_classes, ignore_index, name)
     if "bboxes" in primary:

@@ -105,7 +105,7 @@ class CopyPaste:
             instances = np.zeros(0, dtype=bool)  # copy_paste reports the problem
         else:
             instances = np.zeros(len(masks), dtype=bool)
-            available = np.flatnonzero((masks != 0).reshape(len(masks), -1).any(1))
+            available = np.flatnonzero((masks != 0).any(axis=(1, 2)))
             if len(available):
                 cap = len(available) if self.max_instances is None else min(len(available), self.max_instances)
                 k = int(rng.integers(1, cap + 1))
