@@ -1,0 +1,120 @@
+"""Semantic segmentation inference on image files: class-index PNG masks and colour overlays."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from segdet.evaluation._confusion import labels_from_logits
+from segdet.inference._files import read_image_rgb, write_png
+from segdet.inference._palette import overlay_mask
+
+
+def pad_to_stride(image: torch.Tensor, stride: int) -> torch.Tensor:
+    """Zero-pad (B, C, H, W) at the bottom and right to multiples of ``stride``.
+
+    The same placement and value (0) as the segmentation collate function, so a picture gets
+    the same input whether it is predicted on its own or evaluated in a batch.
+    """
+    height, width = image.shape[-2:]
+    pad_h = (-height) % stride
+    pad_w = (-width) % stride
+    if pad_h == 0 and pad_w == 0:
+        return image
+    return F.pad(image, (0, pad_w, 0, pad_h), mode="constant", value=0.0)
+
+
+def _output_names(image_paths: Sequence[Path]) -> list[tuple[str, str]]:
+    """``(<stem>.png, <stem>_overlay.png)`` per image; two inputs may not write the same file."""
+    names = [(f"{p.stem}.png", f"{p.stem}_overlay.png") for p in image_paths]
+    owner: dict[str, Path] = {}
+    for path, pair in zip(image_paths, names):
+        for name in pair:
+            if name in owner:
+                raise ValueError(
+                    f"{owner[name]} and {path} would both write {name}; rename one of them or "
+                    "predict them into separate output folders"
+                )
+            owner[name] = path
+    return names
+
+
+def predict_segmentation(
+    model: nn.Module,
+    image_paths: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    classes: Sequence[str],
+    device: torch.device | str,
+    *,
+    stride: int = 32,
+    alpha: float = 0.5,
+    autocast_dtype: torch.dtype | None = None,
+) -> list[Path]:
+    """Predict every image and write ``<stem>.png`` masks and ``<stem>_overlay.png`` overlays.
+
+    Each image is read as RGB, scaled to [0, 1] (the model wrapper normalises), zero-padded at
+    the bottom/right to a multiple of ``stride``, run through the model in eval mode, and the
+    output is cropped back to the image's own size (nothing is resized). The mask PNG holds the
+    class index per pixel (uint8, or uint16 with more than 256 classes); the overlay blends the
+    :func:`~segdet.inference.class_palette` colours over the image. Files are written atomically.
+
+    Args:
+        model: maps (1, 3, H, W) float images in [0, 1] to (1, C, H, W) logits.
+        image_paths: image files (see :func:`~segdet.inference.collect_image_paths`).
+        out_dir: output folder (created).
+        classes: the ``C`` class names, in index order.
+        device: where to run the model (it must already be there).
+        stride: the network's output stride; inputs are padded to a multiple of it.
+        alpha: weight of the class colours in the overlay.
+        autocast_dtype: run under ``torch.autocast`` with this dtype (e.g. ``torch.bfloat16``);
+            ``None`` runs in the model's own precision.
+
+    Returns:
+        The written mask paths, in input order.
+
+    Raises:
+        ValueError: an image cannot be read (the message names it), two inputs share a stem,
+            or the model output does not have one channel per class.
+
+    Example:
+        >>> paths = collect_image_paths("photos/")
+        >>> predict_segmentation(model, paths, "runs/x/predict", ["bg", "cell"], "cpu")
+    """
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise ValueError(f"stride must be a positive int, got {stride!r}")
+    num_classes = len(classes)
+    if num_classes < 1:
+        raise ValueError("classes is empty; give the class names in index order")
+    image_paths = [Path(p) for p in image_paths]
+    names = _output_names(image_paths)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device)
+    mask_dtype = np.uint8 if num_classes <= 256 else np.uint16
+
+    was_training = model.training
+    model.eval()
+    written = []
+    try:
+        for path, (mask_name, overlay_name) in zip(image_paths, names):
+            image = read_image_rgb(path)
+            height, width = image.shape[:2]
+            x = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).to(device=device, dtype=torch.float32)
+            x = pad_to_stride(x / 255.0, stride)
+            with torch.inference_mode(), torch.autocast(
+                device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
+            ):
+                logits = model(x)
+            labels = labels_from_logits(logits[..., :height, :width], num_classes)
+            mask = labels[0].to(torch.int32).cpu().numpy().astype(mask_dtype)
+            written.append(write_png(out_dir / mask_name, mask))
+            write_png(out_dir / overlay_name, overlay_mask(image, mask, num_classes, alpha))
+    finally:
+        model.train(was_training)
+    return written

@@ -1,0 +1,181 @@
+"""predict_segmentation on real PNG files, against running the model on a padded tensor by hand."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from segdet.inference import (
+    class_palette,
+    collect_image_paths,
+    overlay_mask,
+    pad_to_stride,
+    predict_segmentation,
+    read_image_rgb,
+)
+
+CLASSES = ["background", "disc", "square"]
+
+
+class TinySegModel(nn.Module):
+    """A conv net whose output depends on position (so a wrong crop or pad changes the result)."""
+
+    def __init__(self, num_classes: int, seed: int = 0) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, num_classes, 3, padding=1)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen))
+        self.forward_sizes: list[tuple[int, int]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.forward_sizes.append(tuple(x.shape[-2:]))
+        return self.conv2(torch.relu(self.conv1(x)))
+
+
+def write_images(folder, sizes, rng: np.random.Generator):
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, (h, w) in enumerate(sizes):
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        path = folder / f"img{i}.png"
+        cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        paths.append(path)
+    return paths
+
+
+def by_hand(model: nn.Module, image: np.ndarray) -> np.ndarray:
+    """Reference: pad the [0, 1] tensor with numpy, run the model, crop, argmax."""
+    h, w = image.shape[:2]
+    ph, pw = -(-h // 32) * 32, -(-w // 32) * 32
+    padded = np.zeros((ph, pw, 3), dtype=np.float32)
+    padded[:h, :w] = image / 255.0
+    x = torch.from_numpy(padded).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        logits = model(x)
+    return logits[0, :, :h, :w].argmax(0).numpy()
+
+
+def test_outputs_match_the_model_on_a_padded_tensor(tmp_path):
+    rng = np.random.default_rng(0)
+    sizes = [(37, 50), (32, 32), (20, 65)]
+    paths = write_images(tmp_path / "in", sizes, rng)
+    model = TinySegModel(len(CLASSES))
+    model.train()
+    written = predict_segmentation(model, collect_image_paths(tmp_path / "in"), tmp_path / "out", CLASSES, "cpu")
+
+    assert model.training, "the model's mode is restored"
+    assert model.forward_sizes == [(64, 64), (32, 32), (32, 96)]
+    assert written == [tmp_path / "out" / f"img{i}.png" for i in range(3)]
+    for path, (h, w) in zip(paths, sizes):
+        mask = cv2.imread(str(tmp_path / "out" / f"{path.stem}.png"), cv2.IMREAD_UNCHANGED)
+        assert mask.dtype == np.uint8 and mask.shape == (h, w)
+        assert mask.max() < len(CLASSES)
+        image = read_image_rgb(path)
+        np.testing.assert_array_equal(mask, by_hand(model, image))
+        overlay = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / f"{path.stem}_overlay.png")), cv2.COLOR_BGR2RGB)
+        np.testing.assert_array_equal(overlay, overlay_mask(image, mask, len(CLASSES)))
+    assert len(list((tmp_path / "out").iterdir())) == 6, "no temporary files left behind"
+
+
+def test_overlay_blends_palette_colours():
+    image = np.full((2, 2, 3), 200, dtype=np.uint8)
+    mask = np.array([[0, 1], [2, 1]])
+    out = overlay_mask(image, mask, 3, alpha=0.5)
+    palette = class_palette(3)
+    for (y, x), c in np.ndenumerate(mask):
+        np.testing.assert_array_equal(out[y, x], np.rint((200 + palette[c].astype(float)) / 2))
+
+
+def test_palette_is_fixed_and_distinct():
+    palette = class_palette(300)
+    assert palette[:4].tolist() == [[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0]]
+    assert len({tuple(c) for c in palette.tolist()}) == 300
+
+
+def test_more_than_256_classes_write_uint16(tmp_path):
+    paths = write_images(tmp_path / "in", [(5, 7)], np.random.default_rng(1))
+
+    class Constant(nn.Module):
+        def forward(self, x):
+            logits = torch.zeros(x.shape[0], 300, *x.shape[-2:])
+            logits[:, 299] = 1.0
+            return logits
+
+    classes = [f"c{i}" for i in range(300)]
+    predict_segmentation(Constant(), paths, tmp_path / "out", classes, "cpu")
+    mask = cv2.imread(str(tmp_path / "out" / "img0.png"), cv2.IMREAD_UNCHANGED)
+    assert mask.dtype == np.uint16 and mask.shape == (5, 7) and (mask == 299).all()
+
+
+def test_grey_and_rgba_inputs_are_read_as_rgb(tmp_path):
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    cv2.imwrite(str(tmp_path / "g.png"), grey)
+    rgba = np.zeros((3, 4, 4), dtype=np.uint8)
+    rgba[..., 2] = 255  # red in BGRA
+    rgba[..., 3] = 10
+    cv2.imwrite(str(tmp_path / "a.png"), rgba)
+    g = read_image_rgb(tmp_path / "g.png")
+    assert g.shape == (3, 4, 3) and (g == grey[..., None]).all()
+    a = read_image_rgb(tmp_path / "a.png")
+    assert a.shape == (3, 4, 3) and (a[..., 0] == 255).all() and (a[..., 1:] == 0).all()
+
+
+def test_unreadable_image_names_the_file(tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(ValueError, match="broken.png"):
+        predict_segmentation(TinySegModel(3), [bad], tmp_path / "out", CLASSES, "cpu")
+    with pytest.raises(ValueError, match="missing.png"):
+        read_image_rgb(tmp_path / "missing.png")
+
+
+def test_stem_collision_is_refused(tmp_path):
+    paths = write_images(tmp_path / "a", [(4, 4)], np.random.default_rng(2))
+    other = tmp_path / "b" / "img0.jpg"
+    other.parent.mkdir()
+    cv2.imwrite(str(other), np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match="both write img0.png"):
+        predict_segmentation(TinySegModel(3), [paths[0], other], tmp_path / "out", CLASSES, "cpu")
+
+
+def test_collect_image_paths(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name in ["b.PNG", "a.jpg", "c.txt", "d.tif"]:
+        (folder / name).write_bytes(b"x")
+    (folder / "sub").mkdir()
+    assert [p.name for p in collect_image_paths(folder)] == ["a.jpg", "b.PNG", "d.tif"]
+    assert collect_image_paths(folder / "a.jpg") == [folder / "a.jpg"]
+
+    listing = tmp_path / "list.txt"
+    listing.write_text("# images\nimgs/d.tif\n\nimgs/a.jpg\n")
+    assert collect_image_paths(listing) == [folder / "d.tif", folder / "a.jpg"]
+    listing.write_text("imgs/nope.png\n")
+    with pytest.raises(ValueError, match="line 1.*nope.png"):
+        collect_image_paths(listing)
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no images in folder .*empty"):
+        collect_image_paths(empty)
+    with pytest.raises(ValueError, match="does not exist"):
+        collect_image_paths(tmp_path / "ghost")
+    csv = tmp_path / "x.csv"
+    csv.write_text("")
+    with pytest.raises(ValueError, match="neither an image"):
+        collect_image_paths(csv)
+
+
+def test_pad_to_stride_matches_numpy_padding():
+    x = torch.rand(2, 3, 37, 50)
+    y = pad_to_stride(x, 32)
+    assert y.shape == (2, 3, 64, 64)
+    torch.testing.assert_close(y[..., :37, :50], x)
+    assert (y[..., 37:, :] == 0).all() and (y[..., :, 50:] == 0).all()
+    assert pad_to_stride(x[..., :32, :32], 32).shape == (2, 3, 32, 32)
