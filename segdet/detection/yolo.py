@@ -1,0 +1,116 @@
+"""YOLO detection folders (``images/`` + ``labels/*.txt``, normalised ``class cx cy w h``) as samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from segdet.detection._files import IMAGE_EXTENSIONS, BoxCleaner, header_size, read_rgb
+
+__all__ = ["YoloDataset", "parse_yolo_labels"]
+
+
+def parse_yolo_labels(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read one YOLO label file.
+
+    Each non-empty line is ``class cx cy w h`` with the centre and size as fractions of the
+    image width/height. A missing file means an image without boxes.
+
+    Returns:
+        ``(boxes (N, 4) float32 normalised cx, cy, w, h, labels (N,) int64)``.
+
+    Raises:
+        ValueError: a line without exactly five numbers (segment polygons included), a class
+            outside ``0..num_classes-1`` or a negative size; the message names file and line.
+    """
+    if not path.is_file():
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+    boxes, labels = [], []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 5:
+            raise ValueError(f"{path}:{n}: expected 'class cx cy w h' (5 fields), got {len(fields)}: {line.strip()!r}"
+                             "; polygon (segment) labels are not supported for detection")
+        try:
+            cls_f = float(fields[0])
+            cx, cy, w, h = (float(v) for v in fields[1:])
+        except ValueError:
+            raise ValueError(f"{path}:{n}: {line.strip()!r} holds a value that is not a number") from None
+        if cls_f != int(cls_f) or not 0 <= int(cls_f) < num_classes:
+            raise ValueError(f"{path}:{n}: class {fields[0]} is not an index in 0..{num_classes - 1} "
+                             f"({num_classes} classes); fix the label or data.classes")
+        if w < 0 or h < 0:
+            raise ValueError(f"{path}:{n}: negative box size w={w}, h={h}")
+        boxes.append([cx, cy, w, h])
+        labels.append(int(cls_f))
+    return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64)
+
+
+def _read_names(root: Path) -> list[str] | None:
+    for cand in (root / "classes.txt", root.parent / "classes.txt"):
+        if cand.is_file():
+            return [line.strip() for line in cand.read_text().splitlines() if line.strip()]
+    return None
+
+
+class YoloDataset:
+    """A YOLO folder as a dataset of segdet detection samples.
+
+    Layout: ``root/images/<stem>.<ext>`` and ``root/labels/<stem>.txt``; an image without a label
+    file has no boxes. Class names come from ``classes`` or else a ``classes.txt`` (one name per
+    line) in ``root`` or its parent. Boxes partly outside the image are clipped and zero-area ones
+    dropped, counted in one warning.
+
+    Args:
+        root: the YOLO folder.
+        classes: class names (index = YOLO class id), or None to read ``classes.txt``.
+
+    Returns (``__getitem__``):
+        ``{"image": (H, W, 3) uint8, "bboxes": (N, 4) float32 xyxy pixels, "labels": (N,) int64,
+        "image_id": int}``.
+
+    Raises:
+        ValueError: missing folders, no class names, bad label lines (file and line named).
+
+    Example:
+        >>> ds = YoloDataset("data/coco128", classes=["person", "bicycle"])  # doctest: +SKIP
+        >>> ds[0]["bboxes"].dtype  # doctest: +SKIP
+        dtype('float32')
+    """
+
+    def __init__(self, root: str | Path, classes: Sequence[str] | None = None) -> None:
+        self.root = Path(root)
+        img_dir, lab_dir = self.root / "images", self.root / "labels"
+        if not img_dir.is_dir():
+            raise ValueError(f"YOLO folder {self.root} has no images/; expected images/ and labels/ "
+                             "(set data.yolo.train/val to the folder holding both)")
+        names = list(classes) if classes is not None else _read_names(self.root)
+        if not names:
+            raise ValueError(f"YOLO folder {self.root}: no class names; set data.classes or add a classes.txt "
+                             "with one name per line")
+        self.classes = [str(c) for c in names]
+        images = sorted(p for p in img_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not images:
+            raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {img_dir}")
+        cleaner = BoxCleaner(f"YOLO {self.root}")
+        self.items: list[tuple[Path, np.ndarray, np.ndarray]] = []
+        for image in images:
+            label_file = lab_dir / f"{image.stem}.txt"
+            norm, labels = parse_yolo_labels(label_file, len(self.classes))
+            h, w = header_size(image)
+            cx, cy, bw, bh = norm.T
+            boxes = np.stack([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h], 1)
+            b, lab = cleaner(boxes.reshape(-1, 4), labels, h, w, str(label_file))
+            self.items.append((image, b, lab))
+        cleaner.warn()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        path, boxes, labels = self.items[index]
+        return {"image": read_rgb(path), "bboxes": boxes.copy(), "labels": labels.copy(), "image_id": int(index)}

@@ -1,0 +1,239 @@
+"""Object detection as a :class:`~segdet.tasks.base.Task`.
+
+Data: synthetic shapes, COCO json, Pascal VOC or YOLO folders (0-based ``labels``), the
+configured albumentations pipeline on every source, then the mixers of ``augment.mix`` (Mosaic,
+MixUp, CutMix, CopyPaste), switched off for the last ``augment.mix_off_last_epochs`` epochs.
+Model: a torchvision detector by name (:func:`segdet.detection.build_detector`), random init;
+the wrapper maps 0-based classes to the model's labels (background = 0 where it has one).
+Loss: the detector's own loss terms, summed. Metrics: COCO mAP through pycocotools
+(:class:`segdet.detection.DetectionEvaluator`).
+
+Per-box ``weights`` from MixUp travel with the targets, but torchvision's detectors have no
+per-box loss weight: every kept box counts fully (as in YOLOX and ultralytics' MixUp).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from .base import Evaluator, Task
+
+__all__ = ["DetectionTask"]
+
+
+class _DetectionSource:
+    """A dataset's samples reduced to the detection contract, each with its ``image_id``."""
+
+    def __init__(self, dataset: Any, keep_masks: bool) -> None:
+        self.dataset = dataset
+        self.keep_masks = keep_masks
+        self.image_ids = getattr(dataset, "image_ids", None)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        s = dict(self.dataset[index])
+        s.pop("mask", None)
+        if not self.keep_masks:
+            s.pop("masks", None)
+        s["bboxes"] = np.asarray(s.get("bboxes", np.zeros((0, 4))), np.float32).reshape(-1, 4)
+        s["labels"] = np.asarray(s.get("labels", np.zeros(0)), np.int64).reshape(-1)
+        if "image_id" not in s:
+            s["image_id"] = int(self.image_ids[index]) if self.image_ids is not None else int(index)
+        return s
+
+
+class _MixSchedule(Dataset):
+    """A :class:`augment.MixDataset` whose mixers are off from epoch ``off_from`` (0-based) on."""
+
+    def __init__(self, mix: Any, off_from: int) -> None:
+        self.mix = mix
+        self.mixers = list(mix.mixers)
+        self.off_from = off_from
+
+    def set_epoch(self, epoch: int) -> None:
+        self.mix.set_epoch(epoch)
+        self.mix.mixers = [] if epoch >= self.off_from else list(self.mixers)
+
+    def __len__(self) -> int:
+        return len(self.mix)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.mix[index]
+
+
+def _build_mixers(specs: list, key: str = "augment.mix") -> list:
+    import augment
+
+    mixers = []
+    for i, spec in enumerate(specs or []):
+        if isinstance(spec, str):
+            name, args = spec, {}
+        elif isinstance(spec, dict) and len(spec) == 1:
+            name, args = next(iter(spec.items()))
+            args = args or {}
+        else:
+            raise ValueError(f"{key}[{i}] must be one {{MixerName: {{args}}}} mapping, e.g. {{Mosaic: {{p: 1.0}}}}; "
+                             f"got {spec!r}")
+        if name not in augment.MIXERS:
+            close = difflib.get_close_matches(str(name), list(augment.MIXERS), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{key}[{i}]: unknown mixer {name!r}{hint} (available: {', '.join(augment.MIXERS)})")
+        try:
+            mixers.append(augment.MIXERS[name](**args))
+        except TypeError as exc:
+            raise ValueError(f"{key}[{i}]: bad arguments for {name}: {exc}") from None
+    return mixers
+
+
+class DetectionTask(Task):
+    """Object detection with torchvision detectors and COCO mAP.
+
+    ``classes`` comes from ``data.classes`` or, when null, from the data (after
+    :meth:`build_datasets`); ``cat_ids`` are the data's category ids (COCO), else ``1..K``.
+    """
+
+    name = "detection"
+    metrics = ("map", "map50", "map75", "map_small", "map_medium", "map_large",
+               "mar_1", "mar_10", "mar_100", "mar_small", "mar_medium", "mar_large")
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__(cfg)
+        data = cfg["data"]
+        self.classes: list[str] | None = list(data["classes"]) if data["classes"] is not None else None
+        if self.classes is None and data["kind"] == "synthetic":
+            from ..data.synthetic import SyntheticShapes
+
+            self.classes = list(SyntheticShapes.BOX_CLASSES)
+        self.cat_ids: list[int] | None = None
+
+    # data --------------------------------------------------------------------------------------
+    @property
+    def needs_masks(self) -> bool:
+        from ..detection.models import needs_masks
+
+        mixers = {next(iter(m)) if isinstance(m, dict) and m else m for m in self.cfg["augment"]["mix"]}
+        return needs_masks(self.cfg["model"]["arch"]) or "CopyPaste" in mixers
+
+    def _raw_datasets(self) -> tuple[Any, Any, list[str], list[int] | None]:
+        data = self.cfg["data"]
+        kind = data["kind"]
+        if kind == "synthetic":
+            from ..data.synthetic import SyntheticShapes
+
+            syn = data["synthetic"]
+            args = dict(height=syn["height"], width=syn["width"], seed=syn["seed"])
+            train = SyntheticShapes(syn["train_size"], split="train", **args)
+            val = SyntheticShapes(syn["val_size"], split="val", **args)
+            names, cat_ids = list(SyntheticShapes.BOX_CLASSES), None
+        elif kind == "coco":
+            from ..data.coco import CocoDataset
+
+            c = data["coco"]
+            opts = dict(with_mask=False, with_boxes=True, with_instance_masks=self.needs_masks,
+                        ignore_index=data["ignore_index"])
+            train = CocoDataset(c["train_json"], c["train_images"], **opts)
+            val = CocoDataset(c["val_json"], c["val_images"], **opts)
+            if val.cat_ids != train.cat_ids:
+                raise ValueError(f"{c['val_json']} has category ids {val.cat_ids} but {c['train_json']} has "
+                                 f"{train.cat_ids}; both files need the same categories")
+            names, cat_ids = list(train.box_classes), list(train.cat_ids)
+        elif kind == "voc":
+            from ..detection.voc import VocDataset
+
+            v = data["voc"]
+            train = VocDataset(v["train"], v["train_split"], self.classes, v["keep_difficult"])
+            val = VocDataset(v["val"], v["val_split"], train.classes, v["keep_difficult"])
+            names, cat_ids = train.classes, None
+        elif kind == "yolo":
+            from ..detection.yolo import YoloDataset
+
+            y = data["yolo"]
+            train = YoloDataset(y["train"], self.classes)
+            val = YoloDataset(y["val"], train.classes)
+            names, cat_ids = train.classes, None
+        else:
+            raise ValueError(f"data.kind {kind!r} has no detection loader; use synthetic, coco, voc or yolo")
+        if data["classes"] is not None and len(data["classes"]) != len(names):
+            raise ValueError(f"data.classes lists {len(data['classes'])} names but the {kind} data has "
+                             f"{len(names)} classes ({names}); fix data.classes or set it to null")
+        return train, val, (list(data["classes"]) if data["classes"] is not None else names), cat_ids
+
+    def build_datasets(self) -> tuple[Dataset, Dataset]:
+        import augment
+
+        from ..data.transforms import build_pipeline
+
+        train, val, self.classes, self.cat_ids = self._raw_datasets()
+        aug = self.cfg["augment"]
+        seed = self.cfg["seed"]
+        fields = ("labels", "weights")
+
+        def pipeline(key: str) -> Any:  # None for an empty list: nothing to run
+            steps = aug[key]
+            return build_pipeline(steps, boxes=True, label_fields=fields, key=f"augment.{key}") if steps else None
+
+        pre, post = pipeline("train"), pipeline("post")
+        mixers = _build_mixers(aug["mix"])
+        mix = augment.MixDataset(_DetectionSource(train, self.needs_masks), mixers, pre=pre, post=post, seed=seed)
+        off_from = self.cfg["train"]["epochs"] - aug["mix_off_last_epochs"]
+        train_ds = _MixSchedule(mix, off_from)
+        val_ds = augment.MixDataset(_DetectionSource(val, self.needs_masks), [], pre=pipeline("val"), seed=seed)
+        return train_ds, val_ds
+
+    def collate(self, samples: list[dict]) -> dict[str, Any]:
+        from ..detection.collate import detection_collate
+
+        return detection_collate(samples)
+
+    # model -------------------------------------------------------------------------------------
+    def _class_names(self) -> list[str]:
+        if self.classes is None:
+            _, _, self.classes, self.cat_ids = self._raw_datasets()
+        return self.classes
+
+    def _category_ids(self) -> list[int] | None:
+        if self.cat_ids is None and self.cfg["data"]["kind"] == "coco":
+            path = self.cfg["data"]["coco"]["train_json"]
+            try:
+                cats = json.loads(Path(path).read_text())["categories"]
+            except (OSError, ValueError, KeyError) as exc:
+                raise ValueError(f"cannot read the categories of {path}: {exc}") from exc
+            self.cat_ids = sorted(int(c["id"]) for c in cats)
+        return self.cat_ids
+
+    def build_model(self) -> nn.Module:
+        from ..detection.models import build_detector
+        from ..models import load_weights
+
+        m = self.cfg["model"]
+        model = build_detector(m["arch"], len(self._class_names()), min_size=m["min_size"], max_size=m["max_size"],
+                               score_thresh=m["score_thresh"], detections_per_img=m["detections_per_img"])
+        if m.get("weights"):
+            load_weights(model, m["weights"])
+        return model
+
+    def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        terms = model(list(batch["image"]), batch["targets"])
+        total = torch.stack([v.float() for v in terms.values()]).sum()
+        return total, {k: v.detach() for k, v in terms.items()}
+
+    # evaluation and inference ------------------------------------------------------------------
+    def make_evaluator(self, device: torch.device) -> Evaluator:
+        from ..detection.coco_eval import DetectionEvaluator
+
+        return DetectionEvaluator(self._class_names(), self._category_ids(), backend=self.cfg["train"]["eval_backend"])
+
+    def predict(self, model: nn.Module, image_paths: list[Path], out_dir: Path, device: torch.device) -> None:
+        from ..detection.predict import predict_images
+
+        predict_images(model, image_paths, out_dir, device, self._class_names(), self._category_ids())
