@@ -64,22 +64,34 @@ def collect_image_paths(source: str | os.PathLike) -> list[Path]:
 
 
 def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB (grey is expanded, alpha dropped).
+    """Read an image file as (H, W, 3) uint8 RGB, decoded the way the training data is.
+
+    Pillow decodes the file; grey is repeated over three channels, alpha is dropped, 16/32-bit
+    grey is scaled by 255 / its maximum, and the EXIF orientation is not applied (the datasets
+    in ``segdet.data`` read pixels as stored too, so a photo is predicted as it was trained).
 
     Raises:
-        ValueError: the file cannot be read or decoded; the message names it.
+        ValueError: the file is missing, empty, truncated or not an image; the message names it.
+
+    Example:
+        >>> read_image_rgb("photos/0001.jpg").shape
+        (480, 640, 3)
     """
-    import cv2
+    from PIL import Image
 
     path = Path(path)
     try:
-        data = np.fromfile(path, dtype=np.uint8)  # works with any file name, unlike cv2.imread
-    except OSError as err:
-        raise ValueError(f"cannot read image {path}: {err}") from err
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise ValueError(f"cannot decode image {path}: the file is empty, truncated or not an image; replace or remove it")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I", "I;16", "F"):
+                grey = np.asarray(im).astype(np.float64)
+                grey = np.clip(grey * (255.0 / max(float(grey.max()), 1.0)), 0, 255).astype(np.uint8)
+                return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
+            return np.array(im.convert("RGB"), dtype=np.uint8)  # a writable copy
+    except Exception as err:  # Pillow raises several types for missing or broken files
+        raise ValueError(
+            f"cannot read image {path}: {err}; check the file, re-export it as PNG or JPEG, or remove it"
+        ) from err
 
 
 def write_png(path: Path, array: np.ndarray) -> Path:

@@ -179,3 +179,11 @@ def test_pad_to_stride_matches_numpy_padding():
     torch.testing.assert_close(y[..., :37, :50], x)
     assert (y[..., 37:, :] == 0).all() and (y[..., :, 50:] == 0).all()
     assert pad_to_stride(x[..., :32, :32], 32).shape == (2, 3, 32, 32)
+
+
+def test_sixteen_bit_grey_is_scaled_by_its_maximum(tmp_path):
+    grey = np.array([[0, 1000], [2000, 4000]], dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / "g16.png"), grey)
+    rgb = read_image_rgb(tmp_path / "g16.png")
+    expected = (grey.astype(np.float64) * 255 / 4000).astype(np.uint8)
+    assert rgb.dtype == np.uint8 and (rgb == expected[..., None]).all()
