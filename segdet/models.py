@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SegmentationModel", "build_segmentation_model", "load_weights", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["SegmentationModel", "build_segmentation_model", "check_model_names", "load_weights", "IMAGENET_MEAN", "IMAGENET_STD"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -80,21 +80,12 @@ def build_segmentation_model(model_cfg: Mapping[str, Any], num_classes: int, in_
         ValueError: unknown architecture or encoder (with the closest names), or unusable weights.
     """
     import segmentation_models_pytorch as smp
-    from segmentation_models_pytorch.encoders import get_encoder_names
 
     if num_classes < 1:
         raise ValueError(f"a segmentation model needs at least one class, got num_classes={num_classes}")
-    arch, encoder = model_cfg["arch"], model_cfg["encoder"]
-    archs = {a.__name__: a for a in smp.MODEL_ARCHITECTURES_MAPPING.values()}
-    by_lower = {name.lower(): name for name in archs}
-    if arch.lower() not in by_lower:
-        raise ValueError(f"model.arch {arch!r} is not an smp architecture{_did_you_mean(arch, list(archs))}; "
-                         f"available: {', '.join(archs)}")
-    encoders = get_encoder_names()
-    if encoder not in encoders:
-        raise ValueError(f"model.encoder {encoder!r} is not an smp encoder{_did_you_mean(encoder, encoders)}")
+    arch, encoder = check_model_names(model_cfg), model_cfg["encoder"]
     try:
-        net = smp.create_model(by_lower[arch.lower()], encoder_name=encoder,
+        net = smp.create_model(arch, encoder_name=encoder,
                                encoder_weights=model_cfg.get("encoder_weights"),
                                in_channels=in_channels, classes=num_classes)
     except (KeyError, ValueError, RuntimeError) as exc:
@@ -103,6 +94,27 @@ def build_segmentation_model(model_cfg: Mapping[str, Any], num_classes: int, in_
     if model_cfg.get("weights"):
         load_weights(model, model_cfg["weights"])
     return model
+
+
+def check_model_names(model_cfg: Mapping[str, Any]) -> str:
+    """Check ``model.arch`` and ``model.encoder`` against smp's lists; return smp's spelling of the arch.
+
+    Raises:
+        ValueError: unknown name, with the closest valid names.
+    """
+    import segmentation_models_pytorch as smp
+    from segmentation_models_pytorch.encoders import get_encoder_names
+
+    arch, encoder = model_cfg["arch"], model_cfg["encoder"]
+    archs = [a.__name__ for a in smp.MODEL_ARCHITECTURES_MAPPING.values()]
+    by_lower = {name.lower(): name for name in archs}
+    if arch.lower() not in by_lower:
+        raise ValueError(f"model.arch {arch!r} is not an smp architecture{_did_you_mean(arch, archs)}; "
+                         f"available: {', '.join(archs)}")
+    encoders = get_encoder_names()
+    if encoder not in encoders:
+        raise ValueError(f"model.encoder {encoder!r} is not an smp encoder{_did_you_mean(encoder, encoders)}")
+    return by_lower[arch.lower()]
 
 
 def load_weights(model: nn.Module, path: str | Path) -> None:

@@ -1,1 +1,44 @@
-"""Tasks plug a kind of problem (segmentation, detection) into the one training loop."""
+"""Tasks plug a kind of problem (segmentation, detection) into the one training loop.
+
+Tasks are looked up by the config's ``task`` name and imported lazily, so importing
+``segdet.tasks`` loads neither smp nor torchvision's detectors.
+
+Example:
+    >>> task = build_task(cfg)          # cfg["task"] == "segmentation"
+    >>> model = task.build_model()
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import Any
+
+from .base import Evaluator, Task
+
+__all__ = ["Task", "Evaluator", "TASKS", "get_task", "build_task"]
+
+#: task name -> "module:Class"
+TASKS: dict[str, str] = {
+    "segmentation": "segdet.tasks.segmentation:SegmentationTask",
+    "detection": "segdet.tasks.detection:DetectionTask",
+}
+
+
+def get_task(name: str) -> type[Task]:
+    """The :class:`Task` subclass registered as ``name``.
+
+    Raises:
+        ValueError: unknown name (with the closest registered names).
+    """
+    if name not in TASKS:
+        close = difflib.get_close_matches(name, list(TASKS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"task {name!r} is not one of {', '.join(TASKS)}{hint}")
+    module, _, cls = TASKS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def build_task(cfg: dict[str, Any]) -> Task:
+    """Instantiate the task named by ``cfg["task"]`` with the validated config."""
+    return get_task(cfg["task"])(cfg)

@@ -1,0 +1,125 @@
+"""The ``segdet`` command line: train, eval, predict, preview.
+
+Examples::
+
+    segdet train configs/unet_cutmix.yaml
+    segdet train configs/unet_cutmix.yaml train.epochs=3 model.encoder=resnet34
+    segdet train configs/unet_cutmix.yaml --resume            # latest weights/last.pt of output_dir
+    segdet eval configs/unet_cutmix.yaml --checkpoint runs/unet_cutmix/weights/best.pt
+    segdet predict configs/unet_cutmix.yaml --checkpoint runs/unet_cutmix/weights/best.pt \\
+        --input photos/ --output predictions/
+    segdet preview configs/unet_cutmix.yaml --output preview.png
+
+Bad input (config, paths, names) prints one ``segdet: error: ...`` message and exits with status 2;
+set ``SEGDET_DEBUG=1`` to see the traceback. Ctrl-C during training saves ``weights/last.pt`` and
+exits with status 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+_RESUME_LATEST = "<latest>"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segdet", description="Segmentation and detection training.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    override_help = "config overrides key.sub=value (YAML values), e.g. train.epochs=3 augment.mix=[]"
+
+    p = sub.add_parser("train", help="train a config")
+    p.add_argument("config", type=Path, help="YAML config")
+    p.add_argument("overrides", nargs="*", help=override_help)
+    p.add_argument("--resume", nargs="?", const=_RESUME_LATEST, default=None, metavar="PATH",
+                   help="continue from PATH, or (no PATH) from the latest weights/last.pt of output_dir")
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint on the config's validation set")
+    p.add_argument("config", type=Path)
+    p.add_argument("overrides", nargs="*", help=override_help)
+    p.add_argument("--checkpoint", type=Path, required=True, help="a .pt written by segdet train")
+    p.add_argument("--output", type=Path, default=None, help="report folder (default: RUN/eval)")
+
+    p = sub.add_parser("predict", help="run a checkpoint on images")
+    p.add_argument("config", type=Path)
+    p.add_argument("overrides", nargs="*", help=override_help)
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--input", type=Path, required=True, help="an image, a folder of images or a .txt list")
+    p.add_argument("--output", type=Path, required=True, help="folder for masks and overlays")
+
+    p = sub.add_parser("preview", help="write a grid of augmented training samples")
+    p.add_argument("config", type=Path)
+    p.add_argument("overrides", nargs="*", help=override_help)
+    p.add_argument("--output", type=Path, default=None, help="PNG file (default: OUTPUT_DIR/preview.png)")
+    p.add_argument("--num", type=int, default=16, help="samples in the grid")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``segdet`` script and ``python -m segdet``; returns the exit status."""
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    args = build_parser().parse_args(argv)
+    from .config import ConfigError
+    from .engine import NonFiniteLossError, TrainingInterrupted
+
+    try:
+        return _run(args)
+    except (ConfigError, ValueError, FileNotFoundError) as exc:
+        if os.environ.get("SEGDET_DEBUG"):
+            raise
+        print(f"segdet: error: {exc}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as exc:
+        print(f"segdet: stopped: {exc}", file=sys.stderr)
+        return 1
+    except TrainingInterrupted as exc:
+        where = f"; resume with: segdet train {args.config} --resume {exc.checkpoint}" if exc.checkpoint else ""
+        print(f"segdet: interrupted{where}", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .config import load_config
+
+    overrides = list(args.overrides)
+    resume = getattr(args, "resume", None)
+    if resume is not None and resume != _RESUME_LATEST and "=" in resume and not Path(resume).exists():
+        overrides.append(resume)  # `--resume key=value`: the value was an override, not a path
+        resume = _RESUME_LATEST
+    cfg = load_config(args.config, overrides)
+
+    if args.command == "train":
+        from .engine import train
+        from .engine._rundir import find_last_checkpoint
+
+        if resume == _RESUME_LATEST:
+            resume = find_last_checkpoint(cfg["output_dir"])
+        train(cfg, resume=resume)
+    elif args.command == "eval":
+        from .engine import evaluate
+
+        metrics, table = evaluate(cfg, args.checkpoint, args.output)
+        print(table)
+    elif args.command == "predict":
+        from .engine import predict
+
+        paths = predict(cfg, args.checkpoint, args.input, args.output)
+        print(f"wrote masks and overlays of {len(paths)} image(s) to {args.output}")
+    elif args.command == "preview":
+        from .preview import write_preview
+        from .tasks import build_task
+
+        if args.num < 1:
+            raise ValueError(f"--num must be at least 1, got {args.num}")
+        task = build_task(cfg)
+        train_ds, _ = task.build_datasets()
+        out = args.output or Path(cfg["output_dir"]) / "preview.png"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_preview(train_ds, task.classes, out, num=args.num, ignore_index=cfg["data"]["ignore_index"],
+                      seed=cfg["seed"])
+        print(f"wrote {out}")
+    return 0

@@ -1,0 +1,94 @@
+"""``segdet eval`` and ``segdet predict``: a trained checkpoint on the validation set or on files."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ..checkpoint import inference_state_dict, load_checkpoint
+from ..tasks import build_task
+from ..tasks.base import Task
+from ._rundir import run_dir_of
+from ._runtime import make_loader, resolve_num_workers, select_amp, select_device
+from .validate import validate
+
+__all__ = ["evaluate", "predict", "load_trained_model"]
+
+
+def load_trained_model(task: Task, checkpoint: str | Path) -> nn.Module:
+    """Build the task's model and load the checkpoint's inference weights (EMA when present).
+
+    Raises:
+        FileNotFoundError / ValueError: missing or unreadable checkpoint, or weights that do not fit.
+    """
+    ckpt = load_checkpoint(checkpoint)
+    model = task.build_model()
+    state = inference_state_dict(ckpt)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(f"checkpoint {checkpoint} does not fit the model of this config "
+                         f"(model.arch/model.encoder/data.classes differ?): {str(exc).splitlines()[0]}") from None
+    return model.eval()
+
+
+def _without_init_weights(cfg: dict[str, Any]) -> dict[str, Any]:
+    cfg = copy.deepcopy(cfg)
+    if "weights" in cfg.get("model", {}):
+        cfg["model"]["weights"] = None  # the checkpoint replaces them
+    return cfg
+
+
+def evaluate(cfg: dict[str, Any], checkpoint: str | Path, output: str | Path | None = None) -> tuple[dict[str, float], str]:
+    """Score ``checkpoint`` on the config's validation set with the same pass as training.
+
+    Args:
+        cfg: validated config.
+        checkpoint: a ``.pt`` written by ``segdet train``.
+        output: report folder (default: ``eval/`` in the checkpoint's run folder).
+
+    Returns:
+        The metrics dict and the printable report table.
+    """
+    cfg = _without_init_weights(cfg)
+    task = build_task(cfg)
+    device = select_device(cfg["train"]["device"])
+    _, val_ds = task.build_datasets()
+    model = load_trained_model(task, checkpoint).to(device)
+    bs = cfg["data"]["batch_size"]
+    loader = make_loader(val_ds, task.collate, bs, resolve_num_workers(cfg["data"]["num_workers"], len(val_ds), bs),
+                         train=False, pin_memory=device.type == "cuda")
+    evaluator = task.make_evaluator(device)
+    metrics = validate(model, loader, evaluator, device, select_amp(cfg["train"]["amp"], device),
+                       progress=cfg["train"]["progress"])
+    out_dir = Path(output) if output else run_dir_of(checkpoint) / "eval"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = evaluator.report(out_dir)
+    return metrics, table
+
+
+def predict(cfg: dict[str, Any], checkpoint: str | Path, inputs: str | Path, output: str | Path) -> list[Path]:
+    """Run ``checkpoint`` on an image file or every image in a folder; outputs go under ``output``.
+
+    Returns:
+        The image files processed.
+
+    Raises:
+        FileNotFoundError / ValueError: ``inputs`` does not exist or holds no image files.
+    """
+    from ..inference import collect_image_paths
+
+    paths = collect_image_paths(inputs)
+    cfg = _without_init_weights(cfg)
+    task = build_task(cfg)
+    if getattr(task, "classes", "unset") is None:  # class names come from the data
+        task.build_datasets()
+    device = select_device(cfg["train"]["device"])
+    model = load_trained_model(task, checkpoint).to(device)
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    task.predict(model, paths, out, device)
+    return paths

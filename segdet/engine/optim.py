@@ -1,0 +1,90 @@
+"""Optimizers and per-iteration learning-rate schedules with linear warmup."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["build_optimizer", "build_scheduler", "LRFactor", "set_scheduler_step"]
+
+
+def build_optimizer(model: nn.Module, optim_cfg: dict[str, Any]) -> torch.optim.Optimizer:
+    """AdamW or SGD over the trainable parameters; no weight decay on biases and norm weights (1-D).
+
+    Args:
+        model: the model (its parameters with ``requires_grad``).
+        optim_cfg: the ``optim`` section: ``name``, ``lr``, ``weight_decay``, ``momentum``.
+    """
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": optim_cfg["weight_decay"]},
+              {"params": no_decay, "weight_decay": 0.0}]
+    name, lr = optim_cfg["name"], optim_cfg["lr"]
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, betas=(optim_cfg["momentum"], 0.999))
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=optim_cfg["momentum"], nesterov=optim_cfg["momentum"] > 0)
+    raise ValueError(f"optim.name {name!r} is not adamw or sgd")
+
+
+class LRFactor:
+    """Multiplier of the peak LR at optimizer step ``it`` (0-based).
+
+    Warmup: ``(it + 1) / warmup`` for the first ``warmup`` steps. Then, with ``t`` going from 0 to 1
+    over the remaining steps and ``m = min_lr_ratio``:
+
+    - cosine: ``m + (1 - m) * (1 + cos(pi t)) / 2``
+    - poly: ``m + (1 - m) * (1 - t) ** power``
+    - onecycle: warmup (default 30% of the run when ``warmup_epochs`` is 0) starting at 1/25, then
+      cosine to 1e-4
+    - constant: 1
+    """
+
+    def __init__(self, name: str, total: int, warmup: int, min_lr_ratio: float = 0.0, power: float = 0.9) -> None:
+        if name not in ("cosine", "poly", "onecycle", "constant"):
+            raise ValueError(f"schedule.name {name!r} is not cosine, poly, onecycle or constant")
+        if name == "onecycle" and warmup == 0:
+            warmup = max(1, int(0.3 * total))
+        self.name, self.total, self.warmup = name, max(total, 1), min(warmup, max(total - 1, 0))
+        self.min_lr_ratio, self.power = min_lr_ratio, power
+
+    def __call__(self, it: int) -> float:
+        if it < self.warmup:
+            w = (it + 1) / self.warmup
+            return 1 / 25 + (1 - 1 / 25) * w if self.name == "onecycle" else w
+        if self.name == "constant":
+            return 1.0
+        t = min((it - self.warmup) / max(self.total - self.warmup, 1), 1.0)
+        if self.name == "cosine":
+            return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+        if self.name == "poly":
+            return self.min_lr_ratio + (1 - self.min_lr_ratio) * (1 - t) ** self.power
+        return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * t))  # onecycle
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, schedule_cfg: dict[str, Any], epochs: int,
+                    steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """A :class:`~torch.optim.lr_scheduler.LambdaLR` to be stepped after every optimizer step.
+
+    Args:
+        schedule_cfg: the ``schedule`` section (``name``, ``warmup_epochs``, ``min_lr_ratio``, ``power``).
+        epochs: training epochs.
+        steps_per_epoch: optimizer steps per epoch (batches / accumulate, rounded up).
+    """
+    factor = LRFactor(schedule_cfg["name"], epochs * steps_per_epoch,
+                      round(schedule_cfg["warmup_epochs"] * steps_per_epoch),
+                      schedule_cfg.get("min_lr_ratio", 0.0), schedule_cfg.get("power", 0.9))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def set_scheduler_step(scheduler: torch.optim.lr_scheduler.LambdaLR, step: int) -> None:
+    """Move a LambdaLR to optimizer step ``step`` and set the LRs accordingly."""
+    scheduler.last_epoch = step
+    for group, base, fn in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group["lr"] = base * fn(step)
+    scheduler._last_lr = [g["lr"] for g in scheduler.optimizer.param_groups]

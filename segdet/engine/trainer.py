@@ -1,0 +1,248 @@
+"""The training loop: one flat function, :func:`train`, plus :func:`train_one_epoch`.
+
+Per epoch: reseed (so the epoch's data order and augmentation depend only on seed and epoch),
+train, validate, write ``weights/last.pt`` (and ``best.pt`` when ``train.metric`` improved),
+append a row to ``results.csv``. Resuming restores model, optimizer, scheduler, scaler, EMA,
+epoch, best metric and RNG state, so a resumed run ends with the same weights as an uninterrupted
+one. Ctrl-C saves ``last.pt`` (marked ``interrupted``; resuming restarts that epoch).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..config import save_config
+from ..tasks import build_task
+from ..tasks.base import Task
+from . import _dist
+from ._results import ResultsLog, plot_results
+from ._rundir import new_run_dir, run_dir_of
+from ._runtime import (autocast, configure_determinism, epoch_seed, make_loader, resolve_num_workers,
+                       rng_state, seed_everything, select_amp, select_device, set_rng_state, to_device)
+from .ema import ModelEMA
+from .optim import build_optimizer, build_scheduler, set_scheduler_step
+from .validate import validate
+
+__all__ = ["train", "train_one_epoch", "NonFiniteLossError", "TrainingInterrupted"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN/inf; the message names the epoch, step and last good checkpoint."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; ``last.pt`` was saved first (see ``checkpoint``)."""
+
+    def __init__(self, checkpoint: Path | None) -> None:
+        super().__init__(f"interrupted; saved {checkpoint}" if checkpoint else "interrupted")
+        self.checkpoint = checkpoint
+
+
+def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | None = None) -> Path:
+    """Train ``cfg`` (a validated config) and return the run folder.
+
+    Args:
+        cfg: validated config (:func:`segdet.config.load_config`).
+        resume: a checkpoint to continue from (``weights/last.pt`` of a run); the run continues in
+            that checkpoint's run folder.
+        task: the task object (default: built from ``cfg["task"]``).
+
+    Raises:
+        NonFiniteLossError: the loss became NaN/inf.
+        TrainingInterrupted: Ctrl-C (after saving ``last.pt``).
+    """
+    t, seed = cfg["train"], cfg["seed"]
+    task = task or build_task(cfg)
+    if hasattr(task, "check"):  # names and specs, before any data is read
+        task.check()
+    device = select_device(t["device"])
+    amp = select_amp(t["amp"], device)
+    configure_determinism(cfg["deterministic"])
+    seed_everything(seed)
+    ckpt = load_checkpoint(resume) if resume else None
+    run_dir = run_dir_of(resume) if resume else (new_run_dir(cfg["output_dir"]) if _dist.is_main() else None)
+    weights_dir = run_dir / "weights" if run_dir else None
+
+    train_ds, val_ds = task.build_datasets()
+    bs = cfg["data"]["batch_size"]
+    workers = resolve_num_workers(cfg["data"]["num_workers"], len(train_ds), bs)
+    generator = torch.Generator()
+    train_loader = make_loader(train_ds, task.collate, bs, workers, train=True, generator=generator,
+                               pin_memory=device.type == "cuda")
+    val_loader = make_loader(val_ds, task.collate, bs, workers, train=False, pin_memory=device.type == "cuda")
+    if len(train_loader) == 0:
+        raise ValueError(f"the training set has {len(train_ds)} samples: no batch to train on")
+
+    memory_format = torch.channels_last if t["channels_last"] else torch.contiguous_format
+    model = task.build_model().to(device, memory_format=memory_format)
+    optimizer = build_optimizer(model, cfg["optim"])
+    steps_per_epoch = math.ceil(len(train_loader) / t["accumulate"])
+    scheduler = build_scheduler(optimizer, cfg["schedule"], t["epochs"], steps_per_epoch)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
+    ema = ModelEMA(model, t["ema"]) if t["ema"] is not None else None
+
+    start_epoch, best, stale = 0, None, 0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        if ema is not None and ckpt.get("ema_state"):
+            ema.load_state_dict(ckpt["ema_state"])
+        start_epoch, best, stale = ckpt["epoch"], ckpt.get("best_metric"), ckpt.get("stale_epochs", 0)
+        if ckpt.get("interrupted"):  # stopped mid-epoch: redo that epoch from its first step
+            set_scheduler_step(scheduler, start_epoch * steps_per_epoch)
+        set_rng_state(ckpt["rng"])
+        print(f"resuming {resume} at epoch {start_epoch + 1}/{t['epochs']}")
+
+    if _dist.is_main():
+        save_config(cfg, run_dir / "config.yaml")
+        print(f"run folder: {run_dir}  (device {device}, amp {amp or 'none'}, {workers} loader workers)")
+    log = ResultsLog(run_dir / "results.csv", keep_until=start_epoch) if run_dir else None
+    evaluator = task.make_evaluator(device)
+
+    def checkpoint(epoch_done: int, interrupted: bool = False) -> dict[str, Any]:
+        return {"model": _dist.unwrap(model).state_dict(), "ema": ema.module.state_dict() if ema else None,
+                "ema_state": ema.state_dict() if ema else None, "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                "epoch": epoch_done, "best_metric": best, "stale_epochs": stale, "rng": rng_state(),
+                "config": cfg, "interrupted": interrupted}
+
+    stop = _StopFlag()
+    with stop.installed():
+        for epoch in range(start_epoch, t["epochs"]):
+            start = time.perf_counter()
+            seed_everything(epoch_seed(seed, epoch))
+            generator.manual_seed(epoch_seed(seed, epoch))
+            if hasattr(train_ds, "set_epoch"):
+                train_ds.set_epoch(epoch)
+            try:
+                stats = train_one_epoch(task, model, train_loader, optimizer, scheduler, scaler, ema, device, amp,
+                                        cfg, epoch, stop)
+            except NonFiniteLossError as exc:
+                last = weights_dir / "last.pt" if weights_dir and (weights_dir / "last.pt").is_file() else None
+                raise NonFiniteLossError(f"{exc}; last good checkpoint: {last or 'none written yet'}. Try "
+                                         f"train.clip_grad_norm=1.0 or a lower optim.lr, then resume with "
+                                         f"--resume {last}" if last else f"{exc}; no checkpoint written yet. Try "
+                                         "train.clip_grad_norm=1.0 or a lower optim.lr") from None
+            if stats is None:  # Ctrl-C mid-epoch: keep the weights, redo this epoch on resume
+                path = save_checkpoint(checkpoint(epoch, interrupted=True), weights_dir / "last.pt") \
+                    if _dist.is_main() else None
+                raise TrainingInterrupted(path)
+            metrics = validate(ema.module if ema else model, val_loader, evaluator, device, amp, t["progress"])
+            score = metrics.get(t["metric"])
+            if score is None:
+                raise ValueError(f"train.metric {t['metric']!r} is not computed by the {task.name} evaluator; "
+                                 f"choose one of {', '.join(metrics)}")
+            improved = not math.isnan(score) and (best is None or score > best)
+            best, stale = (score, 0) if improved else (best, stale + 1)
+            if _dist.is_main():
+                row = {"epoch": epoch + 1, **stats, **metrics, "time_s": round(time.perf_counter() - start, 2)}
+                log.append(row)
+                state = checkpoint(epoch + 1)
+                save_checkpoint(state, weights_dir / "last.pt")
+                if improved:
+                    save_checkpoint(state, weights_dir / "best.pt")
+                print(f"epoch {epoch + 1}/{t['epochs']}  loss {stats['loss']:.4f}  {t['metric']} {score:.4f}  "
+                      f"best {best:.4f}  ({row['time_s']:.1f} s)", flush=True)
+            if stop.requested:
+                raise TrainingInterrupted(weights_dir / "last.pt" if weights_dir else None)
+            if t["patience"] is not None and stale >= t["patience"]:
+                print(f"early stop: {t['metric']} has not improved for {stale} epochs")
+                break
+    if _dist.is_main():
+        plot_results(run_dir / "results.csv", run_dir / "results.png")
+        print(f"done: {run_dir}  best {t['metric']} {best:.4f}" if best is not None else f"done: {run_dir}")
+    return run_dir
+
+
+def train_one_epoch(task: Task, model: nn.Module, loader, optimizer, scheduler, scaler, ema: ModelEMA | None,
+                    device: torch.device, amp: torch.dtype | None, cfg: dict[str, Any], epoch: int,
+                    stop: "_StopFlag") -> dict[str, float] | None:
+    """One pass over ``loader``; returns mean loss terms and the last LR (``None`` if Ctrl-C)."""
+    t = cfg["train"]
+    accumulate, clip = t["accumulate"], t["clip_grad_norm"]
+    model.train()
+    sums: dict[str, torch.Tensor] = {}
+    images, n, begin = 0, 0, time.perf_counter()
+    bar = loader
+    if t["progress"] and _dist.is_main():
+        from tqdm import tqdm
+
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{t['epochs']}", leave=False, dynamic_ncols=True)
+    optimizer.zero_grad(set_to_none=True)
+    for i, batch in enumerate(loader if bar is loader else bar):
+        batch = to_device(batch, device, t["channels_last"])
+        with autocast(device, amp):
+            loss, terms = task.loss(model, batch)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise NonFiniteLossError(f"the loss is {value} at epoch {epoch + 1}, step {i + 1} "
+                                     f"(terms: {', '.join(f'{k}={float(v):.4g}' for k, v in terms.items())})")
+        scaler.scale(loss / accumulate).backward()
+        if (i + 1) % accumulate == 0 or i + 1 == len(loader):
+            if clip is not None:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            if ema is not None:
+                ema.update(_dist.unwrap(model))
+        for k, v in {"loss": loss, **terms}.items():
+            sums[k] = sums.get(k, 0.0) + v.detach().float()
+        n += 1
+        images += _batch_size(batch)
+        if bar is not loader:
+            bar.set_postfix(loss=f"{value:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}",
+                            img_s=f"{images / (time.perf_counter() - begin):.1f}", refresh=False)
+        if stop.requested:
+            return None
+    stats = {f"train/{k}" if k != "loss" else "loss": float(v) / n for k, v in sums.items()}
+    stats["lr"] = optimizer.param_groups[0]["lr"]
+    stats["images_per_s"] = round(images / (time.perf_counter() - begin), 2)
+    return stats
+
+
+def _batch_size(batch: Any) -> int:
+    image = batch.get("image") if isinstance(batch, dict) else None
+    if isinstance(image, torch.Tensor):
+        return image.shape[0]
+    return len(image) if isinstance(image, (list, tuple)) else 0
+
+
+class _StopFlag:
+    """Turns the first Ctrl-C into a flag the loop checks after each step; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def _handler(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\ninterrupt: saving weights/last.pt after this step (Ctrl-C again to abort now)", flush=True)
+
+    @contextlib.contextmanager
+    def installed(self):
+        """Install the handler for the duration of the block (main thread only)."""
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, self._handler)
+        try:
+            yield self
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,42 @@
+"""The one validation pass, used every epoch and by ``segdet eval``."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..tasks.base import Evaluator
+from ._runtime import autocast, to_device
+
+__all__ = ["validate"]
+
+
+@torch.no_grad()
+def validate(model: nn.Module, loader: DataLoader, evaluator: Evaluator, device: torch.device,
+             amp: torch.dtype | None = None, progress: bool = False) -> dict[str, float]:
+    """Run ``evaluator`` over ``loader`` and return its metrics.
+
+    The model is put in eval mode (and back in its previous mode afterwards); batches are moved to
+    ``device`` and evaluated under autocast ``amp`` (``None``: full precision).
+
+    Returns:
+        ``evaluator.compute()`` after ``evaluator.sync()``: a flat dict of floats.
+    """
+    was_training = model.training
+    model.eval()
+    evaluator.reset()
+    batches = loader
+    if progress:
+        from tqdm import tqdm
+
+        batches = tqdm(loader, desc="  val", leave=False, dynamic_ncols=True)
+    try:
+        for batch in batches:
+            batch = to_device(batch, device)
+            with autocast(device, amp):
+                evaluator.update(model, batch)
+    finally:
+        model.train(was_training)
+    evaluator.sync()
+    return {k: float(v) for k, v in evaluator.compute().items()}
