@@ -1,0 +1,109 @@
+"""Batching segmentation samples: pad to the network stride, images to [0, 1] float."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+
+def collate_segmentation(
+    samples: Sequence[dict],
+    *,
+    ignore_index: int,
+    num_classes: int | None = None,
+    stride: int = 32,
+) -> dict[str, torch.Tensor]:
+    """Stack segmentation samples into a batch padded to a multiple of ``stride``.
+
+    Every image and mask is placed at the top-left of a canvas whose height and width are the
+    batch's largest, rounded up to a multiple of ``stride``. Image padding is 0; mask padding
+    is ``ignore_index`` (hard masks) or the zero vector (soft masks), so losses and metrics
+    never count padded pixels.
+
+    Args:
+        samples: dicts with ``image`` (H, W, C) uint8 (or float on a 0..255 scale) and ``mask``
+            (H, W) int class indices, or (H, W, num_classes) float probabilities (MixUp).
+        ignore_index: value of unlabeled pixels in hard masks.
+        num_classes: number of classes: hard values must lie in ``0..num_classes-1`` (or be
+            ``ignore_index``) and soft masks have this many channels. ``None``: taken from the
+            soft masks' channel count; hard values are then only checked to be non-negative.
+        stride: pad height and width to a multiple of this (1: no extra padding).
+
+    Returns:
+        ``image``: (B, C, Hp, Wp) float32 in [0, 1] (the image divided by 255);
+        ``mask``: (B, Hp, Wp) int64, or (B, num_classes, Hp, Wp) float32 when any sample is
+        soft (hard ones one-hot encoded, ignored pixels as zero vectors);
+        ``sizes``: (B, 2) int64 height and width of each sample before padding.
+
+    Raises:
+        ValueError: a hard mask value that is neither a class nor ``ignore_index``; a soft mask
+            whose channel count is not ``num_classes``; an image/mask size mismatch.
+
+    Example:
+        >>> s = {"image": np.zeros((30, 40, 3), np.uint8), "mask": np.zeros((30, 40), np.uint8)}
+        >>> b = collate_segmentation([s], ignore_index=255, num_classes=2)
+        >>> tuple(b["image"].shape), tuple(b["mask"].shape)
+        ((1, 3, 32, 64), (1, 32, 64))
+    """
+    if not samples:
+        raise ValueError("collate_segmentation got an empty list of samples")
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    images = [np.asarray(s["image"]) for s in samples]
+    masks = [np.asarray(s["mask"]) for s in samples]
+    channels = {im.shape[2] if im.ndim == 3 else 1 for im in images}
+    if len(channels) != 1:
+        raise ValueError(f"images in one batch have different channel counts {sorted(channels)}")
+    c = channels.pop()
+    for i, (im, m) in enumerate(zip(images, masks)):
+        if m.shape[:2] != im.shape[:2]:
+            raise ValueError(f"sample {i}: mask is {m.shape[0]}x{m.shape[1]} but image is {im.shape[0]}x{im.shape[1]}")
+    max_h = max(im.shape[0] for im in images)
+    max_w = max(im.shape[1] for im in images)
+    hp, wp = -(-max_h // stride) * stride, -(-max_w // stride) * stride
+    b = len(samples)
+
+    image = torch.zeros((b, c, hp, wp), dtype=torch.float32)
+    for i, im in enumerate(images):
+        t = torch.from_numpy(np.ascontiguousarray(im.reshape(im.shape[0], im.shape[1], c)))
+        image[i, :, : im.shape[0], : im.shape[1]] = t.permute(2, 0, 1).to(torch.float32) / 255.0
+
+    soft = any(m.ndim == 3 for m in masks)
+    if num_classes is None and soft:
+        num_classes = next(m.shape[2] for m in masks if m.ndim == 3)
+    if soft:
+        mask = torch.zeros((b, num_classes, hp, wp), dtype=torch.float32)
+        for i, m in enumerate(masks):
+            if m.ndim == 3:
+                if m.shape[2] != num_classes:
+                    raise ValueError(f"sample {i}: soft mask has {m.shape[2]} channels but num_classes is {num_classes}")
+                mask[i, :, : m.shape[0], : m.shape[1]] = torch.from_numpy(np.ascontiguousarray(m, np.float32)).permute(2, 0, 1)
+            else:
+                hard = _hard(m, i, ignore_index, num_classes)
+                valid = hard != ignore_index
+                onehot = torch.nn.functional.one_hot(torch.where(valid, hard, 0), num_classes)
+                onehot = onehot.permute(2, 0, 1).to(torch.float32) * valid
+                mask[i, :, : m.shape[0], : m.shape[1]] = onehot
+    else:
+        mask = torch.full((b, hp, wp), ignore_index, dtype=torch.int64)
+        for i, m in enumerate(masks):
+            mask[i, : m.shape[0], : m.shape[1]] = _hard(m, i, ignore_index, num_classes)
+    sizes = torch.tensor([im.shape[:2] for im in images], dtype=torch.int64)
+    return {"image": image, "mask": mask, "sizes": sizes}
+
+
+def _hard(m: np.ndarray, i: int, ignore_index: int, num_classes: int | None) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(m)).to(torch.int64)
+    out_of_range = t < 0 if num_classes is None else (t < 0) | (t >= num_classes)
+    bad = out_of_range & (t != ignore_index)
+    if bool(bad.any()):
+        values = torch.unique(t[bad]).tolist()[:10]
+        classes = "a class index >= 0" if num_classes is None else f"a class 0..{num_classes - 1}"
+        raise ValueError(
+            f"sample {i}: mask values {values} are neither {classes} nor "
+            f"ignore_index {ignore_index}; map them to classes (e.g. data.folder.mask_values) or "
+            f"fix data.classes / data.ignore_index"
+        )
+    return t

@@ -1,0 +1,205 @@
+"""Segmentation data from a folder: ``images/`` and ``masks/`` matched by file stem."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from segdet.data._io import files_by_stem, image_size, mask_dtype, read_image, read_mask
+
+#: with ``scan_masks=None`` the mask values are checked up front for datasets up to this size
+AUTO_SCAN_LIMIT = 1000
+
+
+class FolderSegmentation:
+    """Images and class-index masks from ``root/images`` and ``root/masks``, paired by stem.
+
+    ``images/0007.jpg`` pairs with ``masks/0007.png``; any of .png .jpg .jpeg .bmp .tif .tiff
+    .webp (any case) is accepted on either side. Masks hold one value per pixel; with
+    ``mask_values`` each stored value is mapped to a class (values not in the mapping are kept
+    as they are), e.g. ``{0: 0, 255: 1}`` for 0/255 binary masks. After mapping every value must
+    be a class index ``0..len(classes)-1`` or ``ignore_index``.
+
+    Checked at construction, before any training: both folders exist; every image has a mask
+    and every mask an image; every mask has its image's size (read from the file headers, so
+    this is cheap); duplicate stems. Mask values are checked up front too when ``scan_masks``
+    is true, or when it is ``None`` (default) and the dataset has at most ``AUTO_SCAN_LIMIT``
+    (1000) pairs, or when ``classes`` must be inferred from the masks; otherwise each mask is
+    checked when it is loaded. Every failure is a ``ValueError`` naming the file and the fix.
+
+    Args:
+        root: folder holding ``images/`` and ``masks/``.
+        classes: class names, index 0 first. ``None``: ``class_0 .. class_{K-1}``, with K from
+            the largest value of ``mask_values`` (or, without a mapping, read from the masks,
+            which must then hold the contiguous values ``0..K-1``).
+        mask_values: mapping stored value -> class index (or ``ignore_index``).
+        ignore_index: value of unlabeled pixels (excluded from losses and metrics).
+        scan_masks: check every mask's values at construction (see above).
+        config_key: how the error messages name the mapping's config key.
+
+    Sample keys: ``image`` (H, W, 3) uint8 RGB and ``mask`` (H, W) uint8 (int32 when the
+    classes or ``ignore_index`` do not fit in uint8); ``bboxes`` (0, 4) float32 and
+    ``labels`` (0,) int64 are present and empty so box-aware pipelines apply unchanged.
+
+    Example:
+        >>> ds = FolderSegmentation("data/train", classes=["background", "road"],
+        ...                         mask_values={0: 0, 255: 1})  # doctest: +SKIP
+        >>> ds[0]["mask"].max() <= 1  # doctest: +SKIP
+        True
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        classes: Sequence[str] | None = None,
+        mask_values: Mapping[int, int] | None = None,
+        ignore_index: int = 255,
+        scan_masks: bool | None = None,
+        config_key: str = "data.folder.mask_values",
+    ) -> None:
+        self.root = Path(root)
+        self.ignore_index = _check_int(ignore_index, "ignore_index")
+        self.config_key = config_key
+        self.mask_values = _check_mapping(mask_values, config_key)
+        self.images, self.masks = _pair_files(self.root)
+        _check_sizes(self.images, self.masks)
+
+        if classes is not None:
+            if isinstance(classes, str) or not all(isinstance(c, str) for c in classes) or not classes:
+                raise TypeError(f"classes must be a non-empty list of names, got {classes!r}")
+            self.classes = tuple(classes)
+        elif self.mask_values:
+            targets = [v for v in self.mask_values.values() if v != self.ignore_index]
+            self.classes = tuple(f"class_{i}" for i in range(max(targets, default=0) + 1))
+        else:
+            self.classes = self._classes_from_masks()
+            scan_masks = False  # just read every mask
+        self.num_classes = len(self.classes)
+        self._dtype = mask_dtype(self.num_classes, self.ignore_index)
+        if scan_masks or (scan_masks is None and len(self.images) <= AUTO_SCAN_LIMIT):
+            for path in self.masks:
+                self._map_and_check(read_mask(path), path)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        image = read_image(self.images[index])
+        mask = self._map_and_check(read_mask(self.masks[index]), self.masks[index])
+        if mask.shape != image.shape[:2]:
+            raise ValueError(
+                f"mask {self.masks[index]} is {mask.shape[0]}x{mask.shape[1]} but image "
+                f"{self.images[index]} is {image.shape[0]}x{image.shape[1]}; resize the mask "
+                f"with nearest-neighbour interpolation to the image size"
+            )
+        return {"image": image, "mask": mask,
+                "bboxes": np.zeros((0, 4), np.float32), "labels": np.zeros((0,), np.int64)}
+
+    def _map_and_check(self, raw: np.ndarray, path: Path) -> np.ndarray:
+        values = np.unique(raw)
+        lut_size = int(max(values.max(initial=0), max(self.mask_values, default=0))) + 1
+        if values.min(initial=0) < 0 or lut_size > 1 << 20:
+            raise ValueError(
+                f"mask {path} holds values from {values.min()} to {values.max()}; masks must hold "
+                f"small non-negative class indices (map them with {self.config_key})"
+            )
+        lut = np.arange(lut_size, dtype=np.int64)
+        for stored, cls in self.mask_values.items():
+            lut[stored] = cls
+        mapped = lut[values]
+        bad = (mapped >= self.num_classes) & (mapped != self.ignore_index)
+        if bad.any():
+            raw_bad = values[bad].tolist()
+            shown = ", ".join(map(str, raw_bad[:10])) + (" ..." if len(raw_bad) > 10 else "")
+            mapped_note = "" if not self.mask_values else f" (after {self.config_key})"
+            hint = " (a JPEG mask is lossy: save masks as PNG)" if path.suffix.lower() in (".jpg", ".jpeg") else ""
+            example = ", ".join(f"{v}: {min(i + 1, self.num_classes - 1)}" for i, v in enumerate(raw_bad[:2]))
+            raise ValueError(
+                f"mask {path} has values [{shown}] that are neither a class index "
+                f"0..{self.num_classes - 1}{mapped_note} nor ignore_index {self.ignore_index}{hint}; "
+                f"map them with {self.config_key} (e.g. {{{example}}}), list more names in "
+                f"data.classes, or set data.ignore_index"
+            )
+        return lut.astype(self._dtype)[raw]
+
+    def _classes_from_masks(self) -> tuple[str, ...]:
+        seen: set[int] = set()
+        for path in self.masks:
+            seen.update(np.unique(read_mask(path)).tolist())
+        seen.discard(self.ignore_index)
+        count = max(seen, default=0) + 1
+        if seen != set(range(count)):
+            shown = sorted(seen)[:10]
+            raise ValueError(
+                f"masks in {self.root / 'masks'} hold the values {shown}, which are not the class "
+                f"indices 0..K-1; set {self.config_key} (e.g. {{{shown[0]}: 0, {shown[-1]}: 1}}) "
+                f"and data.classes"
+            )
+        return tuple(f"class_{i}" for i in range(count))
+
+
+def _check_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    return int(value)
+
+
+def _check_mapping(mask_values, key: str) -> dict[int, int]:
+    if mask_values is None:
+        return {}
+    if not isinstance(mask_values, Mapping):
+        raise TypeError(f"{key} must be a mapping of stored mask value -> class, got {mask_values!r}")
+    out = {}
+    for stored, cls in mask_values.items():
+        try:
+            s, c = int(stored), int(cls)
+        except (TypeError, ValueError):
+            raise TypeError(f"{key} entry {stored!r}: {cls!r} must map an int to an int") from None
+        if s < 0 or c < 0 or s != float(stored) or c != float(cls):
+            raise ValueError(f"{key} entry {stored!r}: {cls!r} must map a non-negative int to a non-negative int")
+        out[s] = c
+    return out
+
+
+def _pair_files(root: Path) -> tuple[list[Path], list[Path]]:
+    image_dir, mask_dir = root / "images", root / "masks"
+    for d in (root, image_dir, mask_dir):
+        if not d.is_dir():
+            raise ValueError(
+                f"folder dataset directory {d} does not exist; a folder dataset needs "
+                f"{root}/images and {root}/masks with files matched by stem (images/0001.jpg <-> masks/0001.png)"
+            )
+    images = files_by_stem(image_dir, "images")
+    masks = files_by_stem(mask_dir, "masks")
+    if not images:
+        raise ValueError(f"no image files in {image_dir} (looked for .png, .jpg, .jpeg, .bmp, .tif, .tiff, .webp)")
+    no_mask = sorted(set(images) - set(masks))
+    if no_mask:
+        raise ValueError(
+            f"image {images[no_mask[0]]} has no mask in {mask_dir} (expected {mask_dir / no_mask[0]}.png)"
+            + (f" and {len(no_mask) - 1} more images lack masks" if len(no_mask) > 1 else "")
+            + "; add the masks or move those images out"
+        )
+    no_image = sorted(set(masks) - set(images))
+    if no_image:
+        raise ValueError(
+            f"mask {masks[no_image[0]]} has no image in {image_dir}"
+            + (f" and {len(no_image) - 1} more masks lack images" if len(no_image) > 1 else "")
+            + "; add the images or move those masks out"
+        )
+    stems = sorted(images)
+    return [images[s] for s in stems], [masks[s] for s in stems]
+
+
+def _check_sizes(images: list[Path], masks: list[Path]) -> None:
+    for image, mask in zip(images, masks):
+        ih, iw = image_size(image)
+        mh, mw = image_size(mask)
+        if (ih, iw) != (mh, mw):
+            raise ValueError(
+                f"mask {mask} is {mh}x{mw} but image {image} is {ih}x{iw} (height x width); "
+                f"resize the mask with nearest-neighbour interpolation to the image size"
+            )
