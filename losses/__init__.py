@@ -1,1 +1,62 @@
-"""losses"""
+"""segdet's loss zoo; depends on torch alone, so any project can ``from losses import DiceLoss``.
+
+Segmentation losses take ``(logits, target)`` with the modes and shapes of
+:mod:`losses.constants`; detection losses take matched boxes or dense-head logits.
+"""
+
+from losses.bce import BalancedBCELoss, BCELoss, balanced_bce_loss, bce_loss
+from losses.ce import CrossEntropyLoss, cross_entropy_loss
+from losses.combo import ComboLoss
+from losses.constants import BINARY_MODE, MODES, MULTICLASS_MODE, MULTILABEL_MODE
+from losses.detection import (
+    BoxIoULoss,
+    SigmoidFocalLoss,
+    box_iou_loss,
+    sigmoid_focal_loss,
+)
+from losses.dice_bce import DiceBCELoss, dice_bce_loss
+from losses.focal import FocalLoss, focal_loss
+from losses.kd import KDLoss, kd_loss
+from losses.lovasz import LovaszLoss, lovasz_loss
+from losses.region import (
+    DiceLoss,
+    JaccardLoss,
+    TverskyLoss,
+    dice_loss,
+    jaccard_loss,
+    tversky_loss,
+)
+from losses.registry import LOSSES
+
+__all__ = [
+    "BINARY_MODE",
+    "MULTICLASS_MODE",
+    "MULTILABEL_MODE",
+    "MODES",
+    "LOSSES",
+    "ComboLoss",
+    "DiceLoss",
+    "JaccardLoss",
+    "TverskyLoss",
+    "BCELoss",
+    "BalancedBCELoss",
+    "FocalLoss",
+    "LovaszLoss",
+    "CrossEntropyLoss",
+    "KDLoss",
+    "DiceBCELoss",
+    "BoxIoULoss",
+    "SigmoidFocalLoss",
+    "dice_loss",
+    "jaccard_loss",
+    "tversky_loss",
+    "bce_loss",
+    "balanced_bce_loss",
+    "focal_loss",
+    "lovasz_loss",
+    "cross_entropy_loss",
+    "kd_loss",
+    "dice_bce_loss",
+    "box_iou_loss",
+    "sigmoid_focal_loss",
+]

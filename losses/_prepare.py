@@ -1,0 +1,288 @@
+"""Input checks and the one canonical (N, C, P) layout every segmentation loss works on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from losses.constants import BINARY_MODE, MODES, MULTICLASS_MODE, REDUCTIONS
+
+
+@dataclass
+class Prepared:
+    """Logits and target flattened to (N, C, P), in the compute dtype.
+
+    Attributes:
+        x: (N, C, P) logits (or probabilities when ``from_logits`` is False).
+        t: (N, C, P) dense target, zero where ignored; None for hard multiclass targets.
+        idx: (N, P) long class index (0 where ignored) for hard multiclass targets, else None.
+        v: validity weight, (N, 1, P) for multiclass or (N, C, P) otherwise, or None when
+            every element counts with weight 1.
+        soft: whether the target was floating.
+        spatial: the spatial shape ``*S`` of the logits.
+        mode: the task mode.
+    """
+
+    x: torch.Tensor
+    t: torch.Tensor | None
+    idx: torch.Tensor | None
+    v: torch.Tensor | None
+    soft: bool
+    spatial: tuple[int, ...]
+    mode: str
+
+
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """float64 stays float64; every other floating dtype is reduced in float32."""
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def no_autocast(device: torch.device):
+    """A context that turns autocast off on ``device`` so reductions stay in float32."""
+    if device.type in ("cuda", "cpu"):
+        return torch.autocast(device_type=device.type, enabled=False)
+    return _Nothing()
+
+
+class _Nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+
+def check_mode(mode: str, name: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"{name}: mode={mode!r} is not one of {list(MODES)}")
+    return mode
+
+
+def check_reduction(reduction: str, name: str) -> str:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{name}: reduction={reduction!r} is not one of {list(REDUCTIONS)}")
+    return reduction
+
+
+def check_logits(logits: torch.Tensor, mode: str, name: str) -> None:
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"{name}: logits must be a torch.Tensor, got {type(logits).__name__}")
+    if not logits.is_floating_point():
+        raise TypeError(f"{name}: logits must be floating, got dtype {logits.dtype}")
+    if logits.dim() < 2:
+        raise ValueError(f"{name}: logits must be (N, C, *S), got shape {tuple(logits.shape)}")
+    if mode == BINARY_MODE and logits.shape[1] != 1:
+        raise ValueError(
+            f"{name}: binary mode expects logits (N, 1, *S), got shape {tuple(logits.shape)}; "
+            "use mode='multilabel' for several sigmoid channels or 'multiclass' for softmax"
+        )
+
+
+def _bad_values(values: torch.Tensor) -> list:
+    return values.unique()[:5].tolist()
+
+
+def class_weight_vector(
+    classes: Sequence[int] | None,
+    class_weights: Sequence[float] | torch.Tensor | None,
+    num_classes: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    name: str,
+) -> torch.Tensor | None:
+    """(C,) weights that combine ``class_weights`` and the ``classes`` subset; None if neither."""
+    if classes is None and class_weights is None:
+        return None
+    w = torch.ones(num_classes, device=device, dtype=dtype)
+    if class_weights is not None:
+        cw = torch.as_tensor(class_weights, dtype=dtype, device=device).reshape(-1)
+        if cw.numel() != num_classes:
+            raise ValueError(
+                f"{name}: class_weights has {cw.numel()} values but the logits have "
+                f"{num_classes} channels"
+            )
+        w = cw
+    if classes is not None:
+        keep = torch.zeros(num_classes, device=device, dtype=dtype)
+        for c in classes:
+            if not 0 <= int(c) < num_classes:
+                raise ValueError(f"{name}: classes contains {c}, outside [0, {num_classes})")
+            keep[int(c)] = 1
+        w = w * keep
+    return w
+
+
+def prepare(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    mode: str,
+    ignore_index: int | None,
+    name: str,
+) -> Prepared:
+    """Checks ``logits``/``target`` against ``mode`` and flattens both to (N, C, P).
+
+    Raises:
+        TypeError: non-tensor input, integer logits, or a floating multiclass index target.
+        ValueError: shapes that do not fit the mode, or target values outside the valid range.
+    """
+    check_logits(logits, mode, name)
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(f"{name}: target must be a torch.Tensor, got {type(target).__name__}")
+    n, c = logits.shape[:2]
+    spatial = tuple(logits.shape[2:])
+    dtype = compute_dtype(logits)
+    x = logits.to(dtype).reshape(n, c, -1)
+    soft = target.is_floating_point()
+    tshape = tuple(target.shape)
+
+    if mode == MULTICLASS_MODE:
+        if soft:
+            if tshape != tuple(logits.shape):
+                raise TypeError(
+                    f"{name}: a floating multiclass target is a soft target and must have the "
+                    f"logits' shape {tuple(logits.shape)}, got {tshape}; pass class indices "
+                    "as an integer (long) tensor of shape (N, *S)"
+                )
+            t = target.to(dtype).reshape(n, c, -1)
+            bad = (t < 0) | (t > 1) | torch.isnan(t)
+            if bool(bad.any()):
+                raise ValueError(
+                    f"{name}: soft multiclass target values must lie in [0, 1], found "
+                    f"{_bad_values(t[bad])}"
+                )
+            mass = t.sum(1, keepdim=True)
+            if bool((mass > 1 + 1e-3).any()):
+                raise ValueError(
+                    f"{name}: soft multiclass target probabilities sum to more than 1 at some "
+                    f"pixels (max {float(mass.max()):.4f}); normalise the target"
+                )
+            return Prepared(x, t, None, mass, True, spatial, mode)
+        if target.dim() == logits.dim() and target.shape[1] == 1:
+            target = target[:, 0]
+        if tuple(target.shape) != (n, *spatial):
+            raise ValueError(
+                f"{name}: multiclass target must be (N, *S) = {(n, *spatial)} class indices "
+                f"for logits {tuple(logits.shape)}, got {tshape}"
+            )
+        idx = target.reshape(n, -1).long()
+        valid = None if ignore_index is None else idx != ignore_index
+        out = (idx < 0) | (idx >= c)
+        if valid is not None:
+            out &= valid
+        if bool(out.any()):
+            raise ValueError(
+                f"{name}: multiclass target holds {_bad_values(idx[out])}, outside [0, {c}) "
+                f"and not ignore_index={ignore_index}"
+            )
+        v = None
+        if valid is not None:
+            idx = idx.masked_fill(~valid, 0)
+            v = valid.to(dtype).unsqueeze(1)
+        return Prepared(x, None, idx, v, False, spatial, mode)
+
+    # binary and multilabel: a dense 0/1 (or soft) target of the logits' shape.
+    if mode == BINARY_MODE and target.dim() == logits.dim() - 1:
+        target = target.unsqueeze(1)
+    if tuple(target.shape) != tuple(logits.shape):
+        expect = "(N, *S) or (N, 1, *S)" if mode == BINARY_MODE else "(N, C, *S)"
+        raise ValueError(
+            f"{name}: {mode} target must be {expect} matching logits {tuple(logits.shape)}, "
+            f"got {tshape}"
+        )
+    t = target.reshape(n, c, -1)
+    valid = None if ignore_index is None else t != ignore_index
+    t = t.to(dtype)
+    if soft:
+        out = (t < 0) | (t > 1) | torch.isnan(t)
+    else:
+        out = (t != 0) & (t != 1)
+    if valid is not None:
+        out &= valid
+    if bool(out.any()):
+        allowed = "in [0, 1]" if soft else "0 or 1"
+        raise ValueError(
+            f"{name}: {mode} target values must be {allowed} (or ignore_index={ignore_index}), "
+            f"found {_bad_values(t[out])}"
+        )
+    v = None
+    if valid is not None:
+        t = t.masked_fill(~valid, 0)
+        v = valid.to(dtype)
+    return Prepared(x, t, None, v, soft, spatial, mode)
+
+
+def dense_target(p: Prepared) -> torch.Tensor:
+    """The (N, C, P) target of ``p``, one-hot encoding hard class indices (zero where ignored)."""
+    if p.t is not None:
+        return p.t
+    n, c, _ = p.x.shape
+    t = torch.zeros_like(p.x)
+    src = p.v if p.v is not None else torch.ones_like(p.x[:, :1])
+    return t.scatter_(1, p.idx.unsqueeze(1), src)
+
+
+def reduce_terms(
+    loss: torch.Tensor, weights: torch.Tensor | None, reduction: str
+) -> torch.Tensor:
+    """Reduces per-term losses (..., C) with per-class ``weights`` (C,) over every term.
+
+    mean = sum(w * L) / sum(w); sum = sum(w * L); none = L unchanged.
+    """
+    if reduction == "none":
+        return loss
+    if weights is None:
+        return loss.mean() if reduction == "mean" else loss.sum()
+    w = weights.expand_as(loss)
+    total = (loss * w).sum()
+    if reduction == "sum":
+        return total
+    return total / w.sum().clamp_min(torch.finfo(loss.dtype).tiny)
+
+
+def reduce_ratio(
+    num: torch.Tensor,
+    den: torch.Tensor | None,
+    reduction: str,
+    per_image: bool,
+) -> torch.Tensor:
+    """Reduces a weighted element-wise loss ``num`` (N, ...) by its weights ``den``.
+
+    ``num`` is weight times loss and ``den`` the weight (broadcastable to ``num``; None means
+    every element has weight 1). mean = sum(num) / sum(den) over the batch, or per image and then
+    averaged over images when ``per_image``; a batch (or image) of total weight 0 scores 0 with
+    zero gradient, never NaN. sum = sum(num); none = ``num`` unchanged.
+    """
+    if reduction == "none":
+        return num
+    if reduction == "sum":
+        return num.sum()
+    if den is None:
+        return num.mean()
+    tiny = torch.finfo(num.dtype).tiny
+    den = den.expand_as(num)
+    if per_image:
+        return (num.flatten(1).sum(1) / den.flatten(1).sum(1).clamp_min(tiny)).mean()
+    return num.sum() / den.sum().clamp_min(tiny)
+
+
+def sigmoid_target(p: Prepared) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(t, w) for per-channel sigmoid losses: the (N, C, P) target and its element weight.
+
+    Binary/multilabel: the target and its validity. Hard multiclass: one-hot (one-vs-rest) with
+    the pixel validity. Soft multiclass: the target divided by its pixel mass, weighted by that
+    mass (all-zero pixels get weight 0 and target 0).
+    """
+    if p.idx is not None:
+        return dense_target(p), p.v
+    if p.mode == MULTICLASS_MODE and p.soft:
+        mass = p.v
+        t = p.t / mass.clamp_min(torch.finfo(mass.dtype).tiny)
+        return t, mass
+    return p.t, p.v
+
+
+def spatial_view(loss: torch.Tensor, p: Prepared) -> torch.Tensor:
+    """(N, C', P) back to (N, C', *S) for ``reduction="none"``."""
+    return loss.reshape(*loss.shape[:2], *p.spatial)

@@ -1,0 +1,62 @@
+"""Per-pixel softmax losses (cross-entropy, softmax focal) as weighted numerator/denominator."""
+
+from __future__ import annotations
+
+import torch
+
+from losses._prepare import Prepared
+
+
+def softmax_terms(
+    p: Prepared,
+    gamma: float,
+    alpha: torch.Tensor | None,
+    cw: torch.Tensor | None,
+    label_smoothing: float,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(num, den), each (N, 1, P), for a softmax loss over the channel axis.
+
+        num = -sum_c cw_c a_c t'_c (1 - p_c) ** gamma log p_c
+        den =  sum_c cw_c t_c
+
+    with t' = (1 - eps) t + eps * mass / C the smoothed target (mass = sum_c t_c, 1 for a hard
+    label) and a = ``alpha`` (1 when None). For hard labels this is torch's cross_entropy: the
+    mean divides by sum_i cw_{y_i}. ``den`` is None when every pixel has weight 1.
+    """
+    n, c, _ = p.x.shape
+    logp = torch.log_softmax(p.x, dim=1)
+    if p.idx is not None:
+        index = p.idx.unsqueeze(1)
+        lp = logp.gather(1, index)
+        nll = -lp
+        if gamma:
+            nll = nll * (-torch.expm1(lp)).clamp_min(0) ** gamma
+        if alpha is not None:
+            nll = nll * alpha[p.idx].unsqueeze(1)
+        den = None
+        if cw is not None:
+            wy = cw[p.idx].unsqueeze(1)
+            nll = nll * wy
+            den = wy
+        if label_smoothing:
+            smooth = -(logp if cw is None else logp * cw.view(1, -1, 1)).sum(1, keepdim=True)
+            nll = (1 - label_smoothing) * nll + (label_smoothing / c) * smooth
+        if p.v is not None:
+            nll = nll * p.v
+            den = p.v if den is None else den * p.v
+        return nll, den
+    t = p.t
+    weight = 1.0 if cw is None else cw.view(1, -1, 1)
+    if label_smoothing:
+        mass = p.v if p.v is not None else t.sum(1, keepdim=True)
+        ts = (1 - label_smoothing) * t + (label_smoothing / c) * mass
+    else:
+        ts = t
+    term = -logp * ts
+    if gamma:
+        term = term * (-torch.expm1(logp)).clamp_min(0) ** gamma
+    if alpha is not None:
+        term = term * alpha.view(1, -1, 1)
+    num = (term * weight).sum(1, keepdim=True)
+    den = (t * weight).sum(1, keepdim=True)
+    return num, den

@@ -1,0 +1,128 @@
+"""Dice + BCE in one pass: one sigmoid, one sweep over the pixels, no autograd graph.
+
+    L = dice_weight * Dice + bce_weight * BCE
+
+Dice is :func:`losses.dice_loss` (binary/multilabel, same ``smooth``, ``per_image``, empty-mask
+rule and class average) and BCE is :func:`losses.bce_loss` (mean over valid elements); the sum
+equals calling the two separately, in less time and memory.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from losses._prepare import (
+    check_mode,
+    class_weight_vector,
+    no_autocast,
+    prepare,
+    reduce_terms,
+    sigmoid_target,
+)
+from losses._region import region_bce_sums
+from losses.constants import MULTICLASS_MODE
+from losses.region import tversky_terms
+
+
+def dice_bce_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    mode: str = "binary",
+    dice_weight: float = 1.0,
+    bce_weight: float = 1.0,
+    smooth: float = 0.0,
+    per_image: bool = False,
+    classes: Sequence[int] | None = None,
+    class_weights: Sequence[float] | torch.Tensor | None = None,
+    ignore_index: int | None = None,
+) -> torch.Tensor:
+    """Fused ``dice_weight * dice_loss + bce_weight * bce_loss`` for sigmoid outputs.
+
+    Args:
+        logits: (N, C, *S) logits, any float dtype (reduced in float32).
+        target: hard or soft target for mode "binary" or "multilabel".
+        mode: "binary" (default) or "multilabel"; multiclass segmentation combines "dice" and
+            "ce" in :class:`losses.ComboLoss` instead.
+        dice_weight: weight of the Dice term. Default 1.
+        bce_weight: weight of the BCE term. Default 1.
+        smooth: Dice smoothing s, Dice = (2 TP + 2 s) / (Sp + St + 2 s). Default 0.
+        per_image: Dice per image and BCE mean per image, then averaged. Default False.
+        classes: channels that count in both terms. Default all.
+        class_weights: (C,) channel weights of both terms. Default equal.
+        ignore_index: target value left out of both terms. Default None.
+
+    Returns:
+        A scalar (float32, float64 for float64 input), mean reduction.
+
+    Example:
+        >>> dice_bce_loss(torch.randn(2, 1, 8, 8), torch.randint(0, 2, (2, 8, 8)))
+    """
+    name = "dice_bce_loss"
+    check_mode(mode, name)
+    if mode == MULTICLASS_MODE:
+        raise ValueError(
+            f"{name}: mode='multiclass' is not sigmoid-based; use ComboLoss({{'dice': 1, "
+            "'ce': 1}}, 'multiclass') or mode='multilabel' with one-hot targets"
+        )
+    with no_autocast(logits.device):
+        p = prepare(logits, target, mode, ignore_index, name)
+        t, v = sigmoid_target(p)
+        inter, sp, st, bce = region_bce_sums(p.x, t, v)
+        dice = tversky_terms(inter, sp, st, 0.5, 0.5, 1.0, smooth, False, per_image, 1e-7)
+        n, c, m = p.x.shape
+        w = class_weight_vector(classes, class_weights, c, p.x.device, p.x.dtype, name)
+        dice = reduce_terms(dice, w, "mean")
+        count = torch.full_like(bce, float(m)) if v is None else v.expand(n, c, m).sum(-1)
+        if w is not None:
+            bce, count = bce * w, count * w
+        tiny = torch.finfo(bce.dtype).tiny
+        if per_image:
+            bce_mean = (bce.sum(1) / count.sum(1).clamp_min(tiny)).mean()
+        else:
+            bce_mean = bce.sum() / count.sum().clamp_min(tiny)
+        return dice_weight * dice + bce_weight * bce_mean
+
+
+class DiceBCELoss(nn.Module):
+    """Module form of :func:`dice_bce_loss`; stores its options.
+
+    Example:
+        >>> loss = DiceBCELoss("binary", ignore_index=255)
+        >>> value = loss(torch.randn(2, 1, 8, 8), torch.randint(0, 2, (2, 8, 8)))
+    """
+
+    def __init__(
+        self,
+        mode: str = "binary",
+        dice_weight: float = 1.0,
+        bce_weight: float = 1.0,
+        smooth: float = 0.0,
+        per_image: bool = False,
+        classes: Sequence[int] | None = None,
+        class_weights: Sequence[float] | None = None,
+        ignore_index: int | None = None,
+    ) -> None:
+        super().__init__()
+        check_mode(mode, "DiceBCELoss")
+        if mode == MULTICLASS_MODE:
+            raise ValueError(
+                "DiceBCELoss: mode='multiclass' is not sigmoid-based; combine 'dice' and 'ce' "
+                "in ComboLoss instead"
+            )
+        self.mode = mode
+        self.dice_weight = float(dice_weight)
+        self.bce_weight = float(bce_weight)
+        self.smooth = float(smooth)
+        self.per_image = per_image
+        self.classes = classes
+        self.class_weights = class_weights
+        self.ignore_index = ignore_index
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return dice_bce_loss(
+            logits, target, self.mode, self.dice_weight, self.bce_weight, self.smooth,
+            self.per_image, self.classes, self.class_weights, self.ignore_index,
+        )

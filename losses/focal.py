@@ -1,0 +1,147 @@
+"""Focal loss (Lin et al., 2017) for segmentation: sigmoid per channel, or softmax for multiclass.
+
+Sigmoid (binary, multilabel), per element with p = sigmoid(x):
+
+    p_t = p t + (1 - p)(1 - t),    a_t = a t + (1 - a)(1 - t)
+    l = a_t (1 - p_t) ** gamma * BCE(x, t)
+
+(torchvision's ``sigmoid_focal_loss``; a_t = 1 when ``alpha`` is None). Softmax (multiclass), per
+pixel with p = softmax(x):
+
+    l = -sum_c a_c t_c (1 - p_c) ** gamma log p_c
+
+which for a hard label y is -a_y (1 - p_y) ** gamma log p_y. smp's multiclass focal loss is
+one-vs-rest sigmoid instead. ``mean`` divides by the valid weight: the number of valid elements,
+or sum_i w_{y_i} with ``class_weights`` (as cross-entropy does); ``alpha`` is not normalised.
+With gamma = 0 and alpha None it is BCE (sigmoid) or cross-entropy (softmax). Empty masks need
+no special case (every pixel is scored against background).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from losses._prepare import (
+    check_mode,
+    check_reduction,
+    class_weight_vector,
+    no_autocast,
+    prepare,
+    reduce_ratio,
+    sigmoid_target,
+    spatial_view,
+)
+from losses._softmax import softmax_terms
+from losses.constants import MULTICLASS_MODE
+
+
+def focal_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    mode: str,
+    gamma: float = 2.0,
+    alpha: float | Sequence[float] | torch.Tensor | None = None,
+    per_image: bool = False,
+    classes: Sequence[int] | None = None,
+    class_weights: Sequence[float] | torch.Tensor | None = None,
+    ignore_index: int | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Focal loss for dense segmentation (module docstring formulas).
+
+    Args:
+        logits: (N, C, *S) logits, any float dtype (reduced in float32).
+        target: hard or soft target (see ``losses.constants``).
+        mode: "binary"/"multilabel" (sigmoid) or "multiclass" (softmax).
+        gamma: focusing exponent >= 0. Default 2.
+        alpha: None (default, no balancing, as smp), a float in [0, 1] (sigmoid modes: weight of
+            positives; torchvision uses 0.25), or one value per class (C,).
+        per_image: average per image, then over images. Default False.
+        classes: classes/channels that count. Default all.
+        class_weights: (C,) weights, normalised in the mean like cross-entropy's.
+        ignore_index: target value to leave out. Default None.
+        reduction: "mean" (default), "sum", or "none": the element-wise map, (N, C, *S) for
+            sigmoid modes and (N, *S) for multiclass.
+
+    Example:
+        >>> focal_loss(torch.randn(2, 3, 8, 8), torch.randint(0, 3, (2, 8, 8)), "multiclass",
+        ...            alpha=[0.25, 1.0, 1.0])
+    """
+    name = "focal_loss"
+    check_mode(mode, name)
+    check_reduction(reduction, name)
+    if gamma < 0:
+        raise ValueError(f"{name}: gamma={gamma} must be >= 0")
+    with no_autocast(logits.device):
+        p = prepare(logits, target, mode, ignore_index, name)
+        c = p.x.shape[1]
+        a = None
+        if alpha is not None:
+            a = torch.as_tensor(alpha, dtype=p.x.dtype, device=p.x.device).reshape(-1)
+            if a.numel() not in (1, c) or (mode == MULTICLASS_MODE and a.numel() != c):
+                need = f"{c} values (one per class)" if mode == MULTICLASS_MODE else f"1 or {c}"
+                raise ValueError(f"{name}: alpha has {a.numel()} values, expected {need}")
+        cw = class_weight_vector(classes, class_weights, c, p.x.device, p.x.dtype, name)
+        if mode == MULTICLASS_MODE:
+            num, den = softmax_terms(p, gamma, a, cw, 0.0)
+            out = reduce_ratio(num, den, reduction, per_image)
+            return out.reshape(out.shape[0], *p.spatial) if reduction == "none" else out
+        t, w = sigmoid_target(p)
+        loss = F.binary_cross_entropy_with_logits(p.x, t, reduction="none")
+        if gamma:
+            prob = torch.sigmoid(p.x)
+            one_minus_pt = prob + t - 2 * prob * t
+            loss = loss * one_minus_pt.clamp_min(0) ** gamma
+        if a is not None:
+            a = a.view(1, -1, 1)
+            loss = loss * (a * t + (1 - a) * (1 - t))
+        if cw is not None:
+            cwv = cw.view(1, -1, 1)
+            w = cwv if w is None else w * cwv
+        num = loss if w is None else loss * w
+        out = reduce_ratio(num, w, reduction, per_image)
+        return spatial_view(out, p) if reduction == "none" else out
+
+
+class FocalLoss(nn.Module):
+    """Module form of :func:`focal_loss`; stores its options.
+
+    Example:
+        >>> loss = FocalLoss("binary", gamma=2.0, alpha=0.25)
+        >>> value = loss(torch.randn(2, 1, 8, 8), torch.randint(0, 2, (2, 8, 8)))
+    """
+
+    def __init__(
+        self,
+        mode: str,
+        gamma: float = 2.0,
+        alpha: float | Sequence[float] | None = None,
+        per_image: bool = False,
+        classes: Sequence[int] | None = None,
+        class_weights: Sequence[float] | None = None,
+        ignore_index: int | None = None,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        check_mode(mode, "FocalLoss")
+        check_reduction(reduction, "FocalLoss")
+        if gamma < 0:
+            raise ValueError(f"FocalLoss: gamma={gamma} must be >= 0")
+        self.mode = mode
+        self.gamma = float(gamma)
+        self.alpha = alpha
+        self.per_image = per_image
+        self.classes = classes
+        self.class_weights = class_weights
+        self.ignore_index = ignore_index
+        self.reduction = reduction
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return focal_loss(
+            logits, target, self.mode, self.gamma, self.alpha, self.per_image, self.classes,
+            self.class_weights, self.ignore_index, self.reduction,
+        )

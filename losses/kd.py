@@ -1,0 +1,126 @@
+"""Pixel-wise knowledge distillation (Hinton et al., 2015) for dense predictions.
+
+    multiclass:  l_i = T^2 * sum_c q_c (log q_c - log p_c),  q = softmax(z_t / T), p = softmax(z_s / T)
+    binary/multilabel: the same KL between Bernoulli distributions, per channel
+
+The T^2 factor keeps the gradient scale independent of T. The teacher is detached. ``mean``
+averages over the pixels (elements for sigmoid modes) where ``mask`` is True; an empty mask
+gives 0 with zero gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from losses._prepare import (
+    check_logits,
+    check_mode,
+    check_reduction,
+    compute_dtype,
+    no_autocast,
+    reduce_ratio,
+)
+from losses.constants import MULTICLASS_MODE
+
+
+def kd_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    mode: str = MULTICLASS_MODE,
+    temperature: float = 1.0,
+    mask: torch.Tensor | None = None,
+    per_image: bool = False,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """KL(teacher || student) at temperature T, scaled by T^2 (module docstring formula).
+
+    Args:
+        student_logits: (N, C, *S) logits of the student.
+        teacher_logits: (N, C, *S) logits of the teacher (detached).
+        mode: "multiclass" (softmax, default), "binary" or "multilabel" (sigmoid).
+        temperature: T > 0. Default 1.
+        mask: optional (N, *S) bool, pixels that count. Default all.
+        per_image: average per image, then over images. Default False.
+        reduction: "mean" (default), "sum", or "none": the (N, *S) map (multiclass) or
+            (N, C, *S) map (sigmoid modes).
+
+    Example:
+        >>> kd_loss(torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8), temperature=2.0)
+    """
+    name = "kd_loss"
+    check_mode(mode, name)
+    check_reduction(reduction, name)
+    check_logits(student_logits, mode, name)
+    if not isinstance(teacher_logits, torch.Tensor) or teacher_logits.shape != student_logits.shape:
+        got = getattr(teacher_logits, "shape", type(teacher_logits).__name__)
+        raise ValueError(
+            f"{name}: teacher logits {tuple(got)} must have the student's shape "
+            f"{tuple(student_logits.shape)}"
+        )
+    if temperature <= 0:
+        raise ValueError(f"{name}: temperature={temperature} must be > 0")
+    with no_autocast(student_logits.device):
+        dtype = compute_dtype(student_logits)
+        n, c = student_logits.shape[:2]
+        s = student_logits.to(dtype).reshape(n, c, -1) / temperature
+        t = teacher_logits.detach().to(dtype).reshape(n, c, -1) / temperature
+        if mode == MULTICLASS_MODE:
+            log_q = F.log_softmax(t, dim=1)
+            kl = (log_q.exp() * (log_q - F.log_softmax(s, dim=1))).sum(1, keepdim=True)
+        else:
+            q = torch.sigmoid(t)
+            kl = (q * (F.logsigmoid(t) - F.logsigmoid(s))
+                  + (1 - q) * (F.logsigmoid(-t) - F.logsigmoid(-s)))
+        kl = kl * temperature**2
+        w = None
+        if mask is not None:
+            if tuple(mask.shape) != (n, *student_logits.shape[2:]):
+                raise ValueError(
+                    f"{name}: mask shape {tuple(mask.shape)} must be (N, *S) = "
+                    f"{(n, *student_logits.shape[2:])}"
+                )
+            w = mask.reshape(n, 1, -1).to(dtype)
+            kl = kl * w
+        out = reduce_ratio(kl, w, reduction, per_image)
+        if reduction != "none":
+            return out
+        if mode == MULTICLASS_MODE:
+            return out.reshape(n, *student_logits.shape[2:])
+        return out.reshape(student_logits.shape)
+
+
+class KDLoss(nn.Module):
+    """Module form of :func:`kd_loss`: ``forward(student_logits, teacher_logits, mask=None)``.
+
+    Example:
+        >>> loss = KDLoss(temperature=4.0)
+        >>> value = loss(torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8))
+    """
+
+    def __init__(
+        self,
+        mode: str = MULTICLASS_MODE,
+        temperature: float = 1.0,
+        per_image: bool = False,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        check_mode(mode, "KDLoss")
+        check_reduction(reduction, "KDLoss")
+        if temperature <= 0:
+            raise ValueError(f"KDLoss: temperature={temperature} must be > 0")
+        self.mode = mode
+        self.temperature = float(temperature)
+        self.per_image = per_image
+        self.reduction = reduction
+
+    def forward(
+        self,
+        student_logits: torch.Tensor,
+        teacher_logits: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return kd_loss(student_logits, teacher_logits, self.mode, self.temperature, mask,
+                       self.per_image, self.reduction)
