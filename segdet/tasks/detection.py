@@ -14,7 +14,6 @@ per-box loss weight: every kept box counts fully (as in YOLOX and ultralytics' M
 
 from __future__ import annotations
 
-import difflib
 import json
 from pathlib import Path
 from typing import Any
@@ -71,30 +70,6 @@ class _MixSchedule(Dataset):
         return self.mix[index]
 
 
-def _build_mixers(specs: list, key: str = "augment.mix") -> list:
-    import augment
-
-    mixers = []
-    for i, spec in enumerate(specs or []):
-        if isinstance(spec, str):
-            name, args = spec, {}
-        elif isinstance(spec, dict) and len(spec) == 1:
-            name, args = next(iter(spec.items()))
-            args = args or {}
-        else:
-            raise ValueError(f"{key}[{i}] must be one {{MixerName: {{args}}}} mapping, e.g. {{Mosaic: {{p: 1.0}}}}; "
-                             f"got {spec!r}")
-        if name not in augment.MIXERS:
-            close = difflib.get_close_matches(str(name), list(augment.MIXERS), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"{key}[{i}]: unknown mixer {name!r}{hint} (available: {', '.join(augment.MIXERS)})")
-        try:
-            mixers.append(augment.MIXERS[name](**args))
-        except TypeError as exc:
-            raise ValueError(f"{key}[{i}]: bad arguments for {name}: {exc}") from None
-    return mixers
-
-
 class DetectionTask(Task):
     """Object detection with torchvision detectors and COCO mAP.
 
@@ -115,6 +90,18 @@ class DetectionTask(Task):
 
             self.classes = list(SyntheticShapes.BOX_CLASSES)
         self.cat_ids: list[int] | None = None
+
+    def check(self) -> None:
+        """Model name, mixer names and metric, checked before any data is read."""
+        from ..data import build_mixers
+        from ..detection.models import DETECTORS, build_detector
+
+        if self.cfg["model"]["arch"] not in DETECTORS:
+            build_detector(self.cfg["model"]["arch"], 1)  # raises with the closest names
+        build_mixers(self.cfg["augment"]["mix"], num_classes=1, ignore_index=self.cfg["data"]["ignore_index"])
+        if self.cfg["train"]["metric"] not in self.metrics:
+            raise ValueError(f"train.metric {self.cfg['train']['metric']!r} is not a detection metric; "
+                             f"use one of {', '.join(self.metrics)} (map50 or map are usual)")
 
     # data --------------------------------------------------------------------------------------
     @property
@@ -171,7 +158,7 @@ class DetectionTask(Task):
     def build_datasets(self) -> tuple[Dataset, Dataset]:
         import augment
 
-        from ..data.transforms import build_pipeline
+        from ..data import build_mixers, build_pipeline
 
         train, val, self.classes, self.cat_ids = self._raw_datasets()
         aug = self.cfg["augment"]
@@ -183,7 +170,7 @@ class DetectionTask(Task):
             return build_pipeline(steps, boxes=True, label_fields=fields, key=f"augment.{key}") if steps else None
 
         pre, post = pipeline("train"), pipeline("post")
-        mixers = _build_mixers(aug["mix"])
+        mixers = build_mixers(aug["mix"], num_classes=len(self.classes), ignore_index=self.cfg["data"]["ignore_index"])
         mix = augment.MixDataset(_DetectionSource(train, self.needs_masks), mixers, pre=pre, post=post, seed=seed)
         off_from = self.cfg["train"]["epochs"] - aug["mix_off_last_epochs"]
         train_ds = _MixSchedule(mix, off_from)
