@@ -1,0 +1,137 @@
+"""Resume ends where an uninterrupted run ends; checkpoints are atomic; Ctrl-C saves last.pt."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine_fake_task import FakeTask, fake_config
+from segdet.checkpoint import inference_state_dict, load_checkpoint, save_checkpoint
+from segdet.engine import TrainingInterrupted, train
+
+HERE = Path(__file__).resolve().parent
+
+
+def _assert_same_state(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0, msg=lambda m: f"{k}: {m}")
+
+
+def _final(run: Path) -> dict:
+    ckpt = load_checkpoint(run / "weights" / "last.pt")
+    return ckpt
+
+
+def test_crash_after_epoch_then_resume_equals_uninterrupted(tmp_path):
+    cfg = fake_config(tmp_path / "full", epochs=3)
+    full = _final(train(cfg, task=FakeTask(cfg)))
+
+    cfg2 = fake_config(tmp_path / "crashed", epochs=3)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(cfg2, task=FakeTask(cfg2, fail_at_call=6))  # 4 steps per epoch: dies in epoch 2
+    last = tmp_path / "crashed" / "weights" / "last.pt"
+    assert load_checkpoint(last)["epoch"] == 1
+    torch.manual_seed(12345)  # the global RNG state must not matter: resume restores it
+    resumed = _final(train(cfg2, resume=last, task=FakeTask(cfg2)))
+
+    _assert_same_state(full["model"], resumed["model"])
+    _assert_same_state(full["ema"], resumed["ema"])
+    assert full["optimizer"]["state"][0]["step"] == resumed["optimizer"]["state"][0]["step"]
+    torch.testing.assert_close(full["optimizer"]["state"][0]["exp_avg"], resumed["optimizer"]["state"][0]["exp_avg"])
+    assert full["scheduler"]["last_epoch"] == resumed["scheduler"]["last_epoch"] == 12
+    assert full["best_metric"] == pytest.approx(resumed["best_metric"])
+    rows = (tmp_path / "crashed" / "results.csv").read_text().strip().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3"]
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
+    """A real process killed with SIGKILL after its first checkpoint, then resumed."""
+    env = {**os.environ, "FAKE_THREADS": "1", "FAKE_DELAY": "0.004", "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parents[1])])}
+    script = str(HERE / "engine_fake_task.py")
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, script, str(out), "4"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    last = out / "weights" / "last.pt"
+    deadline = time.monotonic() + 60
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    done = load_checkpoint(last)["epoch"]
+    assert 1 <= done < 4
+    subprocess.run([sys.executable, script, str(out), "4", str(last)], env=env, check=True,
+                   stdout=subprocess.DEVNULL, timeout=120)
+    resumed = load_checkpoint(last)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        cfg = fake_config(tmp_path / "reference", epochs=4)
+        reference = _final(train(cfg, task=FakeTask(cfg)))
+    finally:
+        torch.set_num_threads(threads)
+    assert resumed["epoch"] == 4
+    _assert_same_state(reference["model"], resumed["model"])
+    _assert_same_state(reference["ema"], resumed["ema"])
+
+
+def test_ctrl_c_saves_mid_epoch_checkpoint_and_resume_restarts_that_epoch(tmp_path):
+    cfg = fake_config(tmp_path / "int", epochs=2)
+
+    class CtrlC(FakeTask):
+        def loss(self, model, batch):
+            if self.calls == 5:  # second epoch, second step
+                os.kill(os.getpid(), signal.SIGINT)
+            return super().loss(model, batch)
+
+    with pytest.raises(TrainingInterrupted) as err:
+        train(cfg, task=CtrlC(cfg))
+    ckpt = load_checkpoint(err.value.checkpoint)
+    assert ckpt["interrupted"] is True and ckpt["epoch"] == 1
+    assert ckpt["scheduler"]["last_epoch"] == 6  # stopped after 2 of epoch 2's 4 steps
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    run = train(cfg, resume=err.value.checkpoint, task=FakeTask(cfg))
+    final = load_checkpoint(run / "weights" / "last.pt")
+    assert final["epoch"] == 2 and final["interrupted"] is False
+    assert final["scheduler"]["last_epoch"] == 8  # the redone epoch did not overshoot the schedule
+
+
+def test_failed_save_leaves_previous_checkpoint_intact(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"model": {"w": torch.ones(2)}, "epoch": 1}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_checkpoint({"model": {"w": torch.zeros(2)}, "epoch": 2, "junk": Unpicklable()}, path)
+    ckpt = load_checkpoint(path)
+    assert ckpt["epoch"] == 1 and torch.equal(ckpt["model"]["w"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left behind
+
+
+def test_load_checkpoint_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        load_checkpoint(tmp_path / "nope.pt")
+    bad = tmp_path / "truncated.pt"
+    save_checkpoint({"model": {"w": torch.ones(1000)}}, bad)
+    bad.write_bytes(bad.read_bytes()[:100])
+    with pytest.raises(ValueError, match="truncated.pt"):
+        load_checkpoint(bad)
+
+
+def test_inference_state_dict_prefers_ema():
+    assert inference_state_dict({"model": {"a": 1}, "ema": {"b": 2}}) == {"b": 2}
+    assert inference_state_dict({"model": {"a": 1}, "ema": None}) == {"a": 1}
+    with pytest.raises(ValueError, match="no 'model' or 'ema'"):
+        inference_state_dict({"epoch": 3})
