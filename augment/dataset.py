@@ -29,6 +29,46 @@ def _normalise(sample: dict) -> dict:
     return out
 
 
+def _check_bbox_params(transform: Any, sample: dict) -> None:
+    """An albumentations Compose must know the boxes are pascal_voc with ``labels`` beside them."""
+    processors = getattr(transform, "processors", None)
+    if "bboxes" not in sample or not isinstance(processors, dict):
+        return
+    fix = "bbox_params=A.BboxParams(format='pascal_voc', label_fields=['labels'])"
+    proc = processors.get("bboxes")
+    if proc is None:
+        raise ValueError(f"the samples have 'bboxes' but the albumentations Compose has no bbox_params, "
+                         f"so it would move the image without the boxes; pass {fix}")
+    params = proc.params
+    if params.format != "pascal_voc" or "labels" not in (params.label_fields or []):
+        raise ValueError(f"the albumentations Compose has bbox_params format={params.format!r}, "
+                         f"label_fields={params.label_fields}; samples hold pascal_voc boxes with "
+                         f"'labels', so pass {fix}")
+
+
+def _call_albumentations(transform: Any, sample: dict) -> dict:
+    """Calls ``transform(**sample)`` keeping every per-box array on one keep-index.
+
+    albumentations drops boxes (and their ``labels``) but not the matching instance masks or
+    ``weights``. The call passes box indices as ``labels`` and then selects the original labels,
+    the weights and the transformed instance masks by the indices that survived.
+    """
+    if "bboxes" not in sample:
+        return transform(**sample)
+    labels = np.asarray(sample.get("labels", np.zeros(0))).reshape(-1)
+    n = len(np.asarray(sample["bboxes"]).reshape(-1, 4))
+    if len(labels) != n:
+        raise ValueError(f"sample has {n} bboxes but {len(labels)} labels; give one label per box")
+    out = transform(**{**sample, "labels": np.arange(n, dtype=np.int64)})
+    kept = np.asarray(out["labels"], dtype=np.int64).reshape(-1)
+    out["labels"] = labels[kept]
+    if "weights" in sample:
+        out["weights"] = np.asarray(sample["weights"], dtype=np.float32).reshape(-1)[kept]
+    if "masks" in out and len(out["masks"]) == n:
+        out["masks"] = np.asarray(out["masks"])[kept] if n else np.asarray(out["masks"])
+    return out
+
+
 def apply_transform(transform: Callable | None, sample: dict, rng: np.random.Generator) -> dict:
     """Runs ``transform`` on ``sample`` with randomness drawn from ``rng``.
 
@@ -39,10 +79,11 @@ def apply_transform(transform: Callable | None, sample: dict, rng: np.random.Gen
     if transform is None:
         return sample
     if _is_albumentations(transform):
+        _check_bbox_params(transform, sample)
         seeds = rng.integers(0, 2 ** 63, size=2)
         if hasattr(transform, "set_random_state"):
             transform.set_random_state(np.random.default_rng(int(seeds[0])), random.Random(int(seeds[1])))
-        out = transform(**sample)
+        out = _call_albumentations(transform, sample)
     else:
         out = transform(sample)
     if not isinstance(out, dict):
