@@ -90,6 +90,22 @@ def _hard_target(target: torch.Tensor, num_classes: int, ignore_index: int) -> t
     return labels, in_range & ~is_ignored, ~in_range & ~is_ignored
 
 
+def _histogram(index: torch.Tensor, bins: int, sync_free: bool | None = None) -> torch.Tensor:
+    """Counts of each value of a 1-D int64 tensor with values in ``[0, bins)``.
+
+    On CUDA ``torch.bincount`` reads the input's min and max back to the host (two
+    synchronisations per call, seen with ``torch.cuda.set_sync_debug_mode``), so there
+    (``sync_free=None`` picks by device) the counts are a ``scatter_add_`` into a fixed-size
+    buffer instead: no synchronisation, and exact and deterministic since the values are int64.
+    """
+    if sync_free is None:
+        sync_free = index.is_cuda
+    if sync_free:
+        counts = torch.zeros(bins, dtype=torch.int64, device=index.device)
+        return counts.scatter_add_(0, index, torch.ones_like(index))
+    return torch.bincount(index, minlength=bins)
+
+
 def confusion_matrix(
     pred: torch.Tensor,
     target: torch.Tensor,
@@ -129,7 +145,7 @@ def confusion_matrix(
     # data-dependent shape and no device-to-host synchronisation.
     size = num_classes * num_classes
     index = torch.where(valid, labels * num_classes + pred, size).reshape(-1)
-    counts = torch.bincount(index, minlength=size + 1)[:size]
+    counts = _histogram(index, size + 1)[:size]
     return counts.reshape(num_classes, num_classes), invalid.sum()
 
 

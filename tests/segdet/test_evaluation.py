@@ -331,3 +331,16 @@ def test_sync_sums_over_ranks(tmp_path):
     torch.testing.assert_close(r0["synced"], expected, rtol=0, atol=0)
     torch.testing.assert_close(r1["synced"], expected, rtol=0, atol=0)
     assert r0["miou"] == r1["miou"]
+
+
+@pytest.mark.parametrize("sync_free", [False, True])
+def test_both_histogram_paths_count_exactly(sync_free):
+    # CUDA uses the scatter_add_ path (no host sync), CPU bincount; both must give the same counts
+    from segdet.evaluation._confusion import _histogram
+
+    gen = torch.Generator().manual_seed(10)
+    index = torch.randint(0, 17, (5000,), generator=gen)
+    expected = np.zeros(17, dtype=np.int64)
+    for v in index.tolist():
+        expected[v] += 1
+    np.testing.assert_array_equal(_histogram(index, 17, sync_free=sync_free).numpy(), expected)
