@@ -142,3 +142,17 @@ def test_copy_paste_needs_instance_masks():
     a = {"image": np.zeros((4, 4, 3), np.uint8), "bboxes": [[0, 0, 1, 1]], "labels": [1]}
     with pytest.raises(ValueError, match="masks"):
         CopyPaste()([a, a], np.random.default_rng(0))
+
+
+def test_soft_primary_mask_takes_one_hot_partner_pixels():
+    h, w = 4, 4
+    pm = np.zeros((1, h, w), np.uint8)
+    pm[0, :2, :2] = 1
+    a = {"image": np.zeros((h, w, 3), np.float32), "mask": np.full((h, w, 3), 1 / 3, np.float32),
+         "bboxes": np.zeros((0, 4)), "labels": [], "masks": np.zeros((0, h, w), np.uint8)}
+    b = {"image": np.ones((h, w, 3), np.uint8), "mask": np.full((h, w), 2, np.int64),
+         "bboxes": [[0, 0, 2, 2]], "labels": [5], "masks": pm}
+    out = copy_paste(a, b, np.array([True]), num_classes=3)
+    np.testing.assert_array_equal(out["mask"][:2, :2], np.broadcast_to([0, 0, 1], (2, 2, 3)))
+    np.testing.assert_allclose(out["mask"][2:], 1 / 3)
+    assert out["image"].dtype == np.float32 and out["image"][:2, :2].min() == 1

@@ -145,3 +145,17 @@ def test_bad_arguments():
         MixDataset(DATA, [])[len(DATA)]
     with pytest.raises(TypeError, match="sample dicts"):
         MixDataset([np.zeros(3)], [])[0]
+
+
+def test_same_samples_with_zero_or_two_dataloader_workers():
+    torch = pytest.importorskip("torch")
+    pre = _pipeline()
+    ds = MixDataset(DATA, [CutMix(p=0.5), MixUp(p=0.5, num_classes=6)], pre=pre, seed=11)
+    ds.set_epoch(2)
+
+    def load(workers):
+        loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers,
+                                             multiprocessing_context="fork" if workers else None)
+        return [{k: np.asarray(v) for k, v in item.items()} for item in loader]
+
+    assert all(_same(a, b) for a, b in zip(load(0), load(2)))
