@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -306,25 +307,14 @@ def test_sync_is_a_noop_without_distributed():
     torch.testing.assert_close(ev.confusion(), before, rtol=0, atol=0)
 
 
-def _two_rank_worker(rank: int, init_file: str, out_file: str) -> None:
-    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    try:
-        gen = torch.Generator().manual_seed(100 + rank)
-        ev = SegmentationEvaluator(3, 255, None, "cpu")
-        ev.update(MODEL, random_batch(gen, 1, 3, 4, 4, 255))
-        local = ev.confusion().clone()
-        ev.sync()
-        ev.sync()  # idempotent: must not add the other rank twice
-        torch.save({"local": local, "synced": ev.confusion(), "miou": ev.compute()["miou"]}, f"{out_file}.{rank}")
-    finally:
-        torch.distributed.destroy_process_group()
-
-
-def test_sync_sums_over_ranks(tmp_path):
+def test_sync_sums_over_ranks(tmp_path, monkeypatch):
     if not torch.distributed.is_available():
         pytest.skip("torch.distributed is not available")
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))  # the spawned ranks import the worker by name
+    from _segdet_eval_dist_worker import run_rank
+
     torch.multiprocessing.spawn(
-        _two_rank_worker, args=(str(tmp_path / "init"), str(tmp_path / "out")), nprocs=2, join=True
+        run_rank, args=(str(tmp_path / "init"), str(tmp_path / "out")), nprocs=2, join=True
     )
     r0, r1 = (torch.load(tmp_path / f"out.{r}") for r in (0, 1))
     expected = r0["local"] + r1["local"]
