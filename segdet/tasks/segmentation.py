@@ -46,8 +46,11 @@ class SegmentationTask(Task):
         if self._loss_fn is None:
             import losses
 
-            self._loss_fn = losses.ComboLoss(self.cfg["loss"], mode="multiclass",
-                                             ignore_index=self.cfg["data"]["ignore_index"])
+            try:
+                self._loss_fn = losses.ComboLoss(self.cfg["loss"], mode="multiclass",
+                                                 ignore_index=self.cfg["data"]["ignore_index"])
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"loss: {exc}") from None
         return self._loss_fn
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
@@ -60,7 +63,8 @@ class SegmentationTask(Task):
     def collate(self, samples: list[dict]) -> dict[str, Any]:
         from ..data import collate_segmentation
 
-        return collate_segmentation(samples, ignore_index=self.cfg["data"]["ignore_index"])
+        return collate_segmentation(samples, ignore_index=self.cfg["data"]["ignore_index"],
+                                    num_classes=len(self.classes) if self.classes is not None else None)
 
     @property
     def num_classes(self) -> int:
