@@ -52,7 +52,13 @@ def colorize_mask(mask: np.ndarray, num_classes: int) -> np.ndarray:
     return palette[index]
 
 
-def overlay_mask(image: np.ndarray, mask: np.ndarray, num_classes: int, alpha: float = 0.5) -> np.ndarray:
+def overlay_mask(
+    image: np.ndarray,
+    mask: np.ndarray,
+    num_classes: int,
+    alpha: float = 0.5,
+    transparent: int | None = 0,
+) -> np.ndarray:
     """Blend the colourised mask over the image.
 
     Args:
@@ -60,9 +66,12 @@ def overlay_mask(image: np.ndarray, mask: np.ndarray, num_classes: int, alpha: f
         mask: (H, W) integer class indices.
         num_classes: number of classes.
         alpha: weight of the mask colours (0 = image only, 1 = colours only).
+        transparent: class left as the plain image (class 0, the background by convention, as in
+            the ``segdet.preview`` grids); ``None`` colours every class.
 
     Returns:
-        (H, W, 3) uint8 RGB, ``(1 - alpha) * image + alpha * colour``.
+        (H, W, 3) uint8 RGB, ``(1 - alpha) * image + alpha * colour`` (the image itself where the
+        class is ``transparent``).
 
     Example:
         >>> overlay_mask(np.zeros((4, 4, 3), np.uint8), np.ones((4, 4), int), 2).shape
@@ -74,4 +83,8 @@ def overlay_mask(image: np.ndarray, mask: np.ndarray, num_classes: int, alpha: f
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     colours = colorize_mask(mask, num_classes).astype(np.float32)
     blend = (1.0 - alpha) * image.astype(np.float32) + alpha * colours
-    return np.clip(np.rint(blend), 0, 255).astype(np.uint8)
+    out = np.clip(np.rint(blend), 0, 255).astype(np.uint8)
+    if transparent is not None:
+        keep = mask == transparent
+        out[keep] = image[keep]
+    return out

@@ -62,7 +62,8 @@ def predict_segmentation(
     the bottom/right to a multiple of ``stride``, run through the model in eval mode, and the
     output is cropped back to the image's own size (nothing is resized). The mask PNG holds the
     class index per pixel (uint8, or uint16 with more than 256 classes); the overlay blends the
-    :func:`~segdet.inference.class_palette` colours over the image. Files are written atomically.
+    :func:`~segdet.inference.class_palette` colours over the image (class 0, the background,
+    left plain, as in the ``segdet.preview`` grids). Files are written atomically.
 
     Args:
         model: maps (1, 3, H, W) float images in [0, 1] to (1, C, H, W) logits.

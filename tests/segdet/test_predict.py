@@ -86,10 +86,13 @@ def test_outputs_match_the_model_on_a_padded_tensor(tmp_path):
 def test_overlay_blends_palette_colours():
     image = np.full((2, 2, 3), 200, dtype=np.uint8)
     mask = np.array([[0, 1], [2, 1]])
-    out = overlay_mask(image, mask, 3, alpha=0.5)
     palette = class_palette(3)
+    out = overlay_mask(image, mask, 3, alpha=0.5)
+    every = overlay_mask(image, mask, 3, alpha=0.5, transparent=None)
     for (y, x), c in np.ndenumerate(mask):
-        np.testing.assert_array_equal(out[y, x], np.rint((200 + palette[c].astype(float)) / 2))
+        blended = np.rint((200 + palette[c].astype(float)) / 2)
+        np.testing.assert_array_equal(every[y, x], blended)
+        np.testing.assert_array_equal(out[y, x], image[y, x] if c == 0 else blended)
 
 
 def test_palette_is_fixed_and_distinct():
