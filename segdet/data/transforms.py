@@ -193,7 +193,10 @@ def _apply(pipeline, call, data: dict, force_apply: bool) -> dict:
         del data["masks"]
     injected = []
     track = False
-    if pipeline.segdet_fields and "bboxes" in data:
+    if pipeline.segdet_fields and "bboxes" not in data:  # albumentations wants every box field
+        data["bboxes"] = np.zeros((0, 4), np.float32)
+        injected.append("bboxes")
+    if pipeline.segdet_fields:
         boxes = np.asarray(data["bboxes"], np.float32).reshape(-1, 4)
         data["bboxes"] = boxes
         n = len(boxes)
@@ -209,7 +212,7 @@ def _apply(pipeline, call, data: dict, force_apply: bool) -> dict:
 
     if scale:
         out["image"] = np.asarray(out["image"], np.float32) * 255.0
-    if pipeline.segdet_fields and "bboxes" in out:
+    if pipeline.segdet_fields:
         out["bboxes"] = np.asarray(out["bboxes"], np.float32).reshape(-1, 4)
         for field, dtype in dtypes.items():
             out[field] = np.asarray(out[field], dtype=dtype).reshape(-1)
