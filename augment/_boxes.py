@@ -215,16 +215,22 @@ def cut_instances(boxes: np.ndarray, masks: np.ndarray | None, keep_map: np.ndar
     new_boxes[untouched] = boxes[untouched]
     if masks is None:
         return keep_by_visibility(visible, original, min_visibility, min_area), new_boxes, None
-    new_masks = masks * keep_map[None].astype(masks.dtype)
-    before = (masks != 0).sum(axis=(1, 2)).astype(np.float64)
-    after = (new_masks != 0).sum(axis=(1, 2)).astype(np.float64)
+    # Visible pixels all lie in the bounding window of keep_map: work there only.
+    rows, cols = np.flatnonzero(keep_map.any(1)), np.flatnonzero(keep_map.any(0))
+    win = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)) if rows.size else (slice(0, 0),) * 2
+    new_masks = np.zeros_like(masks)
+    visible_part = new_masks[(slice(None),) + win]
+    np.multiply(masks[(slice(None),) + win], keep_map[win], out=visible_part, casting="unsafe")
+    before = np.array([np.count_nonzero(m) for m in masks], dtype=np.float64)
+    after = np.array([np.count_nonzero(m) for m in visible_part], dtype=np.float64)
     by_mask = before > 0
     visible = np.where(by_mask, after, visible)
     original = np.where(by_mask, before, original)
     keep = keep_by_visibility(visible, original, min_visibility, min_area)
     touched_mask = by_mask & ~((after >= before) & untouched)
     if touched_mask.any():
-        mask_boxes, _ = masks_to_boxes(new_masks[touched_mask])
+        mask_boxes, _ = masks_to_boxes(visible_part[touched_mask])
+        mask_boxes += np.array([win[1].start, win[0].start] * 2, dtype=np.float32)
         new_boxes[touched_mask] = intersect_boxes(new_boxes[touched_mask], mask_boxes)
     sides = new_boxes[:, 2:] - new_boxes[:, :2]
     keep &= (sides > 0).all(1)

@@ -8,6 +8,14 @@ from ._boxes import cut_instances
 from ._sample import concat_instances, mix_dtype, soft_mask, take
 
 
+def _take_region(a: np.ndarray, b: np.ndarray, region: np.ndarray, dtype) -> np.ndarray:
+    """Copy of ``a`` (as ``dtype``) with ``b`` inside ``region`` (over the first two axes)."""
+    out = a.astype(dtype, copy=True)
+    where = region.reshape(region.shape + (1,) * (a.ndim - 2))
+    np.copyto(out, b, where=where, casting="unsafe")
+    return out
+
+
 def mix_masks(a: np.ndarray, b: np.ndarray, region: np.ndarray, num_classes: int | None,
               ignore_index: int | None, name: str) -> np.ndarray:
     """Semantic mask taking ``b`` inside ``region`` and ``a`` elsewhere.
@@ -16,13 +24,13 @@ def mix_masks(a: np.ndarray, b: np.ndarray, region: np.ndarray, num_classes: int
     one-hot encoded (``ignore_index`` pixels become all-zero vectors).
     """
     if a.ndim == 2 and b.ndim == 2:
-        return np.where(region, b, a).astype(np.result_type(a.dtype, b.dtype), copy=False)
+        return _take_region(a, b, region, np.result_type(a.dtype, b.dtype))
     channels = a.shape[2] if a.ndim == 3 else b.shape[2]
     if num_classes is not None and channels != num_classes:
         raise ValueError(f"{name}: a soft mask has {channels} channels but num_classes={num_classes}")
     a = soft_mask(a, channels, ignore_index, f"{name} source 0")
     b = soft_mask(b, channels, ignore_index, f"{name} source 1")
-    return np.where(region[..., None], b, a)
+    return _take_region(a, b, region, np.float32)
 
 
 def paste(primary: dict, partner: dict, region: np.ndarray, *, min_visibility: float,
@@ -45,8 +53,7 @@ def paste(primary: dict, partner: dict, region: np.ndarray, *, min_visibility: f
     h, w = region.shape
     out = {k: v for k, v in primary.items() if k not in ("weights",)}
     dtype = mix_dtype(primary["image"], partner["image"])
-    sel = region if primary["image"].ndim == 2 else region[..., None]
-    out["image"] = np.where(sel, partner["image"], primary["image"]).astype(dtype, copy=False)
+    out["image"] = _take_region(primary["image"], partner["image"], region, dtype)
     lam = float(h * w - np.count_nonzero(region)) / float(h * w)
     if "mask" in primary:
         out["mask"] = mix_masks(primary["mask"], partner["mask"], region, num_classes, ignore_index, name)

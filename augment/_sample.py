@@ -174,5 +174,5 @@ def concat_instances(parts: list[dict], keep_weights: bool, height: int, width: 
         out["weights"] = np.concatenate([p["weights"] for p in parts]).astype(np.float32)
     if all("masks" in p for p in parts):
         dtype = np.result_type(*[p["masks"].dtype for p in parts])
-        out["masks"] = np.concatenate([p["masks"] for p in parts]).astype(dtype).reshape(-1, height, width)
+        out["masks"] = np.concatenate([p["masks"] for p in parts]).astype(dtype, copy=False).reshape(-1, height, width)
     return out

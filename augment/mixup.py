@@ -11,15 +11,41 @@ from ._sample import check_sources, concat_instances, soft_mask, take
 __all__ = ["MixUp", "mixup"]
 
 
+def _blend_hard(a: np.ndarray, b: np.ndarray, lam: float, num_classes: int | None,
+                ignore_index: int | None) -> np.ndarray:
+    """The soft-mask rule of :func:`mixup` for two hard masks, without one-hot intermediates."""
+    if num_classes is None:
+        raise ValueError("MixUp: turning semantic masks into per-class probabilities needs "
+                         "num_classes; pass MixUp(num_classes=...)")
+    h, w = a.shape
+    out = np.zeros((h * w, num_classes), dtype=np.float32)
+    a, b = a.reshape(-1).astype(np.int64, copy=False), b.reshape(-1).astype(np.int64, copy=False)
+    valid = []
+    for k, m in enumerate((a, b)):
+        ok = (m >= 0) & (m < num_classes)
+        bad = ~ok if ignore_index is None else ~ok & (m != ignore_index)
+        if bad.any():
+            raise ValueError(f"MixUp source {k} mask has class {int(m[bad][0])} outside [0, {num_classes}) "
+                             f"and it is not ignore_index={ignore_index}; set num_classes/ignore_index "
+                             "to match the data")
+        valid.append(ok)
+    both = valid[0] & valid[1]
+    for m, ok, weight in ((a, valid[0], lam), (b, valid[1], 1.0 - lam)):
+        pix = np.flatnonzero(ok)
+        # pixels labelled in this source only take its label with weight 1
+        out[pix, m[pix]] += np.where(both[pix], np.float32(weight), np.float32(1.0))
+    return out.reshape(h, w, num_classes)
+
+
 def _blend_masks(a: np.ndarray, b: np.ndarray, lam: float, num_classes: int | None,
                  ignore_index: int | None) -> np.ndarray:
-    if a.ndim == 3 or b.ndim == 3:
-        channels = a.shape[2] if a.ndim == 3 else b.shape[2]
-        if num_classes is not None and channels != num_classes:
-            raise ValueError(f"MixUp: a soft mask has {channels} channels but num_classes={num_classes}")
-        num_classes = channels
-    a = soft_mask(a, num_classes, ignore_index, "MixUp source 0")
-    b = soft_mask(b, num_classes, ignore_index, "MixUp source 1")
+    if a.ndim == 2 and b.ndim == 2:
+        return _blend_hard(a, b, lam, num_classes, ignore_index)
+    channels = a.shape[2] if a.ndim == 3 else b.shape[2]
+    if num_classes is not None and channels != num_classes:
+        raise ValueError(f"MixUp: a soft mask has {channels} channels but num_classes={num_classes}")
+    a = soft_mask(a, channels, ignore_index, "MixUp source 0")
+    b = soft_mask(b, channels, ignore_index, "MixUp source 1")
     valid_a = a.sum(-1, keepdims=True) > 0
     valid_b = b.sum(-1, keepdims=True) > 0
     both = np.float32(lam) * a + np.float32(1.0 - lam) * b

@@ -56,7 +56,7 @@ def fmix_region(height: int, width: int, lam: float, rng: np.random.Generator,
 
     Complex Gaussian noise in the Fourier domain is scaled by ``1 / f ** decay_power`` (``f``
     the frequency in cycles per pixel, floored at ``1 / max(H, W)``), transformed back, and
-    the pixels with the largest values form the region (ties broken by position).
+    the ``round((1 - lam) * H * W)`` pixels with the largest values form the region.
 
     Args:
         height: image rows.
@@ -75,13 +75,16 @@ def fmix_region(height: int, width: int, lam: float, rng: np.random.Generator,
     """
     _check(height, width, lam)
     fy = np.fft.fftfreq(height)[:, None]
-    fx = np.fft.fftfreq(width)[None, :]
+    fx = np.fft.rfftfreq(width)[None, :]
     freq = np.maximum(np.sqrt(fy ** 2 + fx ** 2), 1.0 / max(height, width))
     scale = 1.0 / freq ** float(decay_power)
-    spectrum = scale * (rng.standard_normal((height, width)) + 1j * rng.standard_normal((height, width)))
-    field = np.real(np.fft.ifft2(spectrum))
+    shape = (height, width // 2 + 1)
+    spectrum = scale * (rng.standard_normal(shape) + 1j * rng.standard_normal(shape))
+    field = np.fft.irfft2(spectrum, s=(height, width)).ravel()
     count = int(round((1.0 - float(lam)) * height * width))
-    order = np.argsort(-field, axis=None, kind="stable")
     region = np.zeros(height * width, dtype=bool)
-    region[order[:count]] = True
+    if count >= height * width:
+        region[:] = True
+    elif count > 0:
+        region[np.argpartition(-field, count - 1)[:count]] = True
     return region.reshape(height, width)
