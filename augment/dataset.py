@@ -74,10 +74,11 @@ def apply_transform(transform: Callable | None, sample: dict, rng: np.random.Gen
 
     An albumentations transform/Compose is seeded from ``rng`` (its numpy and Python generators
     are replaced) and called as ``transform(**sample)``; any other callable is called as
-    ``transform(sample)``. ``None`` returns the sample unchanged.
+    ``transform(sample)``. ``None`` returns a shallow copy. Box arrays come back as
+    ``(N, 4)`` float32 and labels as int64.
     """
     if transform is None:
-        return sample
+        return _normalise(sample)  # a copy: the caller may edit it without touching the dataset
     if _is_albumentations(transform):
         _check_bbox_params(transform, sample)
         seeds = rng.integers(0, 2 ** 63, size=2)

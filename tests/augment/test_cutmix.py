@@ -252,3 +252,17 @@ def test_bad_inputs_raise_with_the_fix():
         CutMix(shape="circle")
     with pytest.raises(ValueError, match="min_visibility"):
         CutMix(min_visibility=1.5)
+
+
+def test_float_and_grayscale_images():
+    h, w = 5, 7
+    region = np.zeros((h, w), bool)
+    region[1:3, 2:6] = True
+    a = {"image": np.full((h, w, 3), 0.5, np.float32)}
+    b = {"image": np.full((h, w, 3), 200, np.uint8)}
+    out, lam = cutmix(a, b, region)
+    assert out["image"].dtype == np.float32
+    np.testing.assert_array_equal(out["image"][..., 0], np.where(region, 200, 0.5))
+    assert lam == 1 - 8 / 35
+    g, _ = cutmix({"image": np.zeros((h, w), np.uint8)}, {"image": np.ones((h, w), np.uint8)}, region)
+    np.testing.assert_array_equal(g["image"], region.astype(np.uint8))

@@ -75,6 +75,7 @@ def test_mixers_with_p_zero_never_fire():
     ds = MixDataset(DATA, [CutMix(p=0.0), MixUp(p=0.0, num_classes=6)], seed=1)
     for i in range(len(ds)):
         assert _same(ds[i], DATA[i])
+        assert ds[i] is not DATA[i]
 
 
 def test_albumentations_pipelines_compose_and_are_seeded_from_the_item():
