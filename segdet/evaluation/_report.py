@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import textwrap
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -33,12 +34,11 @@ def format_table(classes: Sequence[str], scores: dict[str, Any], ignore_index: i
             f"{int(scores['gt_pixels'][i]):>12}  {int(scores['pred_pixels'][i]):>12}"
         )
     lines.append("-" * len(header))
+    lines.append(f"{'mean':<{width}}  {_fmt(scores['miou']):>7}  {_fmt(scores['mdice']):>7}")
     lines.append(
-        f"{'mean':<{width}}  {_fmt(scores['miou']):>7}  {_fmt(scores['mdice']):>7}  "
-        f"{int(np.sum(scores['gt_pixels'])):>12}  {int(np.sum(scores['pred_pixels'])):>12}"
+        f"pixel accuracy {_fmt(scores['pixel_acc'])} over {int(np.sum(scores['gt_pixels']))} scored pixels"
     )
-    lines.append(f"pixel accuracy: {_fmt(scores['pixel_acc'])}")
-    lines.append(f"{AVERAGING} ignore_index = {ignore_index}.")
+    lines.extend(textwrap.wrap(f"{AVERAGING} ignore_index = {ignore_index}.", width=100))
     return "\n".join(lines)
 
 
