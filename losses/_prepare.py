@@ -191,9 +191,9 @@ def prepare(
             f"{name}: {mode} target must be {expect} matching logits {tuple(logits.shape)}, "
             f"got {tshape}"
         )
-    t = target.reshape(n, c, -1)
-    valid = None if ignore_index is None else t != ignore_index
-    t = t.to(dtype)
+    raw = target.reshape(n, c, -1)
+    valid = None if ignore_index is None else raw != ignore_index
+    t = raw.to(dtype)
     if soft:
         out = (t < 0) | (t > 1) | torch.isnan(t)
     else:
@@ -204,7 +204,7 @@ def prepare(
         allowed = "in [0, 1]" if soft else "0 or 1"
         raise ValueError(
             f"{name}: {mode} target values must be {allowed} (or ignore_index={ignore_index}), "
-            f"found {_bad_values(t[out])}"
+            f"found {_bad_values(raw[out])}"
         )
     v = None
     if valid is not None:
