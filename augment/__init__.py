@@ -7,6 +7,7 @@ Every mixer is a class with ``p``, ``num_sources`` and ``__call__(samples, rng) 
 from .cutmix import CutMix, cutmix
 from .mixup import MixUp, mixup
 from .copypaste import CopyPaste, copy_paste
+from .mosaic import Mosaic
 from .regions import fmix_region, rect_region
 from .dataset import MixDataset
 from .box_formats import coco_to_pascal_voc, pascal_voc_to_coco, pascal_voc_to_yolo, yolo_to_pascal_voc
@@ -15,6 +16,7 @@ MIXERS = {
     "CutMix": CutMix,
     "MixUp": MixUp,
     "CopyPaste": CopyPaste,
+    "Mosaic": Mosaic,
 }
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "mixup",
     "CopyPaste",
     "copy_paste",
+    "Mosaic",
     "MixDataset",
     "rect_region",
     "fmix_region",
