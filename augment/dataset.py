@@ -32,8 +32,8 @@ def _normalise(sample: dict) -> dict:
 def _check_bbox_params(transform: Any, sample: dict) -> None:
     """An albumentations Compose must know the boxes are pascal_voc with ``labels`` beside them."""
     processors = getattr(transform, "processors", None)
-    if "bboxes" not in sample or not isinstance(processors, dict):
-        return
+    if "bboxes" not in sample or not isinstance(processors, dict) or not getattr(transform, "transforms", True):
+        return  # no boxes, not a Compose, or an empty Compose (moves nothing)
     fix = "bbox_params=A.BboxParams(format='pascal_voc', label_fields=['labels'])"
     proc = processors.get("bboxes")
     if proc is None:
