@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .config import ConfigError
     from .engine import NonFiniteLossError, TrainingInterrupted
+    from .engine.distributed import DistributedTimeout
 
     try:
         return _run(args)
@@ -75,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except NonFiniteLossError as exc:
         print(f"segdet: stopped: {exc}", file=sys.stderr)
+        return 1
+    except DistributedTimeout as exc:
+        if os.environ.get("SEGDET_DEBUG"):
+            raise
+        print(f"segdet: stalled: {exc}", file=sys.stderr)
         return 1
     except TrainingInterrupted as exc:
         where = f"; resume with: segdet train {args.config} --resume {exc.checkpoint}" if exc.checkpoint else ""
@@ -103,7 +109,8 @@ def _run(args: argparse.Namespace) -> int:
         from .engine import evaluate
 
         metrics, table = evaluate(cfg, args.checkpoint, args.output)
-        print(table)
+        if table:  # empty on ranks other than 0 under torchrun
+            print(table)
     elif args.command == "predict":
         from .engine import predict
 

@@ -161,3 +161,9 @@ SCHEMA["model"]["score_thresh"] = Field(float, 0.05, minimum=0.0, maximum=1.0,
 SCHEMA["model"]["detections_per_img"] = Field(int, 100, minimum=1, help="detector: detections kept per image")
 SCHEMA["train"]["eval_backend"] = Field(str, "pycocotools", choices=("pycocotools", "faster-coco-eval"),
                                         help="detection: COCO evaluation backend (identical numbers)")
+# --- scale-out (torchrun / DDP) and batch-level mixing on the device ----------------------------
+SCHEMA["train"]["sync_bn"] = Field(bool, False, help="DDP: SyncBatchNorm across processes (CUDA only)")
+SCHEMA["train"]["dist_timeout"] = Field(float, 600.0, minimum=1.0,
+                                        help="DDP: seconds a collective may wait before the run stops with the stalled stage")
+SCHEMA["augment"]["batch_mix"] = Field(list, [], help="segmentation: batch-level mixers on the device, "
+                                       "[{CutMix: {p, alpha}}, {MixUp: {p, alpha}}]")

@@ -12,7 +12,9 @@ from ..checkpoint import inference_state_dict, load_checkpoint
 from ..tasks import build_task
 from ..tasks.base import Task
 from ._rundir import run_dir_of
-from ._runtime import make_loader, resolve_num_workers, select_amp, select_device
+from . import _dist, distributed
+from ._runtime import select_amp, select_device
+from .loader import auto_num_workers, make_val_loader
 from .validate import validate
 
 __all__ = ["evaluate", "predict", "load_trained_model"]
@@ -55,15 +57,17 @@ def evaluate(cfg: dict[str, Any], checkpoint: str | Path, output: str | Path | N
     """
     cfg = _without_init_weights(cfg)
     task = build_task(cfg)
-    device = select_device(cfg["train"]["device"])
+    device = distributed.setup(cfg)  # under torchrun: each process scores its share of the batches
     _, val_ds = task.build_datasets()
     model = load_trained_model(task, checkpoint).to(device)
     bs = cfg["data"]["batch_size"]
-    loader = make_loader(val_ds, task.collate, bs, resolve_num_workers(cfg["data"]["num_workers"], len(val_ds), bs),
-                         train=False, pin_memory=device.type == "cuda")
+    loader = make_val_loader(val_ds, task.collate, bs, auto_num_workers(cfg["data"]["num_workers"], len(val_ds), bs),
+                             device=device)
     evaluator = task.make_evaluator(device)
     metrics = validate(model, loader, evaluator, device, select_amp(cfg["train"]["amp"], device),
-                       progress=cfg["train"]["progress"])
+                       progress=cfg["train"]["progress"] and _dist.is_main())
+    if not _dist.is_main():  # the metrics are the same on every rank; rank 0 writes the report
+        return metrics, ""
     out_dir = Path(output) if output else run_dir_of(checkpoint) / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
     table = evaluator.report(out_dir)

@@ -24,11 +24,13 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..config import save_config
 from ..tasks import build_task
 from ..tasks.base import Task
-from . import _dist
+from . import _dist, distributed
 from ._results import ResultsLog, plot_results
 from ._rundir import new_run_dir, run_dir_of
-from ._runtime import (autocast, configure_determinism, epoch_seed, make_loader, resolve_num_workers,
-                       rng_state, seed_everything, select_amp, select_device, set_rng_state, to_device)
+from ._runtime import (autocast, configure_determinism, epoch_seed, rng_state, seed_everything, select_amp,
+                       set_rng_state, to_device)
+from .batchmix import batch_mixing_for_epoch
+from .loader import auto_num_workers, make_train_loader, make_val_loader, set_loader_epoch
 from .ema import ModelEMA
 from .optim import build_optimizer, build_scheduler, set_scheduler_step
 from .validate import validate
@@ -65,7 +67,7 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
     task = task or build_task(cfg)
     if hasattr(task, "check"):  # names and specs, before any data is read
         task.check()
-    device = select_device(t["device"])
+    device = distributed.setup(cfg)  # joins the torchrun process group when launched by torchrun
     amp = select_amp(t["amp"], device)
     configure_determinism(cfg["deterministic"])
     seed_everything(seed)
@@ -75,16 +77,17 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
 
     train_ds, val_ds = task.build_datasets()
     bs = cfg["data"]["batch_size"]
-    workers = resolve_num_workers(cfg["data"]["num_workers"], len(train_ds), bs)
+    workers = auto_num_workers(cfg["data"]["num_workers"], len(train_ds), bs)  # per process; bs too
     generator = torch.Generator()
-    train_loader = make_loader(train_ds, task.collate, bs, workers, train=True, generator=generator,
-                               pin_memory=device.type == "cuda")
-    val_loader = make_loader(val_ds, task.collate, bs, workers, train=False, pin_memory=device.type == "cuda")
+    train_loader = make_train_loader(train_ds, task.collate, bs, workers, seed=seed, device=device, generator=generator)
+    val_loader = make_val_loader(val_ds, task.collate, bs, workers, device=device)
+    batch_mixing_for_epoch(cfg, task, device, 0)  # checks augment.batch_mix before any step
     if len(train_loader) == 0:
         raise ValueError(f"the training set has {len(train_ds)} samples: no batch to train on")
 
     memory_format = torch.channels_last if t["channels_last"] else torch.contiguous_format
     model = task.build_model().to(device, memory_format=memory_format)
+    model = distributed.prepare_model(model, cfg, device)  # SyncBatchNorm (train.sync_bn)
     optimizer = build_optimizer(model, cfg["optim"])
     steps_per_epoch = math.ceil(len(train_loader) / t["accumulate"])
     scheduler = build_scheduler(optimizer, cfg["schedule"], t["epochs"], steps_per_epoch)
@@ -105,6 +108,7 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
             set_scheduler_step(scheduler, start_epoch * steps_per_epoch)
         set_rng_state(ckpt["rng"])
         print(f"resuming {resume} at epoch {start_epoch + 1}/{t['epochs']}")
+    model = distributed.wrap_model(model, device, find_unused_parameters=task.name == "detection")
 
     if _dist.is_main():
         save_config(cfg, run_dir / "config.yaml")
@@ -125,11 +129,13 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
             start = time.perf_counter()
             seed_everything(epoch_seed(seed, epoch))
             generator.manual_seed(epoch_seed(seed, epoch))
+            set_loader_epoch(train_loader, epoch)
             if hasattr(train_ds, "set_epoch"):
                 train_ds.set_epoch(epoch)
             try:
-                stats = train_one_epoch(task, model, train_loader, optimizer, scheduler, scaler, ema, device, amp,
-                                        cfg, epoch, stop)
+                with distributed.watch(f"training epoch {epoch + 1} (gradient all-reduce of a step)"):
+                    stats = train_one_epoch(task, model, train_loader, optimizer, scheduler, scaler, ema, device, amp,
+                                            cfg, epoch, stop)
             except NonFiniteLossError as exc:
                 last = weights_dir / "last.pt" if weights_dir and (weights_dir / "last.pt").is_file() else None
                 raise NonFiniteLossError(f"{exc}; last good checkpoint: {last or 'none written yet'}. Try "
@@ -140,7 +146,8 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
                 path = save_checkpoint(checkpoint(epoch, interrupted=True), weights_dir / "last.pt") \
                     if _dist.is_main() else None
                 raise TrainingInterrupted(path)
-            metrics = validate(ema.module if ema else model, val_loader, evaluator, device, amp, t["progress"])
+            eval_model = distributed.broadcast_module(ema.module if ema else _dist.unwrap(model))  # rank 0's weights
+            metrics = validate(eval_model, val_loader, evaluator, device, amp, t["progress"] and _dist.is_main())
             score = metrics.get(t["metric"])
             if score is None:
                 raise ValueError(f"train.metric {t['metric']!r} is not computed by the {task.name} evaluator; "
@@ -182,8 +189,11 @@ def train_one_epoch(task: Task, model: nn.Module, loader, optimizer, scheduler, 
 
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{t['epochs']}", leave=False, dynamic_ncols=True)
     optimizer.zero_grad(set_to_none=True)
+    batch_mix = batch_mixing_for_epoch(cfg, task, device, epoch, _dist.rank())  # augment.batch_mix, on the device
     for i, batch in enumerate(loader if bar is loader else bar):
         batch = to_device(batch, device, t["channels_last"])
+        if batch_mix is not None:
+            batch = batch_mix(batch)
         with autocast(device, amp):
             loss, terms = task.loss(model, batch)
         value = loss.item()

@@ -8,6 +8,7 @@ from torch.utils.data import DataLoader
 
 from ..tasks.base import Evaluator
 from ._runtime import autocast, to_device
+from .distributed import watch
 
 __all__ = ["validate"]
 
@@ -38,5 +39,6 @@ def validate(model: nn.Module, loader: DataLoader, evaluator: Evaluator, device:
                 evaluator.update(model, batch)
     finally:
         model.train(was_training)
-    evaluator.sync()
+    with watch("the evaluator's sync after validation (summing/gathering every rank's results)"):
+        evaluator.sync()
     return {k: float(v) for k, v in evaluator.compute().items()}

@@ -1,0 +1,230 @@
+"""Data loaders that keep the model busy and give the same samples for the same seed.
+
+* Workers: ``data.num_workers: auto`` takes the CPUs this process may use, divided among the
+  processes of this node under torchrun (``LOCAL_WORLD_SIZE``), capped at 8; 0 when the dataset
+  holds fewer than four batches (starting workers would cost more than it saves).
+* On CUDA: pinned host memory, so ``to_device(..., non_blocking=True)`` copies overlap compute.
+* With workers: persistent workers (no restart every epoch) and ``prefetch_factor`` batches queued
+  per worker.
+* Training order: a :class:`~torch.utils.data.DistributedSampler` (one shard per rank, a single
+  shard in a single process) reshuffled from ``(seed, epoch)``; every index reaches the dataset as
+  ``(epoch, index)`` so a dataset with ``set_epoch`` (``augment.MixDataset``) is switched to the
+  epoch *inside the worker* too — persistent workers keep their own copy of the dataset, and a
+  ``set_epoch`` in the main process would not reach them.
+* Validation: :class:`ShardedBatchSampler` deals the batches of the single-process order out to
+  the ranks, with no padding and no duplicates, so the summed confusion matrix (or the gathered
+  detections) equals a single-process evaluation exactly: every image is seen once, in the same
+  batch (same padding, same batch size) as in a single process.
+
+Randomness: segdet's datasets derive every sample's randomness from ``(seed, epoch, index)``
+(``augment.MixDataset``), so a sample does not depend on the worker that loads it, the number of
+workers or the rank. Worker processes additionally seed python's and numpy's global generators
+from ``(loader seed, rank, worker id)`` for third-party code that reads them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+from . import _dist
+
+__all__ = ["auto_num_workers", "make_train_loader", "make_val_loader", "set_loader_epoch", "EpochDataset",
+           "EpochSampler", "ShardedBatchSampler"]
+
+#: batches queued per worker when workers are used
+PREFETCH_FACTOR = 4
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def auto_num_workers(setting: int | str, dataset_size: int, batch_size: int) -> int:
+    """Loader workers of this process for ``data.num_workers``.
+
+    ``auto``: ``min(CPUs / processes on this node, 8)`` (``LOCAL_WORLD_SIZE`` processes under
+    torchrun), and 0 when the dataset is under four batches. An integer is taken as given.
+
+    Raises:
+        ValueError: a negative number or a string other than ``auto``.
+
+    Example:
+        >>> auto_num_workers(4, 1000, 8)
+        4
+    """
+    if setting != "auto":
+        if isinstance(setting, bool) or not isinstance(setting, int) or setting < 0:
+            raise ValueError(f"data.num_workers must be auto or an integer >= 0, got {setting!r}")
+        return int(setting)
+    if dataset_size < 4 * batch_size:
+        return 0
+    local = max(int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1), 1)
+    return max(min(_usable_cpus() // local, 8), 1)
+
+
+def _seed_worker(worker_id: int, rank: int = 0) -> None:
+    """Seed python and numpy in a worker from its torch seed, this rank and the worker id."""
+    seed = (torch.initial_seed() + 1_000_003 * rank) % (2 ** 32)
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+class EpochDataset(Dataset):
+    """Wraps a dataset so that ``ds[(epoch, index)]`` selects the epoch before reading ``index``.
+
+    Used with :class:`EpochSampler`; a plain integer index is passed through unchanged. When the
+    epoch changes inside a loader worker, python's and numpy's global generators of that worker
+    are reseeded from ``(seed, epoch, rank, worker id)``, so even a dataset that draws from the
+    global generators gives the same samples for the same seed and worker count, with persistent
+    workers and after a resume.
+    """
+
+    def __init__(self, dataset: Any, seed: int = 0, rank: int = 0) -> None:
+        self.dataset = dataset
+        self.seed, self.rank = int(seed), int(rank)
+        self._epoch: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, tuple):
+            epoch, key = key
+            if epoch != self._epoch:
+                self._start_epoch(epoch)
+        return self.dataset[key]
+
+    def _start_epoch(self, epoch: int) -> None:
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+        self._epoch = epoch
+        info = torch.utils.data.get_worker_info()
+        if info is not None:  # the main process's generators belong to the training loop
+            state = np.random.SeedSequence([self.seed % (2 ** 63), epoch, self.rank, info.id]).generate_state(2)
+            random.seed(int(state[0]))
+            np.random.seed(int(state[1]))
+
+
+class EpochSampler(Sampler):
+    """Yields ``(epoch, index)`` for each index of ``sampler``; :meth:`set_epoch` sets both.
+
+    Args:
+        sampler: the index sampler (a ``DistributedSampler``; its ``set_epoch`` reshuffles).
+    """
+
+    def __init__(self, sampler: Sampler) -> None:
+        self.sampler = sampler
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(self.epoch)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.epoch
+        for index in self.sampler:
+            yield epoch, int(index)
+
+
+class ShardedBatchSampler(Sampler):
+    """Rank ``r`` of ``W`` gets batches ``r, r + W, r + 2W, ...`` of the sequential order.
+
+    The batches are exactly those of a single-process loader (``batch_size``, last one partial),
+    so each image is evaluated once, in the same batch as in a single process; ranks may get one
+    batch more or less than others (nothing is padded or repeated).
+
+    Example:
+        >>> list(ShardedBatchSampler(5, 2, rank=0, world_size=2))
+        [[0, 1], [4]]
+        >>> list(ShardedBatchSampler(5, 2, rank=1, world_size=2))
+        [[2, 3]]
+    """
+
+    def __init__(self, size: int, batch_size: int, rank: int | None = None, world_size: int | None = None) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.size, self.batch_size = int(size), int(batch_size)
+        self.rank = _dist.rank() if rank is None else int(rank)
+        self.world_size = _dist.world_size() if world_size is None else int(world_size)
+        if not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank {self.rank} is outside world size {self.world_size}")
+
+    def _batches(self) -> Sequence[range]:
+        starts = range(0, self.size, self.batch_size)
+        return [range(s, min(s + self.batch_size, self.size)) for s in starts][self.rank::self.world_size]
+
+    def __len__(self) -> int:
+        return len(self._batches())
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self._batches():
+            yield list(batch)
+
+
+def _loader_options(num_workers: int, device: torch.device, rank: int) -> dict[str, Any]:
+    opts: dict[str, Any] = {"num_workers": num_workers, "pin_memory": torch.device(device).type == "cuda",
+                            "worker_init_fn": functools.partial(_seed_worker, rank=rank)}
+    if num_workers > 0:
+        opts.update(persistent_workers=True, prefetch_factor=PREFETCH_FACTOR)
+    return opts
+
+
+def make_train_loader(dataset: Dataset, collate: Callable, batch_size: int, num_workers: int, *, seed: int,
+                      device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> DataLoader:
+    """The training loader: this rank's shard, reshuffled per epoch (call :func:`set_loader_epoch`).
+
+    The batch size is per process. The last incomplete batch is dropped (a batch of one breaks
+    BatchNorm) unless the shard is smaller than one batch; every rank gets the same number of
+    batches (the sampler repeats a few indices to make the shards equal, as DDP requires).
+
+    Args:
+        dataset: the training dataset (``set_epoch`` is called in the workers when present).
+        collate: the task's collate function.
+        batch_size: images per step of this process.
+        num_workers: see :func:`auto_num_workers`.
+        seed: shuffling seed (the order of an epoch depends only on ``seed`` and the epoch).
+        device: where the batches go (pinned memory on CUDA).
+        generator: seeds the workers' global generators (reseed it per epoch; optional).
+
+    Example:
+        >>> loader = make_train_loader(ds, task.collate, 8, 2, seed=0)
+        >>> set_loader_epoch(loader, 3)
+        >>> batch = next(iter(loader))
+    """
+    rank, world = _dist.rank(), _dist.world_size()
+    shard = DistributedSampler(range(len(dataset)), num_replicas=world, rank=rank, shuffle=True,
+                               seed=int(seed) % (2 ** 63), drop_last=False)
+    sampler = EpochSampler(shard)
+    drop_last = len(sampler) > batch_size
+    return DataLoader(EpochDataset(dataset, seed, rank), batch_size=batch_size, sampler=sampler, collate_fn=collate,
+                      drop_last=drop_last, generator=generator, **_loader_options(num_workers, device, rank))
+
+
+def make_val_loader(dataset: Dataset, collate: Callable, batch_size: int, num_workers: int, *,
+                    device: torch.device | str = "cpu") -> DataLoader:
+    """The validation loader: this rank's batches of the single-process order (see
+    :class:`ShardedBatchSampler`); in a single process simply every batch in order."""
+    rank = _dist.rank()
+    batches = ShardedBatchSampler(len(dataset), batch_size)
+    return DataLoader(dataset, batch_sampler=batches, collate_fn=collate, **_loader_options(num_workers, device, rank))
+
+
+def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
+    """Select ``epoch`` for the sampler (shuffle) and, through it, for the dataset in the workers."""
+    sampler = getattr(loader, "sampler", None)
+    if hasattr(sampler, "set_epoch"):
+        sampler.set_epoch(epoch)
