@@ -167,3 +167,5 @@ SCHEMA["train"]["dist_timeout"] = Field(float, 600.0, minimum=1.0,
                                         help="DDP: seconds a collective may wait before the run stops with the stalled stage")
 SCHEMA["augment"]["batch_mix"] = Field(list, [], help="segmentation: batch-level mixers on the device, "
                                        "[{CutMix: {p, alpha}}, {MixUp: {p, alpha}}]")
+SCHEMA["model"]["detector_args"] = Field(dict, {}, help="detector: extra torchvision builder arguments, e.g. "
+                                         "{box_batch_size_per_image: 64, rpn_post_nms_top_n_train: 300}")

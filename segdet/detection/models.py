@@ -162,7 +162,10 @@ def build_detector(
         args[spec.score_key] = float(score_thresh)
     args[spec.dets_key] = int(detections_per_img)
     args.update(kwargs)
-    model = getattr(tvd, spec.builder)(**args)
+    try:
+        model = getattr(tvd, spec.builder)(**args)
+    except TypeError as exc:
+        raise ValueError(f"{name} does not accept the arguments {sorted(kwargs)} (model.detector_args): {exc}") from None
     return Detector(model, num_classes, spec.label_offset, needs_masks=spec.masks)
 
 

@@ -204,7 +204,8 @@ class DetectionTask(Task):
 
         m = self.cfg["model"]
         model = build_detector(m["arch"], len(self._class_names()), min_size=m["min_size"], max_size=m["max_size"],
-                               score_thresh=m["score_thresh"], detections_per_img=m["detections_per_img"])
+                               score_thresh=m["score_thresh"], detections_per_img=m["detections_per_img"],
+                               **(m.get("detector_args") or {}))
         if m.get("weights"):
             load_weights(model, m["weights"])
         return model
