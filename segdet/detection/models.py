@@ -161,12 +161,40 @@ def build_detector(
     if score_thresh is not None:
         args[spec.score_key] = float(score_thresh)
     args[spec.dets_key] = int(detections_per_img)
+    _check_kwargs(name, spec, kwargs)
     args.update(kwargs)
     try:
         model = getattr(tvd, spec.builder)(**args)
     except TypeError as exc:
         raise ValueError(f"{name} does not accept the arguments {sorted(kwargs)} (model.detector_args): {exc}") from None
     return Detector(model, num_classes, spec.label_offset, needs_masks=spec.masks)
+
+
+_MODEL_CLASSES = {"fasterrcnn": "FasterRCNN", "maskrcnn": "MaskRCNN", "retinanet": "RetinaNet", "fcos": "FCOS",
+                  "ssd": "SSD"}
+
+
+def _check_kwargs(name: str, spec: _Spec, kwargs: dict[str, Any]) -> None:
+    """torchvision passes unknown keywords on to its transform, which drops them: catch typos here."""
+    if not kwargs:
+        return
+    import inspect
+
+    import torchvision.models.detection as tvd
+    from torchvision.models.detection.transform import GeneralizedRCNNTransform
+
+    prefix = next(p for p in _MODEL_CLASSES if name.startswith(p))
+    cls = getattr(tvd, _MODEL_CLASSES[prefix], None) or getattr(tvd.ssd, _MODEL_CLASSES[prefix])
+    allowed: set[str] = set()
+    for fn in [getattr(tvd, spec.builder), GeneralizedRCNNTransform.__init__,
+               *(c.__init__ for c in cls.__mro__ if c.__module__.startswith("torchvision"))]:
+        allowed |= {p.name for p in inspect.signature(fn).parameters.values()
+                    if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self"}
+    for key in kwargs:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, sorted(allowed), n=2)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise ValueError(f"model.detector_args: {name} has no argument {key!r}{hint}")
 
 
 def needs_masks(name: str) -> bool:

@@ -103,3 +103,9 @@ def test_collate_rejects_mismatched_targets():
          "masks": np.zeros((2, 4, 4), np.uint8)}
     with pytest.raises(ValueError, match=r"sample 0: \(2, 4, 4\) instance masks for 1 boxes"):
         detection_collate([s])
+
+
+def test_misspelled_detector_args_are_rejected():
+    # torchvision would pass an unknown keyword to its transform and silently drop it
+    with pytest.raises(ValueError, match=r"no argument 'box_batch_size_per_imag'; did you mean box_batch_size_per_image"):
+        build_detector("fasterrcnn_mobilenet_v3_large_fpn", 2, box_batch_size_per_imag=64)
