@@ -1,0 +1,90 @@
+"""Detection training throughput (images/s) through segdet's task: collate, forward, backward, step.
+
+Runs the real ``DetectionTask`` pieces (synthetic data with the configured pipeline and mixers,
+``detection_collate``, the torchvision detector wrapper, SGD step) for a few warm-up and timed
+steps, on the CPU and, when available, on CUDA. Reference point printed alongside: the bare
+torchvision model fed pre-built tensors (no data pipeline), so the ratio shows segdet's overhead.
+
+    python benchmarks/bench_detection_train.py                      # fasterrcnn_mobilenet_v3_large_fpn
+    python benchmarks/bench_detection_train.py --arch retinanet_resnet50_fpn --min-size 320 --steps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import torch  # noqa: E402
+
+from segdet.config import validate_config  # noqa: E402
+from segdet.tasks import build_task  # noqa: E402
+
+
+def _bench(task, train_ds, device, batch_size, steps, warmup, with_data):
+    model = task.build_model().to(device).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    fixed = task.collate([train_ds[i] for i in range(batch_size)])
+
+    def batch_at(step):
+        if not with_data:
+            return fixed
+        start = (step * batch_size) % max(1, len(train_ds) - batch_size)
+        return task.collate([train_ds[start + i] for i in range(batch_size)])
+
+    def move(b):
+        return [im.to(device) for im in b["image"]], [{k: v.to(device) for k, v in t.items()} for t in b["targets"]]
+
+    for step in range(warmup + steps):
+        if step == warmup:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            begin = time.perf_counter()
+        images, targets = move(batch_at(step))
+        loss = sum(model(images, targets).values())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * batch_size / (time.perf_counter() - begin)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--arch", default="fasterrcnn_mobilenet_v3_large_fpn")
+    ap.add_argument("--min-size", type=int, default=128)
+    ap.add_argument("--max-size", type=int, default=171)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--no-mix", action="store_true", help="leave out Mosaic/MixUp")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    mix = [] if args.no_mix else [{"Mosaic": {"p": 0.5, "size": [96, 128]}}, {"MixUp": {"p": 0.2}}]
+    cfg = validate_config({
+        "task": "detection",
+        "data": {"kind": "synthetic", "batch_size": args.batch_size,
+                 "synthetic": {"train_size": 256, "val_size": 8, "height": 96, "width": 128}},
+        "augment": {"train": [{"HorizontalFlip": {"p": 0.5}}], "mix": mix},
+        "model": {"arch": args.arch, "min_size": args.min_size, "max_size": args.max_size},
+        "train": {"metric": "map50"},
+    })
+    task = build_task(cfg)
+    train_ds, _ = task.build_datasets()
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    print(f"{args.arch}, min_size {args.min_size}, batch {args.batch_size}, {args.steps} timed steps, "
+          f"{args.threads} CPU threads, mixers: {[next(iter(m)) for m in mix] or 'none'}")
+    for device in devices:
+        full = _bench(task, train_ds, device, args.batch_size, args.steps, args.warmup, with_data=True)
+        bare = _bench(task, train_ds, device, args.batch_size, args.steps, args.warmup, with_data=False)
+        print(f"{device.type:5s} segdet (data + collate + step): {full:7.2f} img/s   "
+              f"model step alone: {bare:7.2f} img/s   ratio {full / bare:.2f}")
+
+
+if __name__ == "__main__":
+    main()
