@@ -214,8 +214,7 @@ def batch_mixup(images: torch.Tensor, target: torch.Tensor, *, generator: torch.
         lam = torch.maximum(lam, 1 - lam)
     lam = torch.where(applied, lam, torch.ones_like(lam))
     x = images if images.is_floating_point() else images.float()
-    lx = lam.to(x.dtype)[:, None, None, None]
-    mixed = lx * x + (1 - lx) * x[index]
+    mixed = torch.lerp(x[index], x, lam.to(x.dtype)[:, None, None, None])
     if hard:
         mixed_target = _soft_from_hard(target, target[index], lam, int(num_classes), ignore_index, torch.float32)
     else:

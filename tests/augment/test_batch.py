@@ -235,3 +235,14 @@ def test_cuda_runs_without_sync_and_reproduces():
     assert torch.equal(a.images, b.images) and torch.equal(a.target, b.target)
     torch.testing.assert_close(m.target.sum(1)[(masks != IGNORE) | (masks[m.index] != IGNORE)],
                                torch.ones_like(m.target.sum(1)[(masks != IGNORE) | (masks[m.index] != IGNORE)]))
+
+
+def test_docstring_examples():
+    import doctest
+
+    import augment._torch_beta
+    import augment.batch
+
+    for module in (augment.batch, augment._torch_beta):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0

@@ -352,3 +352,15 @@ def test_bad_samples_raise():
     with pytest.raises(ValueError, match="mask_fill"):
         Mosaic(mask_fill=-1)([good] * 4, np.random.default_rng(0))
     assert math.isinf(Mosaic().max_aspect_ratio) and Mosaic(grid=3).num_sources == 9
+
+
+def test_docstring_examples():
+    import doctest
+
+    import augment._mosaic_layout
+    import augment.mosaic
+
+    for module in (augment.mosaic, augment._mosaic_layout):
+        result = doctest.testmod(module)
+        assert result.failed == 0
+    assert doctest.testmod(augment.mosaic).attempted > 0

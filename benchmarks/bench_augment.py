@@ -1,0 +1,230 @@
+"""Mixing augmentations: segdet's Mosaic against albumentations' ``A.Mosaic``, and batch mixers.
+
+1. A 2x2 Mosaic of four 640x640 uint8 images, each with a 5-class mask and 10 boxes, to
+   640x640, all rows in one run, interleaved. Crop geometry: ``A.Mosaic`` with
+   ``cell_shape = target_size`` (its "cover" fit then crops the tiles without resizing) against
+   ``augment.Mosaic(fit="none")``, the same crop-only work. Resize geometry: ``A.Mosaic`` with
+   400x400 cells (every tile resized to 400x400, then cropped) against
+   ``augment.Mosaic(fit="cover")`` (every tile resized to cover its cell, then cropped). CPU
+   time per sample of one thread (the machine may be shared) and the ratios (goal: <= 0.25x).
+2. ``min_visibility=0.9`` honesty check on the same inputs: every box carries an id, so the
+   visible fraction of each output box is its area over the area of its source box (both
+   crop geometries keep the tiles' scale). Counts the kept boxes below 0.9 for each library.
+3. ``augment.batch`` CutMix and MixUp on a (16, 3, 512, 512) float batch with (16, 512, 512)
+   5-class masks: milliseconds per call on the CPU (1 thread) and, when present, on CUDA
+   (synchronised around the timing), next to a U-Net ResNet-34 bf16 training step on CUDA.
+
+    python benchmarks/bench_augment.py                     # about a minute here
+    python benchmarks/bench_augment.py --repeat 200 --batch-repeat 20 --check-repeat 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from augment import Mosaic  # noqa: E402
+from augment.batch import batch_cutmix, batch_mixup  # noqa: E402
+
+SIZE, CLASSES, BOXES = 640, 5, 10
+
+
+def make_samples(rng: np.random.Generator) -> list[dict]:
+    samples = []
+    for s in range(4):
+        image = rng.integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
+        mask = rng.integers(0, CLASSES, (SIZE, SIZE), dtype=np.uint8)
+        wh = rng.uniform(30, 200, (BOXES, 2))
+        xy = rng.uniform(0, SIZE - wh)
+        boxes = np.concatenate([xy, xy + wh], 1).astype(np.float32)
+        samples.append({"image": image, "mask": mask, "bboxes": boxes,
+                        "labels": rng.integers(0, CLASSES, BOXES).astype(np.int64),
+                        "ids": np.arange(BOXES, dtype=np.int64) + 100 * s})
+    return samples
+
+
+def albumentations_mosaic(min_visibility: float, seed: int, cell: int = SIZE):
+    import albumentations as A
+
+    return A.Compose(
+        [A.Mosaic(grid_yx=(2, 2), target_size=(SIZE, SIZE), cell_shape=(cell, cell),
+                  center_range=(0.25, 0.75), fit_mode="cover", fill=0, fill_mask=255, p=1.0)],
+        bbox_params=A.BboxParams(format="pascal_voc", label_fields=["labels", "ids"],
+                                 min_visibility=min_visibility),
+        seed=seed)
+
+
+def run_albumentations(transform, samples: list[dict]) -> dict:
+    first, others = samples[0], samples[1:]
+    meta = [{"image": s["image"], "mask": s["mask"], "bboxes": s["bboxes"], "labels": s["labels"],
+             "ids": s["ids"]} for s in others]
+    return transform(image=first["image"], mask=first["mask"], bboxes=first["bboxes"],
+                     labels=first["labels"], ids=first["ids"], mosaic_metadata=meta)
+
+
+def run_ours(mosaic: Mosaic, samples: list[dict], rng: np.random.Generator) -> dict:
+    # The box ids ride along as labels (Mosaic keeps one index for boxes and labels).
+    return mosaic([{**{k: s[k] for k in ("image", "mask", "bboxes")}, "labels": s["ids"]} for s in samples], rng)
+
+
+def cpu_seconds_per_call(fn, repeat: int, warmup: int = 1) -> float:
+    """CPU time of this process per call (the machine may be shared; one thread is used)."""
+    for _ in range(warmup):
+        fn()
+    start = time.process_time()
+    for _ in range(repeat):
+        fn()
+    return (time.process_time() - start) / repeat
+
+
+def bench_mosaic(samples: list[dict], repeat: int) -> None:
+    rng = np.random.default_rng(0)
+    crop_only = albumentations_mosaic(0.0, seed=0)
+    resized = albumentations_mosaic(0.0, seed=0, cell=400)
+    ours_none = Mosaic(p=1.0, size=(SIZE, SIZE), fit="none", mask_fill=255)
+    ours_cover = Mosaic(p=1.0, size=(SIZE, SIZE), fit="cover", mask_fill=255)
+    calls = {
+        "A.Mosaic cell 640 (crop)": lambda: run_albumentations(crop_only, samples),
+        "segdet fit='none' (crop)": lambda: run_ours(ours_none, samples, rng),
+        "A.Mosaic cell 400 (resize)": lambda: run_albumentations(resized, samples),
+        "segdet fit='cover' (resize)": lambda: run_ours(ours_cover, samples, rng),
+    }
+    times = dict.fromkeys(calls, 0.0)
+    rounds = 5  # interleaved, so that a change in machine load hits every row alike
+    for _ in range(rounds):
+        for name, fn in calls.items():
+            times[name] += cpu_seconds_per_call(fn, max(1, repeat // rounds)) / rounds
+    base = times["A.Mosaic cell 640 (crop)"]
+    print(f"\n2x2 Mosaic of 4 x {SIZE}x{SIZE} uint8 + {CLASSES}-class mask + {BOXES} boxes -> {SIZE}x{SIZE} "
+          f"({repeat} calls each, CPU ms of 1 thread)")
+    print(f"{'':30s} {'ms/sample':>10s} {'vs A.Mosaic cell 640':>21s} {'vs A.Mosaic cell 400':>21s}")
+    for name, t in times.items():
+        print(f"{name:30s} {t * 1e3:10.2f} {t / base:20.2f}x {t / times['A.Mosaic cell 400 (resize)']:20.2f}x")
+
+
+def visible_fractions(out: dict, samples: list[dict]) -> np.ndarray:
+    source = {int(i): b for s in samples for i, b in zip(s["ids"], s["bboxes"])}
+    ids = out["ids"] if "ids" in out else out["labels"]
+    fractions = []
+    for box, i in zip(np.asarray(out["bboxes"]).reshape(-1, 4), ids):
+        ref = source[int(i)]
+        area = (ref[2] - ref[0]) * (ref[3] - ref[1])
+        fractions.append((box[2] - box[0]) * (box[3] - box[1]) / area)
+    return np.asarray(fractions)
+
+
+def check_min_visibility(samples: list[dict], repeat: int) -> None:
+    ours = Mosaic(p=1.0, size=(SIZE, SIZE), fit="none", min_visibility=0.9)
+    rng = np.random.default_rng(1)
+    counts = {}
+    for name in ("A.Mosaic cell 640 (crop)", "segdet fit='none' (crop)"):
+        kept = below = 0
+        for r in range(repeat):
+            if name.startswith("A."):
+                out = run_albumentations(albumentations_mosaic(0.9, seed=r), samples)
+            else:
+                out = run_ours(ours, samples, rng)
+            f = visible_fractions(out, samples)
+            kept += len(f)
+            below += int((f < 0.9 - 1e-6).sum())
+        counts[name] = (kept, below)
+    print(f"\nmin_visibility=0.9, {repeat} mosaics: boxes kept / kept with less than 90% of the box visible")
+    for name, (kept, below) in counts.items():
+        print(f"{name:30s} {kept:6d} kept {below:6d} below 0.9")
+
+
+def bench_batch(device: torch.device, repeat: int) -> dict:
+    g = torch.Generator(device=device).manual_seed(0)
+    images = torch.rand(16, 3, 512, 512, generator=g, device=device)
+    masks = torch.randint(0, CLASSES, (16, 512, 512), generator=g, device=device)
+    masks[:, :8] = 255
+    calls = {
+        "batch CutMix (hard mask)": lambda: batch_cutmix(images, masks, generator=g),
+        f"batch MixUp (-> soft {CLASSES}-class)": lambda: batch_mixup(images, masks, generator=g, num_classes=CLASSES),
+    }
+    out = {}
+    for name, fn in calls.items():
+        if device.type != "cuda":
+            out[name] = cpu_seconds_per_call(fn, repeat, warmup=2)
+            continue
+        for _ in range(2):
+            fn()
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(repeat):
+            fn()
+        torch.cuda.synchronize()
+        out[name] = (time.perf_counter() - start) / repeat
+    return out
+
+
+def unet_step_seconds(device: torch.device, repeat: int) -> float | None:
+    try:
+        import segmentation_models_pytorch as smp
+    except ImportError:
+        return None
+    model = smp.Unet("resnet34", encoder_weights=None, classes=CLASSES).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x = torch.rand(16, 3, 512, 512, device=device)
+    y = torch.randint(0, CLASSES, (16, 512, 512), device=device)
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(3):
+        step()
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeat):
+        step()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - start) / repeat
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=100, help="Mosaic calls per library")
+    parser.add_argument("--check-repeat", type=int, default=100, help="mosaics for the min_visibility count")
+    parser.add_argument("--batch-repeat", type=int, default=5, help="calls per batch mixer")
+    parser.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads")
+    parser.add_argument("--skip-mosaic", action="store_true", help="batch mixers only (no albumentations needed)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
+    print(f"torch {torch.__version__}, OpenCV {cv2.__version__}, numpy {np.__version__}")
+    if not args.skip_mosaic:
+        import albumentations as A
+
+        print(f"albumentations {A.__version__}")
+        samples = make_samples(np.random.default_rng(0))
+        bench_mosaic(samples, args.repeat)
+        check_min_visibility(samples, args.check_repeat)
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    print(f"\nbatch mixers on (16, 3, 512, 512) float32 + (16, 512, 512) masks, per call")
+    for device in devices:
+        name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
+        for mixer, t in bench_batch(device, args.batch_repeat).items():
+            print(f"{name:30s} {mixer:34s} {t * 1e3:9.2f} ms")
+        if device.type == "cuda":
+            step = unet_step_seconds(device, max(3, args.batch_repeat))
+            if step is not None:
+                print(f"{name:30s} {'U-Net ResNet-34 train step (bf16)':34s} {step * 1e3:9.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
