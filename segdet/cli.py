@@ -63,29 +63,31 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``segdet`` script and ``python -m segdet``; returns the exit status."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
     args = build_parser().parse_args(argv)
-    from .config import ConfigError
-    from .engine import NonFiniteLossError, TrainingInterrupted
-    from .engine.distributed import DistributedTimeout
-
     try:
         return _run(args)
-    except (ConfigError, ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError) as exc:  # bad input; ConfigError is a ValueError
         if os.environ.get("SEGDET_DEBUG"):
             raise
         print(f"segdet: error: {exc}", file=sys.stderr)
         return 2
-    except NonFiniteLossError as exc:
-        print(f"segdet: stopped: {exc}", file=sys.stderr)
-        return 1
-    except DistributedTimeout as exc:
-        if os.environ.get("SEGDET_DEBUG"):
-            raise
-        print(f"segdet: stalled: {exc}", file=sys.stderr)
-        return 1
-    except TrainingInterrupted as exc:
-        where = f"; resume with: segdet train {args.config} --resume {exc.checkpoint}" if exc.checkpoint else ""
-        print(f"segdet: interrupted{where}", file=sys.stderr)
-        return 130
+    except BaseException as exc:  # imported here so that config errors never wait for torch
+        from .engine import NonFiniteLossError, TrainingInterrupted
+        from .engine.distributed import DistributedTimeout
+
+        if isinstance(exc, NonFiniteLossError):
+            print(f"segdet: stopped: {exc}", file=sys.stderr)
+            return 1
+        if isinstance(exc, DistributedTimeout) and not os.environ.get("SEGDET_DEBUG"):
+            print(f"segdet: stalled: {exc}", file=sys.stderr)
+            return 1
+        if isinstance(exc, TrainingInterrupted):
+            where = f"; resume with: segdet train {args.config} --resume {exc.checkpoint}" if exc.checkpoint else ""
+            print(f"segdet: interrupted{where}", file=sys.stderr)
+            return 130
+        if isinstance(exc, KeyboardInterrupt):
+            print("segdet: interrupted", file=sys.stderr)
+            return 130
+        raise
 
 
 def _run(args: argparse.Namespace) -> int:
