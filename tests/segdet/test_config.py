@@ -40,6 +40,16 @@ def test_shipped_configs_validate(config):
     assert cfg["task"] in ("segmentation", "detection")
 
 
+@pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("unet_*.yaml")), ids=lambda p: p.name)
+def test_shipped_segmentation_configs_build_their_pipelines(config):
+    from segdet.data import build_mixers, build_pipeline
+
+    cfg = load_config(config)
+    for key in ("train", "val", "post"):
+        build_pipeline(cfg["augment"][key], boxes=True, key=f"augment.{key}")
+    assert len(build_mixers(cfg["augment"]["mix"], num_classes=2, ignore_index=255)) == len(cfg["augment"]["mix"])
+
+
 def test_unknown_key_names_file_key_and_closest(tmp_path):
     path = _write(tmp_path, "train:\n  epoch: 3\n")
     with pytest.raises(ConfigError) as err:
