@@ -83,3 +83,20 @@ def test_bad_arguments():
         SyntheticShapes(2.5, 32, 32)
     with pytest.raises(IndexError):
         SyntheticShapes(3, 32, 32)[3]
+
+
+def test_class_hues_and_random_colour_mode():
+    import cv2
+
+    ds = SyntheticShapes(10, 64, 64, seed=2)
+    for i in range(10):
+        s = ds[i]
+        hsv = cv2.cvtColor(s["image"], cv2.COLOR_RGB2HSV_FULL).astype(np.float64)
+        for j, label in enumerate(s["labels"]):
+            hue = np.median(hsv[s["masks"][j] > 0, 0]) * 360 / 256
+            target = (0.0, 120.0, 240.0)[label]
+            assert min(abs(hue - target), 360 - abs(hue - target)) <= 20 + 12  # jitter + shading/noise
+    free = SyntheticShapes(10, 64, 64, seed=2, hue_jitter=None)
+    assert not np.array_equal(free[0]["image"], ds[0]["image"])
+    with pytest.raises(ValueError, match="hue_jitter"):
+        SyntheticShapes(2, 32, 32, hue_jitter=200)
