@@ -99,7 +99,10 @@ class FolderSegmentation:
                 "bboxes": np.zeros((0, 4), np.float32), "labels": np.zeros((0,), np.int64)}
 
     def _map_and_check(self, raw: np.ndarray, path: Path) -> np.ndarray:
-        values = np.unique(raw)
+        if raw.dtype == np.uint8:  # bincount is much faster than unique for 8-bit masks
+            values = np.flatnonzero(np.bincount(raw.ravel(), minlength=256)).astype(np.int64)
+        else:
+            values = np.unique(raw).astype(np.int64)
         lut_size = int(max(values.max(initial=0), max(self.mask_values, default=0))) + 1
         if values.min(initial=0) < 0 or lut_size > 1 << 20:
             raise ValueError(
