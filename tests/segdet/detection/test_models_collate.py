@@ -109,3 +109,15 @@ def test_misspelled_detector_args_are_rejected():
     # torchvision would pass an unknown keyword to its transform and silently drop it
     with pytest.raises(ValueError, match=r"no argument 'box_batch_size_per_imag'; did you mean box_batch_size_per_image"):
         build_detector("fasterrcnn_mobilenet_v3_large_fpn", 2, box_batch_size_per_imag=64)
+
+
+def test_light_box_head_replaces_the_rcnn_head():
+    det = build_detector("fasterrcnn_mobilenet_v3_large_fpn", 2, min_size=64, max_size=64,
+                         box_head_size=32, box_roi_size=3)
+    heads = det.model.roi_heads
+    assert heads.box_roi_pool.output_size == (3, 3) and heads.box_head.fc6.in_features == 256 * 9
+    assert heads.box_predictor.cls_score.out_features == 3 and heads.box_predictor.bbox_pred.out_features == 12
+    out = det.eval()([torch.rand(3, 40, 48)])
+    assert out[0]["boxes"].shape[1] == 4
+    with pytest.raises(ValueError, match="Faster/Mask R-CNN only"):
+        build_detector("fcos_resnet50_fpn", 2, box_head_size=32)
