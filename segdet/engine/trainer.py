@@ -108,6 +108,9 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
             set_scheduler_step(scheduler, start_epoch * steps_per_epoch)
         set_rng_state(ckpt["rng"])
         print(f"resuming {resume} at epoch {start_epoch + 1}/{t['epochs']}")
+        changed = _changed_keys(ckpt.get("config") or {}, cfg)
+        if changed:
+            print(f"note: the config differs from the checkpoint's in {', '.join(changed)}; continuing with the new values")
     model = distributed.wrap_model(model, device, find_unused_parameters=task.name == "detection")
 
     if _dist.is_main():
@@ -224,6 +227,18 @@ def train_one_epoch(task: Task, model: nn.Module, loader, optimizer, scheduler, 
     stats["lr"] = optimizer.param_groups[0]["lr"]
     stats["images_per_s"] = round(images / (time.perf_counter() - begin), 2)
     return stats
+
+
+def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested config dicts."""
+    out = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}")
+    return out
 
 
 def _batch_size(batch: Any) -> int:

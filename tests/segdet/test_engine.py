@@ -150,3 +150,12 @@ def test_early_stopping_with_patience(tmp_path):
     run = train(cfg, task=FakeTask(cfg))
     rows = list(csv.DictReader(open(run / "results.csv")))
     assert len(rows) == 2
+
+
+def test_resume_notes_config_changes(tmp_path, capsys):
+    cfg = fake_config(tmp_path / "r", epochs=1)
+    run = train(cfg, task=FakeTask(cfg))
+    more = fake_config(tmp_path / "r", epochs=2, patience=3)
+    train(more, resume=run / "weights" / "last.pt", task=FakeTask(more))
+    out = capsys.readouterr().out
+    assert "differs from the checkpoint's in train.epochs, train.patience;" in out
