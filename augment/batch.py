@@ -81,12 +81,15 @@ def _pairs(b: int, pairing: str, generator: torch.Generator, device: torch.devic
     return torch.randperm(b, generator=generator, device=device)
 
 
-def _draw(b: int, per_sample: bool, p: float, alpha: float, generator, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(lam, applied), each (B,): Beta(alpha, alpha) and a Bernoulli(p) mask, shared when not per_sample."""
+def _draw(b: int, per_sample: bool, p: float, alpha: float, generator, device,
+          uniforms: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(lam, applied, u)``: (B,) Beta(alpha, alpha), (B,) Bernoulli(p) and (uniforms, B)
+    float64 U[0, 1), each shared by the batch when not ``per_sample`` (one kernel for the
+    Beta draw, one for all the uniforms)."""
     n = b if per_sample else 1
     lam = sample_beta((n,), alpha, generator, device)
-    applied = torch.rand((n,), generator=generator, device=device) < p
-    return lam.expand(b), applied.expand(b)
+    u = torch.rand((uniforms + 1, n), generator=generator, device=device, dtype=torch.float64)
+    return lam.expand(b), (u[0] < p).expand(b), u[1:].expand(uniforms, b)
 
 
 def batch_cutmix(images: torch.Tensor, target: torch.Tensor, *, generator: torch.Generator,
@@ -124,13 +127,10 @@ def batch_cutmix(images: torch.Tensor, target: torch.Tensor, *, generator: torch
     b, h, w = _check(images, target, generator, "batch_cutmix")
     device = images.device
     index = _pairs(b, pairing, generator, device)
-    lam, applied = _draw(b, per_sample, p, alpha, generator, device)
-    side = torch.sqrt((1.0 - lam.double()).clamp_min(0.0))
-    cut_h = torch.round(side * h).long() * applied
-    cut_w = torch.round(side * w).long() * applied
-    n = b if per_sample else 1
-    uy = torch.rand((n,), generator=generator, device=device, dtype=torch.float64).expand(b)
-    ux = torch.rand((n,), generator=generator, device=device, dtype=torch.float64).expand(b)
+    lam, applied, (uy, ux) = _draw(b, per_sample, p, alpha, generator, device, uniforms=2)
+    side = torch.sqrt((1.0 - lam.double()).clamp_min(0.0)) * applied
+    cut_h = torch.round(side * h).long()
+    cut_w = torch.round(side * w).long()
     y0 = torch.minimum(torch.floor(uy * (h - cut_h + 1)).long(), h - cut_h)
     x0 = torch.minimum(torch.floor(ux * (w - cut_w + 1)).long(), w - cut_w)
     rows = torch.arange(h, device=device)
@@ -209,7 +209,7 @@ def batch_mixup(images: torch.Tensor, target: torch.Tensor, *, generator: torch.
                          f"needs num_classes >= 1, got {num_classes}")
     device = images.device
     index = _pairs(b, pairing, generator, device)
-    lam, applied = _draw(b, per_sample, p, alpha, generator, device)
+    lam, applied, _ = _draw(b, per_sample, p, alpha, generator, device)
     if primary_dominant:
         lam = torch.maximum(lam, 1 - lam)
     lam = torch.where(applied, lam, torch.ones_like(lam))
