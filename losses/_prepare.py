@@ -23,6 +23,8 @@ class Prepared:
         soft: whether the target was floating.
         spatial: the spatial shape ``*S`` of the logits.
         mode: the task mode.
+        hard: the target holds only 0/1 values (integer or bool input).
+        v_mask: ``v`` is a 0/1 mask (from ``ignore_index``) rather than a soft pixel mass.
     """
 
     x: torch.Tensor
@@ -32,6 +34,8 @@ class Prepared:
     soft: bool
     spatial: tuple[int, ...]
     mode: str
+    hard: bool
+    v_mask: bool
 
 
 def compute_dtype(x: torch.Tensor) -> torch.dtype:
@@ -114,6 +118,14 @@ def class_weight_vector(
     return w
 
 
+def _range(t: torch.Tensor, *extra: torch.Tensor) -> list[float]:
+    """[min, max, *extra] of ``t`` with a single device sync (NaN propagates)."""
+    if t.numel() == 0:
+        return [0.0, 0.0] + [0.0 for _ in extra]
+    lo, hi = torch.aminmax(t)
+    return torch.stack([lo.double(), hi.double(), *[e.double() for e in extra]]).tolist()
+
+
 def prepare(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -122,6 +134,8 @@ def prepare(
     name: str,
 ) -> Prepared:
     """Checks ``logits``/``target`` against ``mode`` and flattens both to (N, C, P).
+
+    Value checks cost one reduction and one device sync per call.
 
     Raises:
         TypeError: non-tensor input, integer logits, or a floating multiclass index target.
@@ -134,6 +148,7 @@ def prepare(
     spatial = tuple(logits.shape[2:])
     dtype = compute_dtype(logits)
     x = logits.to(dtype).reshape(n, c, -1)
+    target = target.to(x.device)
     soft = target.is_floating_point()
     tshape = tuple(target.shape)
 
@@ -146,19 +161,20 @@ def prepare(
                     "as an integer (long) tensor of shape (N, *S)"
                 )
             t = target.to(dtype).reshape(n, c, -1)
-            bad = (t < 0) | (t > 1) | torch.isnan(t)
-            if bool(bad.any()):
+            mass = t.sum(1, keepdim=True)
+            lo, hi, top = _range(t, mass.max() if mass.numel() else mass.sum())
+            if not (lo >= 0 and hi <= 1):
+                bad = (t < 0) | (t > 1) | torch.isnan(t)
                 raise ValueError(
                     f"{name}: soft multiclass target values must lie in [0, 1], found "
                     f"{_bad_values(t[bad])}"
                 )
-            mass = t.sum(1, keepdim=True)
-            if bool((mass > 1 + 1e-3).any()):
+            if top > 1 + 1e-3:
                 raise ValueError(
                     f"{name}: soft multiclass target probabilities sum to more than 1 at some "
-                    f"pixels (max {float(mass.max()):.4f}); normalise the target"
+                    f"pixels (max {top:.4f}); normalise the target"
                 )
-            return Prepared(x, t, None, mass, True, spatial, mode)
+            return Prepared(x, t, None, mass, True, spatial, mode, False, False)
         if target.dim() == logits.dim() and target.shape[1] == 1:
             target = target[:, 0]
         if tuple(target.shape) != (n, *spatial):
@@ -168,19 +184,18 @@ def prepare(
             )
         idx = target.reshape(n, -1).long()
         valid = None if ignore_index is None else idx != ignore_index
-        out = (idx < 0) | (idx >= c)
-        if valid is not None:
-            out &= valid
-        if bool(out.any()):
+        checked = idx if valid is None else idx.masked_fill(~valid, 0)
+        lo, hi = _range(checked)
+        if not (lo >= 0 and hi < c):
+            out = (idx < 0) | (idx >= c)
+            if valid is not None:
+                out &= valid
             raise ValueError(
                 f"{name}: multiclass target holds {_bad_values(idx[out])}, outside [0, {c}) "
                 f"and not ignore_index={ignore_index}"
             )
-        v = None
-        if valid is not None:
-            idx = idx.masked_fill(~valid, 0)
-            v = valid.to(dtype).unsqueeze(1)
-        return Prepared(x, None, idx, v, False, spatial, mode)
+        v = None if valid is None else valid.to(dtype).unsqueeze(1)
+        return Prepared(x, None, checked, v, False, spatial, mode, True, True)
 
     # binary and multilabel: a dense 0/1 (or soft) target of the logits' shape.
     if mode == BINARY_MODE and target.dim() == logits.dim() - 1:
@@ -193,24 +208,23 @@ def prepare(
         )
     raw = target.reshape(n, c, -1)
     valid = None if ignore_index is None else raw != ignore_index
-    t = raw.to(dtype)
-    if soft:
-        out = (t < 0) | (t > 1) | torch.isnan(t)
-    else:
-        out = (t != 0) & (t != 1)
-    if valid is not None:
-        out &= valid
-    if bool(out.any()):
-        allowed = "in [0, 1]" if soft else "0 or 1"
-        raise ValueError(
-            f"{name}: {mode} target values must be {allowed} (or ignore_index={ignore_index}), "
-            f"found {_bad_values(raw[out])}"
-        )
-    v = None
-    if valid is not None:
-        t = t.masked_fill(~valid, 0)
-        v = valid.to(dtype)
-    return Prepared(x, t, None, v, soft, spatial, mode)
+    checked = raw if valid is None else raw.masked_fill(~valid, 0)
+    if raw.dtype != torch.bool:
+        lo, hi = _range(checked)
+        if not (lo >= 0 and hi <= 1):
+            out = (raw < 0) | (raw > 1) | (torch.isnan(raw) if soft else False)
+            if not soft:
+                out = out | ((raw != 0) & (raw != 1))
+            if valid is not None:
+                out &= valid
+            allowed = "in [0, 1]" if soft else "0 or 1"
+            raise ValueError(
+                f"{name}: {mode} target values must be {allowed} (or ignore_index="
+                f"{ignore_index}), found {_bad_values(raw[out])}"
+            )
+    t = checked.to(dtype)
+    v = None if valid is None else valid.to(dtype)
+    return Prepared(x, t, None, v, soft, spatial, mode, not soft, True)
 
 
 def dense_target(p: Prepared) -> torch.Tensor:

@@ -70,7 +70,7 @@ def dice_bce_loss(
     with no_autocast(logits.device):
         p = prepare(logits, target, mode, ignore_index, name)
         t, v = sigmoid_target(p)
-        inter, sp, st, bce = region_bce_sums(p.x, t, v)
+        inter, sp, st, bce = region_bce_sums(p.x, t, v, p.hard)
         dice = tversky_terms(inter, sp, st, 0.5, 0.5, 1.0, smooth, False, per_image, 1e-7)
         n, c, m = p.x.shape
         w = class_weight_vector(classes, class_weights, c, p.x.device, p.x.dtype, name)

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from losses._focal import sigmoid_focal_sums
 from losses._prepare import (
     check_mode,
     check_reduction,
@@ -91,20 +92,30 @@ def focal_loss(
             out = reduce_ratio(num, den, reduction, per_image)
             return out.reshape(out.shape[0], *p.spatial) if reduction == "none" else out
         t, w = sigmoid_target(p)
-        loss = F.binary_cross_entropy_with_logits(p.x, t, reduction="none")
-        if gamma:
-            prob = torch.sigmoid(p.x)
-            one_minus_pt = prob + t - 2 * prob * t
-            loss = loss * one_minus_pt.clamp_min(0) ** gamma
         if a is not None:
-            a = a.view(1, -1, 1)
-            loss = loss * (a * t + (1 - a) * (1 - t))
+            a = float(a) if a.numel() == 1 else a.view(1, -1, 1)
         if cw is not None:
             cwv = cw.view(1, -1, 1)
             w = cwv if w is None else w * cwv
+        if reduction != "none":
+            sums = sigmoid_focal_sums(p.x, t, w, a, gamma)
+            if reduction == "sum":
+                return sums.sum()
+            n, c, m = p.x.shape
+            count = torch.full_like(sums, float(m)) if w is None else w.expand(n, c, m).sum(-1)
+            tiny = torch.finfo(sums.dtype).tiny
+            if per_image:
+                return (sums.sum(1) / count.sum(1).clamp_min(tiny)).mean()
+            return sums.sum() / count.sum().clamp_min(tiny)
+        loss = F.binary_cross_entropy_with_logits(p.x, t, reduction="none")
+        if gamma:
+            prob = torch.sigmoid(p.x)
+            u = torch.addcmul(t, prob, 1 - 2 * t).clamp_min(0)
+            loss = loss * u**gamma
+        if a is not None:
+            loss = loss * (t * (2 * a - 1) + (1 - a))
         num = loss if w is None else loss * w
-        out = reduce_ratio(num, w, reduction, per_image)
-        return spatial_view(out, p) if reduction == "none" else out
+        return spatial_view(num, p)
 
 
 class FocalLoss(nn.Module):

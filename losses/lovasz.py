@@ -27,26 +27,32 @@ from losses._prepare import (
     check_mode,
     check_reduction,
     class_weight_vector,
-    dense_target,
     no_autocast,
     prepare,
 )
 from losses.constants import MULTICLASS_MODE
 
 
-def _lovasz_terms(err: torch.Tensor, gt: torch.Tensor, v: torch.Tensor, hinge: bool):
-    """Lovász extension of the Jaccard loss for each row of (R, M) errors."""
+def _lovasz_terms(err, gt, v, hinge: bool):
+    """Lovász extension of the Jaccard loss for each row of (R, M) errors; v may be None."""
     err_sorted, perm = torch.sort(err, dim=-1, descending=True)
-    g = gt.gather(-1, perm)
-    vs = v.gather(-1, perm)
-    total = g.sum(-1, keepdim=True)
-    inter = total - g.cumsum(-1)
-    union = total + ((1 - g) * vs).cumsum(-1)
-    ok = union > 0
-    jac = torch.where(ok, 1 - inter / torch.where(ok, union, 1.0), 0.0)
-    grad = torch.cat([jac[:, :1], jac[:, 1:] - jac[:, :-1]], dim=-1)
+    with torch.no_grad():
+        g = gt.gather(-1, perm)
+        total = g.sum(-1, keepdim=True)
+        inter = total - g.cumsum(-1)
+        neg = 1 - g
+        if v is not None:
+            neg.mul_(v.gather(-1, perm))
+        union = neg.cumsum_(-1).add_(total)
+        del neg, g
+        ok = union > 0
+        jac = torch.where(ok, 1 - inter / torch.where(ok, union, 1.0), 0.0)
+        del inter, union, ok
+        grad = jac.clone()
+        grad[:, 1:] -= jac[:, :-1]
+        del jac
     f = torch.relu(err_sorted) if hinge else err_sorted
-    return (f * grad).sum(-1)
+    return torch.bmm(f.unsqueeze(1), grad.unsqueeze(2)).reshape(-1)
 
 
 def lovasz_loss(
@@ -87,30 +93,40 @@ def lovasz_loss(
     with no_autocast(logits.device):
         p = prepare(logits, target, mode, ignore_index, name)
         n, c, m = p.x.shape
-        t = dense_target(p)
-        v = torch.ones_like(p.x[:, :1]) if p.v is None else p.v
-        v = v.expand(n, c, m)
         hinge = mode != MULTICLASS_MODE
-        if hinge:
-            err = 1 - p.x * (2 * t - 1)
-        else:
+        if not hinge:
             prob = torch.softmax(p.x, dim=1) if from_logits else p.x
-            if p.soft:
-                prob = prob * v
-            err = (t - prob).abs()
         if per_image:
-            rows = lambda a: a.reshape(n * c, m)  # noqa: E731
+            rows = lambda a: a  # noqa: E731  (N, P): one row per image
         else:
-            rows = lambda a: a.transpose(0, 1).reshape(c, n * m)  # noqa: E731
-        terms = _lovasz_terms(rows(err), rows(t), rows(v), hinge)
-        terms = terms.reshape(n, c) if per_image else terms
+            rows = lambda a: a.reshape(1, n * m)  # noqa: E731  one row for the batch
+        terms, present = [], []
+        for k in range(c):
+            if p.idx is not None:
+                tk = (p.idx == k).to(p.x.dtype)
+                if p.v is not None:
+                    tk = tk * p.v[:, 0]
+            else:
+                tk = p.t[:, k]
+            vk = None if p.v is None else p.v[:, 0 if p.v.shape[1] == 1 else k]
+            if hinge:
+                err = 1 - p.x[:, k] * (2 * tk - 1)
+            else:
+                qk = prob[:, k] if vk is None or p.v_mask else prob[:, k] * vk
+                err = (tk - qk).abs()
+            terms.append(_lovasz_terms(rows(err), rows(tk), None if vk is None else rows(vk),
+                                       hinge))
+            present.append(rows(tk).sum(-1) > 0)
+        terms = torch.stack(terms, -1)  # (N, C) or (1, C)
+        present = torch.stack(present, -1)
+        if not per_image:
+            terms, present = terms[0], present[0]
         if reduction == "none":
             return terms
         w = class_weight_vector(classes, class_weights, c, p.x.device, p.x.dtype, name)
         w = torch.ones(c, dtype=p.x.dtype, device=p.x.device) if w is None else w
         w = w.expand_as(terms)
         if not hinge and only_present:
-            present = (rows(t).sum(-1) > 0).reshape(terms.shape)
             w = w * present.to(w.dtype)
         weighted = terms * w
         if reduction == "sum":

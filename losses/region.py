@@ -122,7 +122,7 @@ def tversky_loss(
             act = IDENTITY
         else:
             act = SOFTMAX if mode == MULTICLASS_MODE else SIGMOID
-        inter, sp, st = region_sums(p.x, p.t, p.idx, p.v, act)
+        inter, sp, st = region_sums(p.x, p.t, p.idx, p.v, act, p.hard, p.v_mask)
         loss = tversky_terms(inter, sp, st, alpha, beta, gamma, smooth, log_loss, per_image, eps)
         weights = class_weight_vector(
             classes, class_weights, p.x.shape[1], p.x.device, p.x.dtype, _name
