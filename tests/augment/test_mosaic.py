@@ -364,3 +364,31 @@ def test_docstring_examples():
         result = doctest.testmod(module)
         assert result.failed == 0
     assert doctest.testmod(augment.mosaic).attempted > 0
+
+
+def test_chain_through_mix_dataset_with_albumentations():
+    """Mosaic then MixUp in MixDataset, each source through an albumentations pipeline first
+    (MixUp's partner is a plain source, so the sources have the mosaic's size)."""
+    import albumentations as A
+
+    from augment import MixDataset, MixUp
+
+    data = []
+    for i in range(6):
+        h, w = 32, 48
+        s = _source(i, h, w, [[1, 2, w // 2, h // 2], [0, 0, w, h]])
+        s["mask"] = s["mask"].astype(np.int64)
+        data.append(s)
+    pre = A.Compose([A.HorizontalFlip(p=0.5)],
+                    bbox_params=A.BboxParams(format="pascal_voc", label_fields=["labels"]))
+    ds = MixDataset(data, [Mosaic(p=1.0, size=(32, 48), min_visibility=0.2, ignore_index=255),
+                           MixUp(p=1.0, num_classes=7, ignore_index=255)], pre=pre, seed=3)
+    out = ds[2]
+    assert out["image"].shape == (32, 48, 3) and out["mask"].shape == (32, 48, 7)
+    n = len(out["labels"])
+    assert out["bboxes"].shape == (n, 4) and out["weights"].shape == (n,)
+    sums = out["mask"].sum(-1)
+    np.testing.assert_allclose(sums[sums > 0], 1.0, atol=1e-6)
+    assert (out["bboxes"][:, 2:] > out["bboxes"][:, :2]).all()
+    again = ds[2]
+    np.testing.assert_array_equal(out["image"], again["image"])
