@@ -1,14 +1,30 @@
-"""Detection: torchvision detectors by name, VOC/YOLO loaders, collation, COCO evaluation, prediction."""
+"""Detection: torchvision detectors by name, VOC/YOLO loaders, collation, COCO evaluation, prediction.
+
+Example:
+    >>> from segdet.detection import build_detector, DetectionEvaluator
+    >>> det = build_detector("fasterrcnn_mobilenet_v3_large_fpn", num_classes=3, min_size=96, max_size=128)
+    >>> ev = DetectionEvaluator(["circle", "square", "triangle"])
+"""
 
 from segdet.detection.coco_eval import STAT_NAMES, DetectionEvaluator
 from segdet.detection.collate import detection_collate
-from segdet.detection.models import DETECTORS, Detector, build_detector
+from segdet.detection.models import DETECTORS, Detector, build_detector, needs_masks
+from segdet.detection.predict import draw_detections, predict_images
+from segdet.detection.voc import VocDataset, parse_voc_xml
+from segdet.detection.yolo import YoloDataset, parse_yolo_labels
 
 __all__ = [
     "DETECTORS",
     "STAT_NAMES",
     "DetectionEvaluator",
     "Detector",
+    "VocDataset",
+    "YoloDataset",
     "build_detector",
     "detection_collate",
+    "draw_detections",
+    "needs_masks",
+    "parse_voc_xml",
+    "parse_yolo_labels",
+    "predict_images",
 ]

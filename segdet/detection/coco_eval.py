@@ -47,7 +47,7 @@ class DetectionEvaluator(Evaluator):
     Example:
         >>> ev = DetectionEvaluator(["cell"])
         >>> ev.reset()
-        >>> ev.add(0, (32, 32), torch.tensor([[0., 0., 10., 10.]]), torch.tensor([0]),
+        >>> _ = ev.add(0, (32, 32), torch.tensor([[0., 0., 10., 10.]]), torch.tensor([0]),
         ...        torch.tensor([[0., 0., 10., 10.]]), torch.tensor([0.9]), torch.tensor([0]))
         >>> round(ev.compute()["map50"], 3)
         1.0

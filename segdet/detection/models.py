@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["DETECTORS", "Detector", "build_detector"]
+__all__ = ["DETECTORS", "Detector", "build_detector", "needs_masks"]
 
 
 @dataclass(frozen=True)
