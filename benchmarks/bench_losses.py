@@ -7,8 +7,9 @@ Each row is one forward + backward call of a loss on the same logits and target,
     python benchmarks/bench_losses.py --size small     # (2,4,64,64), (2,1,128,128), seconds
     python benchmarks/bench_losses.py --repeats 5 --device cuda
 
-Time: median of ``--repeats`` calls after ``--warmup`` calls, ours and smp interleaved so that
-machine load hits both alike (CUDA: synchronised before and after each call).
+Time: the best (minimum) of ``--repeats`` calls after ``--warmup`` calls, ours and smp
+interleaved so that machine load hits both alike; on a shared machine the minimum is the figure
+least disturbed by other processes (as ``timeit`` advises). CUDA: synchronised around each call.
 Peak memory: the extra memory a call needs on top of its inputs, gradient included.
 CUDA: ``torch.cuda.max_memory_allocated`` minus the allocation before the call.
 CPU: the peak of the running sum of every allocation and free that torch's CPU allocator reports
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -159,9 +159,10 @@ def main(argv=None) -> int:
     gen = torch.Generator().manual_seed(0)
     memory_method = ("torch.cuda.max_memory_allocated" if device.type == "cuda"
                      else "torch.profiler CPU allocation events")
-    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}"
+    card = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"device {device} ({card}"
           f", {args.threads} thread(s)), torch {torch.__version__}, smp {smp.__version__}, "
-          f"size {args.size}, median of {args.repeats} forward+backward calls; "
+          f"size {args.size}, best of {args.repeats} forward+backward calls; "
           f"peak memory by {memory_method}")
     header = ("| loss | shape | ours ms | smp ms | time ratio | ours MiB | smp MiB "
               "| memory ratio | note |")
@@ -184,8 +185,9 @@ def main(argv=None) -> int:
             t_smp.append(_time(theirs, x, y, device))
         mo = _peak_bytes(ours, x, y, device)
         ms = _peak_bytes(theirs, x, y, device)
-        to, ts = statistics.median(t_ours) * 1e3, statistics.median(t_smp) * 1e3
-        same = "" if abs(a - b) <= 1e-4 * max(1.0, abs(b)) else f"values differ ({a:.4f} vs {b:.4f})"
+        to, ts = min(t_ours) * 1e3, min(t_smp) * 1e3
+        same = ("" if abs(a - b) <= 1e-4 * max(1.0, abs(b))
+                else f"values differ ({a:.4f} vs {b:.4f})")
         note = "; ".join(s for s in (note, same) if s)
         print(f"| {name} | {tuple(shape)} | {to:.1f} | {ts:.1f} | {to / ts:.2f}x | "
               f"{mo / 2**20:.1f} | {ms / 2**20:.1f} | {mo / max(ms, 1):.2f}x | {note} |",

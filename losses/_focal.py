@@ -17,11 +17,13 @@ import torch
 import torch.nn.functional as F
 
 
-def _parts(x, t):
+def _parts(x, t, gamma):
     p = torch.sigmoid(x)
     ce = F.softplus(x).addcmul_(t, x, value=-1.0)
     w1 = t.mul(-2.0).add_(1.0)  # 1 - 2t
-    u = torch.addcmul(t, p, w1).clamp_min_(0.0)
+    u = torch.addcmul(t, p, w1)  # >= 0 on [0, 1]^2 up to rounding
+    if gamma != int(gamma):
+        u.clamp_min_(0.0)  # a rounding error below 0 would give NaN for a fractional power
     return p, ce, w1, u
 
 
@@ -36,9 +38,14 @@ def _alpha_t(t, alpha):
 class _SigmoidFocalSums(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, t, w, alpha, gamma):  # noqa: D102
-        p, ce, w1, u = _parts(x, t)
+        p, ce, w1, u = _parts(x, t, gamma)
         del p, w1
-        loss = ce.mul_(u.pow_(gamma)) if gamma else ce
+        if gamma == 2.0:
+            loss = ce.mul_(u).mul_(u)
+        elif gamma:
+            loss = ce.mul_(u.pow_(gamma))
+        else:
+            loss = ce
         at = _alpha_t(t, alpha)
         if at is not None:
             loss.mul_(at)
@@ -52,21 +59,23 @@ class _SigmoidFocalSums(torch.autograd.Function):
     def backward(ctx, g):  # noqa: D102
         x, t, w = ctx.saved_tensors
         alpha, gamma = ctx.alpha, ctx.gamma
-        p, ce, w1, u = _parts(x, t)
+        p, ce, w1, u = _parts(x, t, gamma)
         grad = p.sub(t)  # p - t
         if gamma:
             if gamma == 1.0:
                 upow = None
+            elif gamma == 2.0:
+                upow = u
             elif gamma < 1.0:
                 upow = torch.where(u > 0, u.pow(gamma - 1.0), 0.0)
             else:
                 upow = u.pow(gamma - 1.0)
             pp = torch.addcmul(p, p, p, value=-1.0)  # p (1 - p)
-            # gamma u^(g-1) (1-2t) p(1-p) ce + u^g (p - t) = u^(g-1) [gamma w1 pp ce + u (p - t)]
-            first = ce.mul_(w1).mul_(pp).mul_(gamma)
-            grad = first.addcmul_(u, grad)
+            # gamma u^(g-1) w1 pp ce + u^g (p - t) = gamma u^(g-1) [w1 pp ce + u (p - t) / gamma]
+            grad = ce.mul_(w1).mul_(pp).addcmul_(u, grad, value=1.0 / gamma)
             if upow is not None:
                 grad.mul_(upow)
+            g = g * gamma
         at = _alpha_t(t, alpha)
         if at is not None:
             grad.mul_(at)

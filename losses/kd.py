@@ -1,6 +1,7 @@
 """Pixel-wise knowledge distillation (Hinton et al., 2015) for dense predictions.
 
-    multiclass:  l_i = T^2 * sum_c q_c (log q_c - log p_c),  q = softmax(z_t / T), p = softmax(z_s / T)
+    multiclass:  l_i = T^2 * sum_c q_c (log q_c - log p_c),
+                 q = softmax(z_t / T), p = softmax(z_s / T)
     binary/multilabel: the same KL between Bernoulli distributions, per channel
 
 The T^2 factor keeps the gradient scale independent of T. The teacher is detached. ``mean``

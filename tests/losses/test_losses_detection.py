@@ -40,7 +40,7 @@ def test_degenerate_boxes(kind):
     other = losses.box_iou_loss(point.detach(), far, kind, reduction="none")
     assert torch.isfinite(other).all() and (other >= 1).all()
     empty = torch.zeros(0, 4, requires_grad=True)
-    assert float(losses.box_iou_loss(empty, empty.detach(), kind)) == 0.0
+    assert losses.box_iou_loss(empty, empty.detach(), kind).item() == 0.0
 
 
 def test_box_loss_bad_shapes():
