@@ -1,15 +1,14 @@
-"""Device, precision, seeding, RNG state and data loaders for the training loop."""
+"""Device, precision, seeding and RNG state for the training loop (loaders: ``loader.py``)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import random
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 def select_device(name: str) -> torch.device:
@@ -53,7 +52,7 @@ def configure_determinism(deterministic: bool) -> None:
     """Deterministic kernels (``deterministic``) or the fastest ones (cudnn benchmark)."""
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
     torch.backends.cudnn.deterministic = deterministic
     torch.backends.cudnn.benchmark = not deterministic
 
@@ -98,38 +97,3 @@ def to_device(obj: Any, device: torch.device, channels_last: bool = False) -> An
     if isinstance(obj, (list, tuple)):
         return type(obj)(to_device(v, device) for v in obj)
     return obj
-
-
-def resolve_num_workers(setting: int | str, dataset_size: int, batch_size: int) -> int:
-    """``auto`` -> min(usable CPUs, 8), and 0 when the dataset is under four batches."""
-    if setting != "auto":
-        if isinstance(setting, str) or setting < 0:
-            raise ValueError(f"data.num_workers must be auto or an integer >= 0, got {setting!r}")
-        return int(setting)
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cpus = os.cpu_count() or 1
-    return 0 if dataset_size < 4 * batch_size else min(cpus, 8)
-
-
-def _seed_worker(worker_id: int) -> None:
-    """Seed python and numpy in a loader worker from torch's per-worker seed."""
-    seed = torch.initial_seed() % (2 ** 32)
-    random.seed(seed)
-    np.random.seed(seed)
-
-
-def make_loader(dataset: Dataset, collate: Callable, batch_size: int, num_workers: int, *, train: bool,
-                generator: torch.Generator | None = None, sampler: Sampler | None = None,
-                pin_memory: bool = False) -> DataLoader:
-    """A DataLoader whose order and worker seeds come from ``generator`` (reseed it every epoch).
-
-    Training loaders shuffle and drop the last incomplete batch (a batch of one breaks BatchNorm)
-    unless the dataset is smaller than one batch. ``sampler`` (e.g. a DistributedSampler) replaces
-    the shuffling.
-    """
-    drop_last = train and len(dataset) > batch_size
-    return DataLoader(dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
-                      num_workers=num_workers, collate_fn=collate, pin_memory=pin_memory,
-                      drop_last=drop_last, generator=generator, worker_init_fn=_seed_worker)
