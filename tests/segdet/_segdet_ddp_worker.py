@@ -1,0 +1,58 @@
+"""One rank of the two-process DDP tests, launched like torchrun does (environment variables).
+
+Kept light: spawned children import it by name.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from pathlib import Path
+
+import torch
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "unet_cutmix.yaml"
+
+
+def tiny_overrides(out_dir: str) -> list[str]:
+    """The default config shrunk to seconds on CPU: 8 training and 5 (odd) validation images."""
+    return ["data.synthetic.train_size=8", "data.synthetic.val_size=5", "data.synthetic.height=32",
+            "data.synthetic.width=64", "data.batch_size=2", "data.num_workers=0", "train.epochs=1",
+            "train.device=cpu", "train.progress=false", "train.dist_timeout=60", "schedule.warmup_epochs=0",
+            f"output_dir={out_dir}"]
+
+
+def _torchrun_env(rank: int, world: int, port: int) -> None:
+    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world),
+                       "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(world),
+                       "NO_ALBUMENTATIONS_UPDATE": "1"})
+
+
+def train_then_eval(rank: int, port: int, out_dir: str, result_file: str) -> None:
+    """Train the tiny config for one epoch on two ranks, evaluate its last.pt on two ranks, then
+    provoke a stalled collective on rank 0 (rank 1 skips it) and record the message."""
+    torch.set_num_threads(1)
+    _torchrun_env(rank, 2, port)
+    import torch.distributed as dist
+
+    from segdet.config import load_config
+    from segdet.engine import evaluate, train
+    from segdet.engine import distributed
+
+    cfg = load_config(CONFIG, tiny_overrides(out_dir))
+    run_dir = train(cfg)
+    ckpt = Path(out_dir) / "weights" / "last.pt"
+    metrics, table = evaluate(cfg, ckpt)
+
+    stalled = dist.new_group(backend="gloo", timeout=datetime.timedelta(seconds=2))
+    message = None
+    if rank == 0:
+        try:
+            with distributed.watch("the test's lone all-reduce", timeout=2):
+                dist.all_reduce(torch.ones(1), group=stalled)
+        except distributed.DistributedTimeout as exc:
+            message = str(exc)
+    dist.barrier()  # rank 1 waits here until rank 0's all-reduce timed out
+    torch.save({"run_dir": run_dir, "metrics": metrics, "table": table, "timeout_message": message},
+               f"{result_file}.{rank}")
+    distributed.cleanup()

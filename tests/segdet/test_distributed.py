@@ -1,0 +1,271 @@
+"""DDP (two CPU processes, gloo), loader sharding and seeding, batch-level mixing in the loop."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import random
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from segdet.engine.loader import (EpochDataset, EpochSampler, ShardedBatchSampler, auto_num_workers,
+                                  make_train_loader, make_val_loader, set_loader_epoch)
+
+HERE = Path(__file__).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _same(a: dict, b: dict) -> bool:
+    """Equal dicts of floats, NaN equal to NaN (a class absent everywhere is NaN)."""
+    return a.keys() == b.keys() and all((math.isnan(a[k]) and math.isnan(b[k])) or a[k] == b[k] for k in a)
+
+
+# --- two processes ---------------------------------------------------------------------------------
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+def test_two_process_training_and_evaluation_equal_one_process(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))  # the spawned ranks import the worker by name
+    from _segdet_ddp_worker import CONFIG, tiny_overrides, train_then_eval
+
+    from segdet.config import load_config
+    from segdet.engine import evaluate
+
+    out = tmp_path / "run"
+    # fork: the ranks inherit the imported modules (seconds saved); each sets one thread first
+    torch.multiprocessing.start_processes(train_then_eval, args=(_free_port(), str(out), str(tmp_path / "result")),
+                                          nprocs=2, join=True, start_method="fork")
+    r0, r1 = (torch.load(tmp_path / f"result.{r}", weights_only=False) for r in (0, 1))
+
+    # only rank 0 has a run folder and wrote files; no second run folder appeared
+    assert r0["run_dir"] == out and r1["run_dir"] is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.0", "result.1", "run"]
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert written == ["config.yaml", "eval/confusion_matrix.png", "eval/metrics.json", "results.csv",
+                       "results.png", "weights/best.pt", "weights/last.pt"]
+    assert r0["table"] and r1["table"] == ""
+
+    # the reference: a single process scoring the same checkpoint on the same 5 images
+    cfg = load_config(CONFIG, tiny_overrides(str(out)))
+    single, _ = evaluate(cfg, out / "weights" / "last.pt", tmp_path / "eval1")
+    assert _same(r0["metrics"], single) and _same(r1["metrics"], single)
+    cm2 = json.loads((out / "eval" / "metrics.json").read_text())["confusion_matrix"]["counts"]
+    cm1 = json.loads((tmp_path / "eval1" / "metrics.json").read_text())["confusion_matrix"]["counts"]
+    assert cm2 == cm1
+    assert sum(map(sum, cm1)) == 5 * 32 * 64  # every validation pixel once: no padding repeats
+
+    # the epoch's validation in the 2-process training scored exactly the saved weights
+    with open(out / "results.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    for key in ("miou", "mdice", "pixel_acc"):
+        assert float(row[key]) == pytest.approx(single[key], rel=1e-9, abs=1e-12)
+
+    # a stalled collective names what stalled and the fix instead of hanging
+    message = r0["timeout_message"]
+    assert message is not None and "the test's lone all-reduce did not complete within 2 s" in message
+    assert "rank 0/2" in message and "train.dist_timeout" in message
+
+
+# --- validation sharding ---------------------------------------------------------------------------
+@pytest.mark.parametrize("size,batch,world", [(5, 2, 2), (7, 3, 2), (2, 4, 3), (9, 1, 4), (0, 2, 2)])
+def test_sharded_batches_are_the_single_process_batches_once(size, batch, world):
+    reference = [list(range(s, min(s + batch, size))) for s in range(0, size, batch)]  # naive loop
+    shards = [list(ShardedBatchSampler(size, batch, rank=r, world_size=world)) for r in range(world)]
+    assert [len(ShardedBatchSampler(size, batch, rank=r, world_size=world)) for r in range(world)] == \
+        [len(s) for s in shards]
+    dealt = sorted((b for s in shards for b in s), key=lambda b: b[0])
+    assert dealt == reference
+
+
+def test_sharded_batch_sampler_rejects_bad_rank():
+    with pytest.raises(ValueError, match="rank 2 is outside world size 2"):
+        ShardedBatchSampler(4, 2, rank=2, world_size=2)
+
+
+# --- loader defaults and seeding -------------------------------------------------------------------
+def test_auto_workers_divide_the_cpus_among_local_processes(monkeypatch):
+    monkeypatch.setattr("segdet.engine.loader._usable_cpus", lambda: 12)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert auto_num_workers("auto", 1000, 8) == 8
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert auto_num_workers("auto", 1000, 8) == 3
+    assert auto_num_workers("auto", 31, 8) == 0  # under four batches
+    assert auto_num_workers(5, 10, 8) == 5
+    with pytest.raises(ValueError, match="data.num_workers must be auto or an integer >= 0, got -1"):
+        auto_num_workers(-1, 10, 8)
+
+
+def _tiny_segmentation_data():
+    from segdet.config import load_config
+    from segdet.tasks import build_task
+
+    from _segdet_ddp_worker import CONFIG, tiny_overrides
+
+    cfg = load_config(CONFIG, tiny_overrides("unused") + ["augment.mix=[{CutMix: {p: 1.0}}]"])
+    task = build_task(cfg)
+    train, val = task.build_datasets()
+    return task, train, val
+
+
+def _batches(loader, epochs):
+    out = []
+    for epoch in epochs:
+        set_loader_epoch(loader, epoch)
+        out += [(b["image"].clone(), b["mask"].clone()) for b in loader]
+    return out
+
+
+def test_samples_do_not_depend_on_workers_or_persistence(monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+    task, train, _ = _tiny_segmentation_data()
+    base = _batches(make_train_loader(train, task.collate, 2, 0, seed=3), [0, 1])
+    # two persistent workers across two epochs, and a fresh loader that starts at epoch 1 (resume)
+    two = _batches(make_train_loader(train, task.collate, 2, 2, seed=3), [0, 1])
+    resumed = _batches(make_train_loader(train, task.collate, 2, 2, seed=3), [1])
+    assert len(base) == len(two) == 2 * len(resumed) == 8
+    for (xa, ya), (xb, yb) in zip(base, two):
+        torch.testing.assert_close(xa, xb, rtol=0, atol=0)
+        torch.testing.assert_close(ya, yb, rtol=0, atol=0)
+    for (xa, ya), (xb, yb) in zip(base[4:], resumed):
+        torch.testing.assert_close(xa, xb, rtol=0, atol=0)
+        torch.testing.assert_close(ya, yb, rtol=0, atol=0)
+    assert not torch.equal(base[0][0], base[4][0]) or not torch.equal(base[1][0], base[5][0])  # epochs differ
+
+
+class _GlobalRngData(torch.utils.data.Dataset):
+    """Draws from numpy's global generator (as many user datasets do) and reports its epoch."""
+
+    def __init__(self) -> None:
+        self.epoch = -1
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return 6
+
+    def __getitem__(self, i: int):
+        return {"i": i, "epoch": self.epoch, "r": float(np.random.random()), "p": random.random()}
+
+
+def _collate(samples):
+    return {k: [s[k] for s in samples] for k in samples[0]}
+
+
+def test_epoch_reaches_persistent_workers_and_global_rng_is_reseeded_per_epoch():
+    ds = _GlobalRngData()
+    a = make_train_loader(ds, _collate, 3, 2, seed=5)
+    runs = []
+    for epoch in (0, 1):
+        set_loader_epoch(a, epoch)
+        runs.append([b for b in a])
+    assert a.persistent_workers and a.prefetch_factor is not None
+    assert [e for b in runs[1] for e in b["epoch"]] == [1] * 6  # set_epoch reached the workers
+    b = make_train_loader(ds, _collate, 3, 2, seed=5)  # a fresh start at epoch 1 (a resume)
+    set_loader_epoch(b, 1)
+    assert [x for x in b] == runs[1]
+    assert sorted(i for x in runs[1] for i in x["i"]) == list(range(6))
+
+
+def test_epoch_sampler_yields_epoch_and_shuffles_per_epoch():
+    sampler = EpochSampler(torch.utils.data.DistributedSampler(range(10), num_replicas=1, rank=0, seed=1))
+    sampler.set_epoch(2)
+    pairs = list(sampler)
+    assert {e for e, _ in pairs} == {2} and sorted(i for _, i in pairs) == list(range(10))
+    sampler.set_epoch(3)
+    assert [i for _, i in sampler] != [i for _, i in pairs]
+    assert EpochDataset(list("abc"))[(4, 1)] == "b"
+
+
+def test_val_loader_is_sequential_in_one_process():
+    loader = make_val_loader(list(range(5)), lambda s: s, 2, 0)
+    assert list(loader) == [[0, 1], [2, 3], [4]] and not loader.pin_memory
+
+
+# --- batch-level mixing on the device --------------------------------------------------------------
+def test_batch_mixing_equals_the_mixers_called_in_order():
+    from augment.batch import batch_cutmix, batch_mixup
+
+    from segdet.engine.batchmix import BatchMixing, build_batch_mixers
+
+    mixers = build_batch_mixers([{"CutMix": {"p": 1.0}}, {"MixUp": {"p": 1.0, "alpha": 0.4}}],
+                                num_classes=3, ignore_index=255)
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.rand(4, 3, 8, 12, generator=gen), torch.randint(0, 3, (4, 8, 12), generator=gen)
+    y[0, :2] = 255
+    out = BatchMixing(mixers, torch.Generator().manual_seed(7))({"image": x, "mask": y, "extra": 1})
+    g = torch.Generator().manual_seed(7)
+    ref = batch_cutmix(x, y, generator=g, p=1.0)
+    ref = batch_mixup(ref.images, ref.target, generator=g, num_classes=3, ignore_index=255, p=1.0, alpha=0.4)
+    torch.testing.assert_close(out["image"], ref.images, rtol=0, atol=0)
+    torch.testing.assert_close(out["mask"], ref.target, rtol=0, atol=0)
+    assert out["extra"] == 1 and out["mask"].shape == (4, 3, 8, 12)
+
+
+@pytest.mark.parametrize("steps,match", [
+    ([{"Mosaic": {}}], r"augment.batch_mix\[0\]: unknown batch mixer 'Mosaic'; choose one of CutMix, MixUp"),
+    ([{"CutMix": {"q": 1}}], r"augment.batch_mix\[0\].CutMix: .*q"),
+    ([{"MixUp": {"p": 2.0}}], r"augment.batch_mix\[0\].MixUp: .*p must lie in \[0, 1\]"),
+    ([{"CutMix": {}, "MixUp": {}}], r"augment.batch_mix\[0\] must be one \{Name: \{options\}\} mapping"),
+])
+def test_batch_mix_config_errors_name_the_key(steps, match):
+    from segdet.engine.batchmix import build_batch_mixers
+
+    with pytest.raises(ValueError, match=match):
+        build_batch_mixers(steps, num_classes=3, ignore_index=255)
+
+
+def test_batch_mix_is_refused_for_detection():
+    from segdet.engine.batchmix import batch_mixing_for_epoch
+
+    class Det:
+        name = "detection"
+
+    cfg = {"augment": {"batch_mix": [{"CutMix": {}}]}}
+    with pytest.raises(ValueError, match="augment.batch_mix works on segmentation batches only"):
+        batch_mixing_for_epoch(cfg, Det(), torch.device("cpu"), 0)
+
+
+def test_training_loop_with_batch_mix_runs_a_step_with_soft_targets(monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+    from _segdet_ddp_worker import CONFIG, tiny_overrides
+
+    import segdet.engine.batchmix as bm
+    from segdet.config import load_config
+    from segdet.engine import build_optimizer, build_scheduler, train_one_epoch
+    from segdet.engine.trainer import _StopFlag
+    from segdet.tasks import build_task
+
+    cfg = load_config(CONFIG, tiny_overrides("unused") + [
+        "data.synthetic.train_size=2", "augment.mix=[]", "augment.batch_mix=[{CutMix: {p: 1.0}}, {MixUp: {p: 1.0}}]"])
+    task = build_task(cfg)
+    train_ds, _ = task.build_datasets()
+    loader = make_train_loader(train_ds, task.collate, 2, 0, seed=0)
+    model = task.build_model()
+    optimizer = build_optimizer(model, cfg["optim"])
+    scheduler = build_scheduler(optimizer, cfg["schedule"], 1, 1)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    seen = []
+    original = bm.BatchMixing.__call__
+
+    def spy(self, batch):
+        out = original(self, batch)
+        seen.append(out["mask"])
+        return out
+
+    monkeypatch.setattr(bm.BatchMixing, "__call__", spy)
+    before = [p.detach().clone() for p in model.parameters()]
+    stats = train_one_epoch(task, model, loader, optimizer, scheduler, scaler, None, torch.device("cpu"), None,
+                            cfg, 0, _StopFlag())
+    assert math.isfinite(stats["loss"])
+    assert len(seen) == 1 and seen[0].dtype == torch.float32 and seen[0].shape == (2, 4, 32, 64)
+    assert torch.all((seen[0].sum(1) - 1).abs() < 1e-5)  # soft probabilities reached the loss (nothing ignored)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # the step updated the model
