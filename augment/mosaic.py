@@ -32,9 +32,10 @@ class Mosaic:
     random position when smaller. Canvas no tile covers gets ``fill`` (image), ``mask_fill``
     (semantic mask) and 0 (instance masks).
 
-    Targets. The image is resampled with ``interpolation`` (uint8 stays uint8, float stays
-    float32; mixed dtypes give float32). Semantic and instance masks use nearest neighbour
-    (pixel centres aligned, as ``cv2.INTER_NEAREST_EXACT``). A soft mask ``(H, W, C)`` float32
+    Targets. The image is resampled with ``interpolation`` by ``cv2.resize`` (uint8 stays
+    uint8, float stays float32; mixed dtypes give float32). Semantic and instance masks use
+    nearest neighbour with pixel centres aligned: scaled pixel ``t`` reads source pixel
+    ``floor((t + 1/2) * h / new_h)``. A soft mask ``(H, W, C)`` float32
     gets, on empty canvas, the one-hot vector of ``mask_fill`` when ``0 <= mask_fill < C`` and
     the all-zero (unlabelled) vector otherwise; a hard mask mixed with soft masks is one-hot
     encoded with ``ignore_index`` as all-zero. Boxes are scaled, shifted and clipped to the

@@ -164,7 +164,7 @@ def _box_mask(box, h, w):
 
 @SETTINGS
 @given(st.integers(0, 2**32 - 1), st.sampled_from(["cover", "contain"]), st.integers(1, 3))
-def test_scaled_masks_match_cv2_nearest_exact(seed, fit, grid):
+def test_scaled_tiles_match_naive_nearest_and_cv2_resize(seed, fit, grid):
     rng = np.random.default_rng(seed)
     samples = [{"image": rng.integers(0, 256, (int(h), int(w), 3), dtype=np.uint8),
                 "mask": rng.integers(0, 6, (int(h), int(w)), dtype=np.uint8)}
