@@ -107,9 +107,10 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
         if ckpt.get("interrupted"):  # stopped mid-epoch: redo that epoch from its first step
             set_scheduler_step(scheduler, start_epoch * steps_per_epoch)
         set_rng_state(ckpt["rng"])
-        print(f"resuming {resume} at epoch {start_epoch + 1}/{t['epochs']}")
         changed = _changed_keys(ckpt.get("config") or {}, cfg)
-        if changed:
+        if _dist.is_main():
+            print(f"resuming {resume} at epoch {start_epoch + 1}/{t['epochs']}")
+        if changed and _dist.is_main():
             print(f"note: the config differs from the checkpoint's in {', '.join(changed)}; continuing with the new values")
     model = distributed.wrap_model(model, device, find_unused_parameters=task.name == "detection")
 
