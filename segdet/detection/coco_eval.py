@@ -29,10 +29,13 @@ def _write_json(path: Path, obj: Any) -> None:
 class DetectionEvaluator(Evaluator):
     """COCO box mAP (pycocotools' COCOeval) over a validation set.
 
-    The ground truth is built in memory from the batches' targets (boxes at each image's own
-    resolution, ``area`` = box area, no crowd regions), so synthetic, VOC, YOLO and COCO data are
-    scored the same way; the detections keep the data's category ids (``cat_ids``), so the saved
-    ``detections.json`` is a valid COCO result file for the original annotation file.
+    Ground truth: with ``gt`` (the original COCO annotation dict, for COCO data) the images seen
+    are scored against their original annotations, crowd regions and ``area`` values included,
+    exactly as the official evaluation does; detections on an image the pipeline resized are
+    scaled back to the size the file records. Without ``gt`` (synthetic, VOC, YOLO data) it is
+    built in memory from the batches' targets: boxes at each image's own resolution, ``area`` =
+    box area, no crowd regions. Detections keep the data's category ids (``cat_ids``) and image
+    ids, so the saved ``detections.json`` is a valid COCO result file for the annotation file.
 
     ``compute()`` returns the twelve COCOeval summary numbers under :data:`STAT_NAMES`:
     ``map`` (AP@[.5:.95]), ``map50``, ``map75``, ``map_small``, ``map_medium``, ``map_large`` and
@@ -43,6 +46,8 @@ class DetectionEvaluator(Evaluator):
         class_names: name of each 0-based class.
         cat_ids: COCO category id of each class (default ``1..K``).
         backend: ``"pycocotools"`` or ``"faster-coco-eval"`` (identical numbers, faster).
+        gt: the original COCO annotation dict (``images``, ``annotations``, ``categories``);
+            batches then carry the COCO ``image_id`` of each image.
 
     Example:
         >>> ev = DetectionEvaluator(["cell"])
@@ -54,7 +59,7 @@ class DetectionEvaluator(Evaluator):
     """
 
     def __init__(self, class_names: Sequence[str], cat_ids: Sequence[int] | None = None,
-                 backend: str = "pycocotools") -> None:
+                 backend: str = "pycocotools", gt: dict | None = None) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown eval backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.class_names = [str(c) for c in class_names]
@@ -62,6 +67,16 @@ class DetectionEvaluator(Evaluator):
         if len(self.cat_ids) != len(self.class_names):
             raise ValueError(f"{len(self.cat_ids)} category ids for {len(self.class_names)} class names")
         self.backend = backend
+        self._file_gt = None
+        if gt is not None:
+            images = {int(im["id"]): im for im in gt.get("images", [])}
+            anns: dict[int, list[dict]] = {}
+            for k, a in enumerate(gt.get("annotations", [])):
+                a = {"iscrowd": 0, "id": 10 ** 12 + k, **a}
+                if "area" not in a:  # COCOeval reads it for the small/medium/large ranges
+                    a["area"] = float(a["bbox"][2]) * float(a["bbox"][3])
+                anns.setdefault(int(a["image_id"]), []).append(a)
+            self._file_gt = (images, anns, list(gt.get("categories", [])))
         self.reset()
 
     # state -------------------------------------------------------------------------------------
@@ -85,11 +100,22 @@ class DetectionEvaluator(Evaluator):
         """
         image_id = self._new_id() if image_id is None else int(image_id)
         h, w = int(size[0]), int(size[1])
-        self._images[image_id] = {"id": image_id, "height": h, "width": w, "file_name": f"{image_id}"}
-        self._gt[image_id] = [
-            {"image_id": image_id, "category_id": self._cat(int(c)), "bbox": b, "area": b[2] * b[3], "iscrowd": 0}
-            for b, c in zip(self._xywh(gt_boxes), gt_labels.tolist())
-        ]
+        if self._file_gt is not None:
+            info = self._file_gt[0].get(image_id)
+            if info is None:
+                raise ValueError(f"image_id {image_id} is not in the COCO annotation file's images")
+            self._images[image_id] = info
+            self._gt[image_id] = self._file_gt[1].get(image_id, [])
+            sy, sx = float(info["height"]) / h, float(info["width"]) / w
+            if (sy, sx) != (1.0, 1.0):  # the pipeline resized the image: boxes back to file pixels
+                boxes = boxes * boxes.new_tensor([sx, sy, sx, sy])
+        else:
+            self._images[image_id] = {"id": image_id, "height": h, "width": w, "file_name": f"{image_id}"}
+            self._gt[image_id] = [
+                {"image_id": image_id, "category_id": self._cat(int(c)), "bbox": b, "area": b[2] * b[3],
+                 "iscrowd": 0}
+                for b, c in zip(self._xywh(gt_boxes), gt_labels.tolist())
+            ]
         self._dets[image_id] = [
             {"image_id": image_id, "category_id": self._cat(int(c)), "bbox": b, "score": float(s)}
             for b, s, c in zip(self._xywh(boxes), scores.tolist(), labels.tolist())
@@ -137,12 +163,15 @@ class DetectionEvaluator(Evaluator):
 
     # results -----------------------------------------------------------------------------------
     def ground_truth(self) -> dict:
-        """The COCO ground-truth dict of the images seen so far (annotation ids from 1)."""
+        """The COCO ground-truth dict of the images seen so far (in-memory annotations numbered
+        from 1; a file's annotations keep their ids)."""
         anns = []
         for image_id in sorted(self._gt):
             for a in self._gt[image_id]:
-                anns.append({**a, "id": len(anns) + 1})
+                anns.append(dict(a) if self._file_gt is not None else {**a, "id": len(anns) + 1})
         cats = [{"id": c, "name": n} for c, n in zip(self.cat_ids, self.class_names)]
+        if self._file_gt is not None:
+            cats = self._file_gt[2] or cats
         return {"images": [self._images[i] for i in sorted(self._images)], "annotations": anns, "categories": cats}
 
     def detections(self) -> list[dict]:
@@ -156,14 +185,16 @@ class DetectionEvaluator(Evaluator):
             stats, precision, cat_ids = evaluate(self.ground_truth(), self.detections(), backend=self.backend)
             per_class = {}
             for k, cat in enumerate(int(c) for c in cat_ids):
-                name = self.class_names[self.cat_ids.index(cat)]
+                name = (self.class_names[self.cat_ids.index(cat)] if cat in self.cat_ids
+                        else next(c.get("name", str(cat)) for c in self.ground_truth()["categories"] if c["id"] == cat))
                 p = precision[:, :, k, 0, -1]  # area all, maxDets 100
                 valid = p[p > -1]
                 p50 = p[0][p[0] > -1]
                 per_class[name] = {
                     "ap": float(valid.mean()) if valid.size else float("nan"),
                     "ap50": float(p50.mean()) if p50.size else float("nan"),
-                    "gt": int(sum(a["category_id"] == cat for anns in self._gt.values() for a in anns)),
+                    "gt": int(sum(a["category_id"] == cat and not a.get("iscrowd", 0)
+                                  for anns in self._gt.values() for a in anns)),
                 }
             self._result = {"stats": dict(zip(STAT_NAMES, map(float, stats))), "per_class": per_class}
         return self._result

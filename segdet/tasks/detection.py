@@ -219,7 +219,15 @@ class DetectionTask(Task):
     def make_evaluator(self, device: torch.device) -> Evaluator:
         from ..detection.coco_eval import DetectionEvaluator
 
-        return DetectionEvaluator(self._class_names(), self._category_ids(), backend=self.cfg["train"]["eval_backend"])
+        gt = None
+        if self.cfg["data"]["kind"] == "coco":  # score against the original file: crowd regions, areas
+            path = Path(self.cfg["data"]["coco"]["val_json"])
+            try:
+                gt = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                raise ValueError(f"cannot read the COCO annotation file {path}: {exc}") from exc
+        return DetectionEvaluator(self._class_names(), self._category_ids(), backend=self.cfg["train"]["eval_backend"],
+                                  gt=gt)
 
     def predict(self, model: nn.Module, image_paths: list[Path], out_dir: Path, device: torch.device) -> None:
         from ..detection.predict import predict_images

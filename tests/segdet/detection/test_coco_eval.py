@@ -177,3 +177,43 @@ def test_bad_input_messages():
     with pytest.raises(ValueError, match="label 3 is outside the 1 classes"):
         DetectionEvaluator(["a"]).add(0, (8, 8), torch.zeros(1, 4), torch.tensor([3]), torch.zeros(0, 4),
                                       torch.zeros(0), torch.zeros(0, dtype=torch.long))
+
+
+def test_file_ground_truth_keeps_crowd_and_areas_and_undoes_a_resize():
+    # the official evaluation: crowd regions ignore the detections inside them, ``area`` comes
+    # from the file (a mask area here, which moves the box between size ranges)
+    gt = {"images": [{"id": 40, "height": 200, "width": 300}, {"id": 41, "height": 100, "width": 100}],
+          "categories": [{"id": 7, "name": "dog"}, {"id": 3, "name": "cat"}],
+          "annotations": [
+              {"id": 1, "image_id": 40, "category_id": 7, "bbox": [10, 10, 60, 60], "area": 900.0, "iscrowd": 0},
+              {"id": 2, "image_id": 40, "category_id": 3, "bbox": [150, 20, 100, 100], "area": 10000.0,
+               "iscrowd": 0},
+              {"id": 3, "image_id": 40, "category_id": 7, "bbox": [100, 120, 80, 60], "area": 4800.0, "iscrowd": 1},
+              {"id": 4, "image_id": 41, "category_id": 3, "bbox": [5, 5, 40, 40], "area": 1600.0, "iscrowd": 0}]}
+    # detections in file pixels: a hit, a near hit, one inside the crowd region, a false positive
+    file_dets = [{"image_id": 40, "category_id": 7, "bbox": [12.0, 10.0, 58.0, 62.0], "score": 0.9},
+                 {"image_id": 40, "category_id": 3, "bbox": [160.0, 30.0, 90.0, 80.0], "score": 0.8},
+                 {"image_id": 40, "category_id": 7, "bbox": [110.0, 130.0, 40.0, 40.0], "score": 0.95},
+                 {"image_id": 41, "category_id": 3, "bbox": [60.0, 60.0, 30.0, 30.0], "score": 0.7}]
+    with contextlib.redirect_stdout(io.StringIO()):
+        api = COCO()
+        api.dataset = json.loads(json.dumps(gt))
+        api.createIndex()
+        ev = COCOeval(api, api.loadRes(json.loads(json.dumps(file_dets))), "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+
+    ours = DetectionEvaluator(["cat", "dog"], cat_ids=[3, 7], gt=gt)
+    label = {3: 0, 7: 1}
+    for image_id, (h, w), scale in ((40, (100, 150), 0.5), (41, (100, 100), 1.0)):  # image 40 was resized
+        dets = [d for d in file_dets if d["image_id"] == image_id]
+        boxes = torch.tensor([[x, y, x + bw, y + bh] for x, y, bw, bh in (d["bbox"] for d in dets)]) * scale
+        ours.add(image_id, (h, w), torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), boxes,
+                 torch.tensor([d["score"] for d in dets]), torch.tensor([label[d["category_id"]] for d in dets]))
+    out = ours.compute()
+    np.testing.assert_allclose([out[k] for k in STAT_NAMES], ev.stats, rtol=0, atol=1e-6)
+    assert out["map_small"] > -1 and out["map_medium"] > -1  # the file's areas, not the box areas
+    with pytest.raises(ValueError, match="image_id 99 is not in the COCO annotation file"):
+        ours.add(99, (8, 8), torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), torch.zeros(0, 4),
+                 torch.zeros(0), torch.zeros(0, dtype=torch.long))
