@@ -2,8 +2,10 @@
 
 Runs the real ``DetectionTask`` pieces (synthetic data with the configured pipeline and mixers,
 ``detection_collate``, the torchvision detector wrapper, SGD step) for a few warm-up and timed
-steps, on the CPU and, when available, on CUDA. Reference point printed alongside: the bare
-torchvision model fed pre-built tensors (no data pipeline), so the ratio shows segdet's overhead.
+steps, on the CPU and, when available, on CUDA. The samples are made in the main process (no
+loader workers), so on a GPU the first figure is bound by data preparation; the second, the
+detector fed one pre-built batch again and again (what plain torchvision training costs without
+data), is the ceiling, and the ratio shows what the data side costs.
 
     python benchmarks/bench_detection_train.py                      # fasterrcnn_mobilenet_v3_large_fpn
     python benchmarks/bench_detection_train.py --arch retinanet_resnet50_fpn --min-size 320 --steps 3
