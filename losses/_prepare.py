@@ -38,6 +38,10 @@ class Prepared:
     v_mask: bool
 
 
+class InputTypeError(TypeError, ValueError):
+    """A wrong type or dtype; catchable as TypeError or as ValueError."""
+
+
 def compute_dtype(x: torch.Tensor) -> torch.dtype:
     """float64 stays float64; every other floating dtype is reduced in float32."""
     return torch.float64 if x.dtype == torch.float64 else torch.float32
@@ -72,9 +76,11 @@ def check_reduction(reduction: str, name: str) -> str:
 
 def check_logits(logits: torch.Tensor, mode: str, name: str) -> None:
     if not isinstance(logits, torch.Tensor):
-        raise TypeError(f"{name}: logits must be a torch.Tensor, got {type(logits).__name__}")
+        raise InputTypeError(
+            f"{name}: logits must be a torch.Tensor, got {type(logits).__name__}"
+        )
     if not logits.is_floating_point():
-        raise TypeError(f"{name}: logits must be floating, got dtype {logits.dtype}")
+        raise InputTypeError(f"{name}: logits must be floating, got dtype {logits.dtype}")
     if logits.dim() < 2:
         raise ValueError(f"{name}: logits must be (N, C, *S), got shape {tuple(logits.shape)}")
     if mode == BINARY_MODE and logits.shape[1] != 1:
@@ -143,7 +149,9 @@ def prepare(
     """
     check_logits(logits, mode, name)
     if not isinstance(target, torch.Tensor):
-        raise TypeError(f"{name}: target must be a torch.Tensor, got {type(target).__name__}")
+        raise InputTypeError(
+            f"{name}: target must be a torch.Tensor, got {type(target).__name__}"
+        )
     n, c = logits.shape[:2]
     spatial = tuple(logits.shape[2:])
     dtype = compute_dtype(logits)
@@ -155,7 +163,7 @@ def prepare(
     if mode == MULTICLASS_MODE:
         if soft:
             if tshape != tuple(logits.shape):
-                raise TypeError(
+                raise InputTypeError(
                     f"{name}: a floating multiclass target is a soft target and must have the "
                     f"logits' shape {tuple(logits.shape)}, got {tshape}; pass class indices "
                     "as an integer (long) tensor of shape (N, *S)"

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from losses._prepare import check_reduction, no_autocast
+from losses._prepare import InputTypeError, check_reduction, no_autocast
 
 BOX_IOU_KINDS = ("iou", "giou", "diou", "ciou")
 
@@ -84,7 +84,9 @@ def box_iou_loss(
     check_reduction(reduction, name)
     for label, box in (("pred", pred), ("target", target)):
         if not isinstance(box, torch.Tensor):
-            raise TypeError(f"{name}: {label} must be a torch.Tensor, got {type(box).__name__}")
+            raise InputTypeError(
+                f"{name}: {label} must be a torch.Tensor, got {type(box).__name__}"
+            )
         if box.dim() != 2 or box.shape[-1] != 4:
             raise ValueError(f"{name}: {label} must be (N, 4) xyxy boxes, got {tuple(box.shape)}")
     if pred.shape != target.shape:

@@ -45,9 +45,12 @@ def _lovasz_terms(err, gt, v, hinge: bool):
             neg.mul_(v.gather(-1, perm))
         union = neg.cumsum_(-1).add_(total)
         del neg, g
-        ok = union > 0
-        jac = torch.where(ok, 1 - inter / torch.where(ok, union, 1.0), 0.0)
-        del inter, union, ok
+        if v is None:  # union >= 1 - g_0 + ... > 0 whenever no pixel is left out
+            jac = inter.div_(union).neg_().add_(1.0)
+        else:  # a prefix of left-out pixels has union 0: J = 0 there
+            ok = union > 0
+            jac = torch.where(ok, 1 - inter / torch.where(ok, union, 1.0), 0.0)
+        del inter, union
         grad = jac.clone()
         grad[:, 1:] -= jac[:, :-1]
         del jac

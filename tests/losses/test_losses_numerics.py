@@ -148,6 +148,8 @@ def test_bad_inputs_raise_with_the_offending_value(cls):
         loss(x, bad)
     with pytest.raises(TypeError, match="integer"):
         loss(x, torch.zeros(2, 4, 4))
+    with pytest.raises(ValueError, match=r"\(2, 4, 4\)"):  # dtype errors are ValueErrors too
+        loss(x, torch.zeros(2, 4, 4))
     with pytest.raises(TypeError, match="floating"):
         loss(torch.zeros(2, 3, 4, 4, dtype=torch.long), bad)
     with pytest.raises(ValueError, match=r"\(2, 3, 4, 4\)"):
