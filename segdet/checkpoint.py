@@ -16,7 +16,10 @@ key                     value
 ``config``              the resolved config (plain nested dict)
 ======================  ==========================================================
 
-Extra keys (e.g. ``interrupted``, ``step``) may be present; readers ignore what they do not use.
+Extra keys written by ``segdet train``: ``interrupted`` (Ctrl-C mid-epoch: resuming restarts
+epoch ``epoch + 1``), ``ema_state`` (EMA weights with its update count), ``stale_epochs`` (for
+early stopping) and ``classes`` (the class names, so ``segdet predict`` needs no dataset).
+Readers ignore keys they do not use.
 
 Example:
     >>> save_checkpoint({"model": model.state_dict(), "epoch": 3}, "runs/x/weights/last.pt")

@@ -89,7 +89,11 @@ def predict(cfg: dict[str, Any], checkpoint: str | Path, inputs: str | Path, out
     cfg = _without_init_weights(cfg)
     task = build_task(cfg)
     if getattr(task, "classes", "unset") is None:  # class names come from the data
-        task.build_datasets()
+        saved = load_checkpoint(checkpoint).get("classes")  # written by segdet train
+        if saved:
+            task.classes = list(saved)
+        else:
+            task.build_datasets()
     device = select_device(cfg["train"]["device"])
     model = load_trained_model(task, checkpoint).to(device)
     out = Path(output)

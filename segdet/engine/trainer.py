@@ -125,7 +125,7 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
                 "ema_state": ema.state_dict() if ema else None, "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                 "epoch": epoch_done, "best_metric": best, "stale_epochs": stale, "rng": rng_state(),
-                "config": cfg, "interrupted": interrupted}
+                "config": cfg, "interrupted": interrupted, "classes": getattr(task, "classes", None)}
 
     stop = _StopFlag()
     with stop.installed():

@@ -37,6 +37,7 @@ def test_train_writes_the_run_folder(trained):
     assert len(rows) == 1 and 0.0 <= float(rows[0]["miou"]) <= 1.0
     ckpt = load_checkpoint(trained / "weights" / "last.pt")
     assert ckpt["config"]["train"]["epochs"] == 1 and ckpt["epoch"] == 1
+    assert list(ckpt["classes"]) == ["background", "circle", "square", "triangle"]
     assert set(ckpt) >= {"model", "ema", "optimizer", "scheduler", "scaler", "epoch", "best_metric", "rng", "config"}
 
 
