@@ -60,3 +60,59 @@ def softmax_terms(
     num = (term * weight).sum(1, keepdim=True)
     den = (t * weight).sum(1, keepdim=True)
     return num, den
+
+
+def softmax_image_sums(
+    p: Prepared,
+    gamma: float,
+    alpha: torch.Tensor | None,
+    cw: torch.Tensor | None,
+    label_smoothing: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image sums (num, den), each (N,), of :func:`softmax_terms`, for mean/sum reductions.
+
+    For hard labels the smoothing term is reduced before it is combined, so no (N, 1, P) map of
+    it is ever built.
+    """
+    n, c, m = p.x.shape
+    if p.idx is None:
+        num, den = softmax_terms(p, gamma, alpha, cw, label_smoothing)
+        return num.sum((1, 2)), den.sum((1, 2))
+    logp = torch.log_softmax(p.x, dim=1)
+    lp = logp.gather(1, p.idx.unsqueeze(1))  # (N, 1, P)
+    term = lp
+    if gamma:
+        term = term * (-torch.expm1(lp)).clamp_min(0) ** gamma
+    if alpha is not None:
+        term = term * alpha[p.idx].unsqueeze(1)
+    wy = None
+    if cw is not None:
+        wy = cw[p.idx].unsqueeze(1)
+        term = term * wy
+    v = p.v
+    if v is None:
+        num = -term.sum((1, 2))
+    else:
+        num = -torch.bmm(term, v.transpose(1, 2)).reshape(n)
+    if label_smoothing:
+        per_class = logp.sum(-1) if v is None else torch.bmm(logp, v.transpose(1, 2))[..., 0]
+        if cw is not None:
+            per_class = per_class * cw
+        num = (1 - label_smoothing) * num - (label_smoothing / c) * per_class.sum(1)
+    if wy is None:
+        den = torch.full_like(num, float(m)) if v is None else v.sum((1, 2))
+    else:
+        den = (wy if v is None else wy * v).sum((1, 2))
+    return num, den
+
+
+def reduce_image_sums(
+    num: torch.Tensor, den: torch.Tensor, reduction: str, per_image: bool
+) -> torch.Tensor:
+    """mean (over the batch, or per image then over images) or sum of per-image sums."""
+    if reduction == "sum":
+        return num.sum()
+    tiny = torch.finfo(num.dtype).tiny
+    if per_image:
+        return (num / den.clamp_min(tiny)).mean()
+    return num.sum() / den.sum().clamp_min(tiny)

@@ -24,9 +24,8 @@ from losses._prepare import (
     class_weight_vector,
     no_autocast,
     prepare,
-    reduce_ratio,
 )
-from losses._softmax import softmax_terms
+from losses._softmax import reduce_image_sums, softmax_image_sums, softmax_terms
 from losses.constants import MULTICLASS_MODE
 
 
@@ -76,9 +75,11 @@ def cross_entropy_loss(
         p = prepare(logits, target, mode, ignore_index, name)
         cw = class_weight_vector(classes, class_weights, p.x.shape[1], p.x.device, p.x.dtype,
                                  name)
-        num, den = softmax_terms(p, 0.0, None, cw, label_smoothing)
-        out = reduce_ratio(num, den, reduction, per_image)
-        return out.reshape(out.shape[0], *p.spatial) if reduction == "none" else out
+        if reduction != "none":
+            num, den = softmax_image_sums(p, 0.0, None, cw, label_smoothing)
+            return reduce_image_sums(num, den, reduction, per_image)
+        num, _ = softmax_terms(p, 0.0, None, cw, label_smoothing)
+        return num.reshape(num.shape[0], *p.spatial)
 
 
 class CrossEntropyLoss(nn.Module):

@@ -32,11 +32,10 @@ from losses._prepare import (
     class_weight_vector,
     no_autocast,
     prepare,
-    reduce_ratio,
     sigmoid_target,
     spatial_view,
 )
-from losses._softmax import softmax_terms
+from losses._softmax import reduce_image_sums, softmax_image_sums, softmax_terms
 from losses.constants import MULTICLASS_MODE
 
 
@@ -88,9 +87,11 @@ def focal_loss(
                 raise ValueError(f"{name}: alpha has {a.numel()} values, expected {need}")
         cw = class_weight_vector(classes, class_weights, c, p.x.device, p.x.dtype, name)
         if mode == MULTICLASS_MODE:
-            num, den = softmax_terms(p, gamma, a, cw, 0.0)
-            out = reduce_ratio(num, den, reduction, per_image)
-            return out.reshape(out.shape[0], *p.spatial) if reduction == "none" else out
+            if reduction != "none":
+                num, den = softmax_image_sums(p, gamma, a, cw, 0.0)
+                return reduce_image_sums(num, den, reduction, per_image)
+            num, _ = softmax_terms(p, gamma, a, cw, 0.0)
+            return num.reshape(num.shape[0], *p.spatial)
         t, w = sigmoid_target(p)
         if a is not None:
             a = float(a) if a.numel() == 1 else a.view(1, -1, 1)

@@ -190,3 +190,19 @@ def test_dice_bce_equals_separate_terms():
         smp.losses.SoftBCEWithLogitsLoss(ignore_index=None)(x, y.clamp_max(1).double())
     assert torch.allclose(losses.dice_bce_loss(x, y.clamp_max(1), "multilabel"), smp_sum,
                           atol=1e-6, rtol=0)
+
+
+def test_ce_and_softmax_focal_per_image_average_images():
+    x, y = _multiclass(seed=13)
+    y[0, :3] = 255  # image 0 has fewer valid pixels, so per-image and batch means differ
+    per_img = torch.stack([F.cross_entropy(x[i:i + 1], y[i:i + 1], ignore_index=255,
+                                           label_smoothing=0.1) for i in range(N)]).mean()
+    ours = losses.cross_entropy_loss(x, y, ignore_index=255, label_smoothing=0.1, per_image=True)
+    assert torch.allclose(ours, per_img, atol=1e-12)
+    focal = losses.focal_loss(x, y, "multiclass", gamma=0.0, ignore_index=255, per_image=True,
+                              reduction="mean")
+    plain = torch.stack([F.cross_entropy(x[i:i + 1], y[i:i + 1], ignore_index=255)
+                         for i in range(N)]).mean()
+    assert torch.allclose(focal, plain, atol=1e-12)
+    total = losses.cross_entropy_loss(x, y, ignore_index=255, reduction="sum")
+    assert torch.allclose(total, F.cross_entropy(x, y, ignore_index=255, reduction="sum"))
