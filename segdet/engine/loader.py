@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import os
 import random
+import signal
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -77,6 +78,9 @@ def _seed_worker(worker_id: int, rank: int = 0) -> None:
     seed = (torch.initial_seed() + 1_000_003 * rank) % (2 ** 32)
     random.seed(seed)
     np.random.seed(seed)
+    # Ctrl-C reaches the whole process group: the main process saves last.pt and stops the
+    # loader; a worker that died of the SIGINT first would make it fail instead
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class EpochDataset(Dataset):

@@ -124,4 +124,5 @@ if __name__ == "__main__":  # used by the SIGKILL test: python fake_task.py OUT 
     out, epochs = Path(sys.argv[1]), int(sys.argv[2])
     resume = sys.argv[3] if len(sys.argv) > 3 else None
     cfg = fake_config(out, epochs=epochs)
+    cfg["data"]["num_workers"] = int(os.environ.get("FAKE_WORKERS", "0"))
     train(cfg, resume=resume, task=FakeTask(cfg, delay=float(os.environ.get("FAKE_DELAY", "0"))))

@@ -105,6 +105,26 @@ def test_ctrl_c_saves_mid_epoch_checkpoint_and_resume_restarts_that_epoch(tmp_pa
     assert final["scheduler"]["last_epoch"] == 8  # the redone epoch did not overshoot the schedule
 
 
+def test_ctrl_c_in_a_terminal_with_loader_workers_saves_last_pt(tmp_path):
+    """SIGINT to the whole process group (what a terminal's Ctrl-C does), workers included."""
+    env = {**os.environ, "FAKE_THREADS": "1", "FAKE_DELAY": "0.01", "FAKE_WORKERS": "2",
+           "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parents[1])])}
+    out = tmp_path / "ctrlc"
+    proc = subprocess.Popen([sys.executable, str(HERE / "engine_fake_task.py"), str(out), "50"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    last = out / "weights" / "last.pt"
+    deadline = time.monotonic() + 60
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    first = load_checkpoint(last)["epoch"]
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode in (-signal.SIGINT, 130, 1), err.decode()[-2000:]
+    assert "TrainingInterrupted" in err.decode() and "exited unexpectedly" not in err.decode()
+    ckpt = load_checkpoint(last)
+    assert ckpt["epoch"] >= first and ckpt["epoch"] < 50
+
+
 def test_failed_save_leaves_previous_checkpoint_intact(tmp_path):
     path = tmp_path / "last.pt"
     save_checkpoint({"model": {"w": torch.ones(2)}, "epoch": 1}, path)
