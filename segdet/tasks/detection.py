@@ -15,6 +15,7 @@ per-box loss weight: every kept box counts fully (as in YOLOX and ultralytics' M
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -193,8 +194,10 @@ class DetectionTask(Task):
             path = self.cfg["data"]["coco"]["train_json"]
             try:
                 cats = json.loads(Path(path).read_text())["categories"]
-            except (OSError, ValueError, KeyError) as exc:
-                raise ValueError(f"cannot read the categories of {path}: {exc}") from exc
+            except (OSError, ValueError, KeyError) as exc:  # e.g. predicting away from the data
+                warnings.warn(f"cannot read the categories of {path} ({exc}); category ids 1..K are used "
+                              "in the written json", stacklevel=2)
+                return None
             self.cat_ids = sorted(int(c["id"]) for c in cats)
         return self.cat_ids
 
