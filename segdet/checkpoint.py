@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["save_checkpoint", "load_checkpoint", "inference_state_dict", "CHECKPOINT_KEYS"]
+__all__ = ["save_checkpoint", "copy_checkpoint", "load_checkpoint", "inference_state_dict", "CHECKPOINT_KEYS"]
 
 CHECKPOINT_KEYS = ("model", "ema", "optimizer", "scheduler", "scaler", "epoch", "best_metric", "rng", "config")
 
@@ -58,6 +58,7 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
             f.flush()
@@ -71,6 +72,41 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def copy_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Make ``dst`` hold the same checkpoint as ``src``, atomically.
+
+    A hard link (no bytes written) where the file system allows it, else a copy; either way
+    through a temporary name and :func:`os.replace`, so ``dst`` is never half-written. Later
+    :func:`save_checkpoint` calls on ``src`` replace it with a new file and leave ``dst`` alone.
+    """
+    src, dst = Path(src), Path(dst)
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.link.tmp")
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            import shutil
+
+            shutil.copyfile(src, tmp)
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    _fsync_dir(dst.parent)
+    return dst
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(folder: Path) -> None:

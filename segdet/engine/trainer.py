@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import copy_checkpoint, load_checkpoint, save_checkpoint
 from ..config import save_config
 from ..tasks import build_task
 from ..tasks.base import Task
@@ -163,11 +163,11 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
                 log.append(row)
                 state = checkpoint(epoch + 1)
                 save_checkpoint(state, weights_dir / "last.pt")
-                if improved:
-                    save_checkpoint(state, weights_dir / "best.pt")
+                if improved:  # the same file: a hard link, no second write
+                    copy_checkpoint(weights_dir / "last.pt", weights_dir / "best.pt")
                 print(f"epoch {epoch + 1}/{t['epochs']}  loss {stats['loss']:.4f}  {t['metric']} {score:.4f}  "
                       f"best {best:.4f}  ({row['time_s']:.1f} s)", flush=True)
-            if stop.requested:
+            if distributed.any_rank(stop.requested, device):
                 raise TrainingInterrupted(weights_dir / "last.pt" if weights_dir else None)
             if t["patience"] is not None and stale >= t["patience"]:
                 print(f"early stop: {t['metric']} has not improved for {stale} epochs")
@@ -222,7 +222,7 @@ def train_one_epoch(task: Task, model: nn.Module, loader, optimizer, scheduler, 
         if bar is not loader:
             bar.set_postfix(loss=f"{value:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}",
                             img_s=f"{images / (time.perf_counter() - begin):.1f}", refresh=False)
-        if stop.requested:
+        if distributed.any_rank(stop.requested, device):  # every rank stops after the same step
             return None
     stats = {f"train/{k}" if k != "loss" else "loss": float(v) / n for k, v in sums.items()}
     stats["lr"] = optimizer.param_groups[0]["lr"]

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from engine_fake_task import FakeTask, fake_config
-from segdet.checkpoint import inference_state_dict, load_checkpoint, save_checkpoint
+from segdet.checkpoint import copy_checkpoint, inference_state_dict, load_checkpoint, save_checkpoint
 from segdet.engine import TrainingInterrupted, train
 
 HERE = Path(__file__).resolve().parent
@@ -155,3 +155,20 @@ def test_inference_state_dict_prefers_ema():
     assert inference_state_dict({"model": {"a": 1}, "ema": None}) == {"a": 1}
     with pytest.raises(ValueError, match="no 'model' or 'ema'"):
         inference_state_dict({"epoch": 3})
+
+
+def test_copy_checkpoint_survives_later_saves_of_its_source(tmp_path):
+    last, best = tmp_path / "last.pt", tmp_path / "best.pt"
+    save_checkpoint({"epoch": 1}, last)
+    save_checkpoint({"epoch": 0}, best)
+    copy_checkpoint(last, best)
+    save_checkpoint({"epoch": 2}, last)
+    assert load_checkpoint(best)["epoch"] == 1 and load_checkpoint(last)["epoch"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]
+    assert oct(best.stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
