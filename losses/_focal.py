@@ -27,28 +27,28 @@ def _parts(x, t, gamma):
     return p, ce, w1, u
 
 
-def _alpha_t(t, alpha):
+def _mul_alpha_t(a, w1, alpha):
+    """a *= alpha_t in place, with alpha_t = alpha t + (1 - alpha)(1 - t) = 1/2 - (alpha - 1/2) w1
+    and w1 = 1 - 2t, in two passes and no temporary."""
     if alpha is None:
-        return None
+        return a
     if isinstance(alpha, float):
-        return t.mul(2 * alpha - 1).add_(1 - alpha)
-    return t * (2 * alpha - 1) + (1 - alpha)
+        return a.mul_(0.5).addcmul_(a, w1, value=-(2 * alpha - 1))
+    return a.mul_(0.5 - (alpha - 0.5) * w1)
 
 
 class _SigmoidFocalSums(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, t, w, alpha, gamma):  # noqa: D102
         p, ce, w1, u = _parts(x, t, gamma)
-        del p, w1
+        del p
         if gamma == 2.0:
             loss = ce.mul_(u).mul_(u)
         elif gamma:
             loss = ce.mul_(u.pow_(gamma))
         else:
             loss = ce
-        at = _alpha_t(t, alpha)
-        if at is not None:
-            loss.mul_(at)
+        _mul_alpha_t(loss, w1, alpha)
         if w is not None:
             loss.mul_(w)
         ctx.alpha, ctx.gamma = alpha, gamma
@@ -76,9 +76,7 @@ class _SigmoidFocalSums(torch.autograd.Function):
             if upow is not None:
                 grad.mul_(upow)
             g = g * gamma
-        at = _alpha_t(t, alpha)
-        if at is not None:
-            grad.mul_(at)
+        _mul_alpha_t(grad, w1, alpha)
         if w is not None:
             grad.mul_(w)
         return grad.mul_(g.unsqueeze(-1)), None, None, None, None

@@ -102,8 +102,8 @@ class _RegionSums(torch.autograd.Function):
             gq = torch.addcmul(gs, gi, t)  # dI/dq = t
         else:
             q = p if v is None or ctx.v_mask else p * v
-            # dI/dq = (1 - sign(q - t)) / 2: 1 below the target, 0 above, 1/2 on it.
-            gq = torch.sign(q - t).mul_(-0.5).add_(0.5).mul_(gi).add_(gs)
+            # dI/dq = d min(q, t)/dq: 1 below the target, 0 on or above it (a subgradient).
+            gq = torch.where(q < t, gi + gs, gs)
         if act == SIGMOID:
             gq.mul_(torch.addcmul(p, p, p, value=-1.0))  # p (1 - p)
             if ctx.with_bce:
