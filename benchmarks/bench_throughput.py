@@ -128,8 +128,8 @@ def _config(name: str, device: str, overrides: list[str]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default cpu)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
-    parser.add_argument("--steps", type=int, default=6, help="timed steps per row (CUDA rows: x5)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (CUDA: x5)")
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per row (CUDA: x5)")
     parser.add_argument("--batch", type=int, default=None, help="batch size of the 512x512 rows (default: config's)")
     parser.add_argument("--large", action="store_true", help="also run the 512x512 rows on CPU (slow)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -139,7 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     cuda = device.type == "cuda"
+    if cuda and not torch.cuda.is_available():
+        print(f"bench_throughput: --device {args.device} but CUDA is not available here; use --device cpu",
+              file=sys.stderr)
+        return 2
     steps = args.steps * (5 if cuda else 1)
+    warmup = args.warmup * (5 if cuda else 1)  # cudnn autotuning and worker start-up
 
     rows: list[tuple[str, str, list[str]]] = [
         ("seg default", "unet_cutmix.yaml", []),
@@ -150,10 +155,10 @@ def main(argv: list[str] | None = None) -> int:
                "data.synthetic.train_size=512"] + ([f"data.batch_size={args.batch}"] if args.batch else [])
         rows += [("seg 512 r34 fp32", "unet_cutmix.yaml", big + ["train.amp=none", "train.channels_last=false"])]
         if not cuda or torch.cuda.is_bf16_supported():
-            rows += [("seg 512 r34 bf16+cl", "unet_cutmix.yaml", big + [f"train.amp={'bf16' if cuda else 'none'}",
+            rows += [("seg 512 r34 bf16+cl" if cuda else "seg 512 r34 cl", "unet_cutmix.yaml", big + [f"train.amp={'bf16' if cuda else 'none'}",
                                                                          "train.channels_last=true"])]
     name = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} torch threads"
-    print(f"segdet training throughput on {device} ({name}); {args.warmup} warm-up + {steps} timed steps per row")
+    print(f"segdet training throughput on {device} ({name}); {warmup} warm-up + {steps} timed steps per row")
     header = f"{'row':<20} {'batch':>5} {'workers':>7} {'img/s':>8} {'wait':>6} {'resident img/s':>15} {'loop/resident':>13}"
     print(header)
     print("-" * len(header))
@@ -161,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, config, overrides in rows:
         try:
             cfg = _config(config, str(device), overrides)
-            r = measure(cfg, args.warmup, steps, steps)
+            r = measure(cfg, warmup, steps, steps)
             print(f"{label:<20} {r['batch']:>5} {r['workers']:>7} {r['loop_ips']:>8.1f} {r['wait']:>6.1%} "
                   f"{r['resident_ips']:>15.1f} {r['loop_ips'] / r['resident_ips']:>13.2f}", flush=True)
         except Exception as exc:  # report the row and go on; the exit status says it failed

@@ -35,7 +35,7 @@ from . import _dist
 from ._runtime import select_device
 
 __all__ = ["DistributedTimeout", "setup", "env_world_size", "is_distributed", "prepare_model", "wrap_model",
-           "broadcast_module", "watch", "cleanup"]
+           "broadcast_module", "any_rank", "watch", "cleanup"]
 
 
 class DistributedTimeout(RuntimeError):
@@ -176,6 +176,20 @@ def broadcast_module(module: nn.Module, src: int = 0) -> nn.Module:
         for tensor in list(module.parameters()) + list(module.buffers()):
             dist.broadcast(tensor.data, src)
     return module
+
+
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True when ``flag`` is true on any rank (a one-element all-reduce); ``flag`` alone otherwise.
+
+    The training loop asks this after every step whether Ctrl-C was pressed, so all ranks stop
+    after the same step instead of one waiting for the others in the next gradient all-reduce.
+    """
+    if not is_distributed():
+        return bool(flag)
+    value = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+    with watch("the per-step stop check (Ctrl-C) across processes"):
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
 
 
 def _is_timeout(exc: BaseException) -> bool:
