@@ -63,8 +63,10 @@ def is_distributed() -> bool:
     return _dist.world_size() > 1
 
 
-def _env_int(name: str) -> int:
+def _env_int(name: str, default: int | None = None) -> int:
     raw = os.environ.get(name)
+    if raw is None and default is not None:
+        return default
     if raw is None:
         raise ValueError(f"WORLD_SIZE is set but {name} is not: launch with torchrun --nproc_per_node=N, "
                          f"which sets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT")
@@ -97,7 +99,7 @@ def setup(cfg: dict[str, Any]) -> torch.device:
     if use_cuda and ":" in name:
         raise ValueError(f"train.device={name!r} under torchrun: each process uses cuda:LOCAL_RANK; "
                          "set train.device=cuda (or auto) and choose GPUs with CUDA_VISIBLE_DEVICES")
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_rank = _env_int("LOCAL_RANK", default=0)
     if use_cuda:
         if not torch.cuda.is_available():
             raise ValueError(f"train.device is {name!r} but CUDA is not available here; use train.device=cpu")
@@ -112,7 +114,6 @@ def setup(cfg: dict[str, Any]) -> torch.device:
         if not dist.is_available():
             raise ValueError(f"WORLD_SIZE={world} but this torch build has no torch.distributed")
         rank = _env_int("RANK")
-        _env_int("LOCAL_RANK")
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout), rank=rank, world_size=world,
                                 device_id=device if device.type == "cuda" else None)

@@ -269,3 +269,56 @@ def test_training_loop_with_batch_mix_runs_a_step_with_soft_targets(monkeypatch)
     assert len(seen) == 1 and seen[0].dtype == torch.float32 and seen[0].shape == (2, 4, 32, 64)
     assert torch.all((seen[0].sum(1) - 1).abs() < 1e-5)  # soft probabilities reached the loss (nothing ignored)
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # the step updated the model
+
+
+# --- set-up errors and the single-process no-ops --------------------------------------------------
+def _cfg(**train):
+    return {"train": {"device": "cpu", "dist_timeout": 5.0, "sync_bn": False, **train}}
+
+
+@pytest.mark.parametrize("env,match", [
+    ({"WORLD_SIZE": "two"}, "WORLD_SIZE='two' is not an integer"),
+    ({"WORLD_SIZE": "2"}, "WORLD_SIZE is set but RANK is not: launch with torchrun"),
+    ({"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "x"}, "LOCAL_RANK='x' is not an integer"),
+])
+def test_setup_names_the_bad_environment(monkeypatch, env, match):
+    from segdet.engine.distributed import setup
+
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValueError, match=match):
+        setup(_cfg())
+
+
+def test_setup_refuses_a_fixed_cuda_index_under_torchrun(monkeypatch):
+    from segdet.engine.distributed import setup
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match=r"train.device='cuda:1' under torchrun: each process uses cuda:LOCAL_RANK"):
+        setup(_cfg(device="cuda:1"))
+
+
+def test_single_process_is_untouched(monkeypatch):
+    from segdet.engine import distributed
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert distributed.setup(_cfg()) == torch.device("cpu")
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
+    assert distributed.prepare_model(model, {"train": {"sync_bn": True}}, torch.device("cpu")) is model
+    assert distributed.wrap_model(model, torch.device("cpu")) is model
+    assert distributed.broadcast_module(model) is model
+    assert distributed.any_rank(True, torch.device("cpu")) and not distributed.any_rank(False, torch.device("cpu"))
+    with pytest.raises(RuntimeError, match="^Timed out$"):  # no process group: errors pass through unchanged
+        with distributed.watch("anything"):
+            raise RuntimeError("Timed out")
+
+
+def test_sync_bn_on_cpu_is_refused(monkeypatch):
+    from segdet.engine import distributed
+
+    monkeypatch.setattr(distributed, "is_distributed", lambda: True)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
+    with pytest.raises(ValueError, match="train.sync_bn=true needs CUDA"):
+        distributed.prepare_model(model, {"train": {"sync_bn": True}}, torch.device("cpu"))
