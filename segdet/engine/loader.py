@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from . import _dist
 
 __all__ = ["auto_num_workers", "make_train_loader", "make_val_loader", "set_loader_epoch", "EpochDataset",
-           "EpochSampler", "ShardedBatchSampler"]
+           "EpochSampler", "ShardedBatchSampler", "DataWaitMeter"]
 
 #: batches queued per worker when workers are used
 PREFETCH_FACTOR = 4
@@ -232,3 +232,49 @@ def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
     sampler = getattr(loader, "sampler", None)
     if hasattr(sampler, "set_epoch"):
         sampler.set_epoch(epoch)
+
+
+class DataWaitMeter:
+    """Iterates ``loader`` and measures the share of wall time spent blocked in ``next()``.
+
+    Wrap the training loader for one epoch; after the loop, :meth:`fraction` is the data-wait
+    share of that epoch (0 = the model never waited for data). On CUDA the loop synchronises every
+    step (it reads the loss), so the time between batches is the device's step time.
+
+    Example:
+        >>> meter = DataWaitMeter(loader)
+        >>> for batch in meter: ...
+        >>> meter.fraction()
+        0.012
+    """
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+        self.wait = 0.0
+        self.start: float | None = None
+        self.end: float | None = None
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Any]:
+        import time
+
+        self.wait, self.start, self.end = 0.0, time.perf_counter(), None
+        it = iter(self.loader)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                break
+            finally:
+                self.end = time.perf_counter()
+                self.wait += self.end - t0
+            yield batch
+
+    def fraction(self) -> float:
+        """Waiting time / wall time from the first ``next()`` to the last one (NaN before a pass)."""
+        if self.start is None or self.end is None or self.end <= self.start:
+            return float("nan")
+        return self.wait / (self.end - self.start)

@@ -30,7 +30,7 @@ from ._rundir import new_run_dir, run_dir_of
 from ._runtime import (autocast, configure_determinism, epoch_seed, rng_state, seed_everything, select_amp,
                        set_rng_state, to_device)
 from .batchmix import batch_mixing_for_epoch
-from .loader import auto_num_workers, make_train_loader, make_val_loader, set_loader_epoch
+from .loader import DataWaitMeter, auto_num_workers, make_train_loader, make_val_loader, set_loader_epoch
 from .ema import ModelEMA
 from .optim import build_optimizer, build_scheduler, set_scheduler_step
 from .validate import validate
@@ -138,14 +138,16 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
                 train_ds.set_epoch(epoch)
             try:
                 with distributed.watch(f"training epoch {epoch + 1} (gradient all-reduce of a step)"):
-                    stats = train_one_epoch(task, model, train_loader, optimizer, scheduler, scaler, ema, device, amp,
-                                            cfg, epoch, stop)
+                    stats = train_one_epoch(task, model, waits := DataWaitMeter(train_loader), optimizer, scheduler,
+                                            scaler, ema, device, amp, cfg, epoch, stop)
             except NonFiniteLossError as exc:
                 last = weights_dir / "last.pt" if weights_dir and (weights_dir / "last.pt").is_file() else None
                 raise NonFiniteLossError(f"{exc}; last good checkpoint: {last or 'none written yet'}. Try "
                                          f"train.clip_grad_norm=1.0 or a lower optim.lr, then resume with "
                                          f"--resume {last}" if last else f"{exc}; no checkpoint written yet. Try "
                                          "train.clip_grad_norm=1.0 or a lower optim.lr") from None
+            if stats is not None:
+                stats["data_wait"] = round(waits.fraction(), 4)  # share of the epoch spent waiting for batches
             if stats is None:  # Ctrl-C mid-epoch: keep the weights, redo this epoch on resume
                 path = save_checkpoint(checkpoint(epoch, interrupted=True), weights_dir / "last.pt") \
                     if _dist.is_main() else None

@@ -322,3 +322,30 @@ def test_sync_bn_on_cpu_is_refused(monkeypatch):
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
     with pytest.raises(ValueError, match="train.sync_bn=true needs CUDA"):
         distributed.prepare_model(model, {"train": {"sync_bn": True}}, torch.device("cpu"))
+
+
+def test_data_wait_meter_on_a_virtual_clock(monkeypatch):
+    import time
+
+    from segdet.engine.loader import DataWaitMeter
+
+    clock = [0.0]
+    monkeypatch.setattr(time, "perf_counter", lambda: clock[0])
+
+    def loader():  # each batch takes 1 s to arrive
+        for i in range(3):
+            clock[0] += 1.0
+            yield i
+
+    class Loader:
+        def __len__(self):
+            return 3
+
+        def __iter__(self):
+            return loader()
+
+    meter = DataWaitMeter(Loader())
+    assert math.isnan(meter.fraction()) and len(meter) == 3
+    for _ in meter:
+        clock[0] += 3.0  # each step computes for 3 s
+    assert meter.fraction() == pytest.approx(3.0 / 12.0)  # 3 s waiting over 12 s of wall time
