@@ -9,6 +9,7 @@ Examples::
     segdet predict configs/unet_cutmix.yaml --checkpoint runs/unet_cutmix/weights/best.pt \\
         --input photos/ --output predictions/
     segdet preview configs/unet_cutmix.yaml --output preview.png
+    torchrun --nproc_per_node=4 -m segdet train configs/unet_cutmix.yaml   # DDP, batch_size per GPU
 
 Bad input (config, paths, names) prints one ``segdet: error: ...`` message and exits with status 2;
 set ``SEGDET_DEBUG=1`` to see the traceback. Ctrl-C during training saves ``weights/last.pt`` and
