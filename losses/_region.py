@@ -99,11 +99,11 @@ class _RegionSums(torch.autograd.Function):
             gq = gs.expand(n, c, m).contiguous()
             gq.scatter_add_(1, idx.unsqueeze(1), g_inter.gather(1, idx).unsqueeze(1))
         elif ctx.hard:
-            gq = torch.addcmul(gs, gi, t)  # dI/dq = t
+            gq = t.mul(gi).add_(gs)  # dI/dq = t
         else:
             q = p if v is None or ctx.v_mask else p * v
             # dI/dq = d min(q, t)/dq: 1 below the target, 0 on or above it (a subgradient).
-            gq = torch.where(q < t, gi + gs, gs)
+            gq = torch.gt(t, q, out=torch.empty_like(q)).mul_(gi).add_(gs)
         if act == SIGMOID:
             gq.mul_(torch.addcmul(p, p, p, value=-1.0))  # p (1 - p)
             if ctx.with_bce:

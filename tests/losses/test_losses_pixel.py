@@ -206,3 +206,20 @@ def test_ce_and_softmax_focal_per_image_average_images():
     assert torch.allclose(focal, plain, atol=1e-12)
     total = losses.cross_entropy_loss(x, y, ignore_index=255, reduction="sum")
     assert torch.allclose(total, F.cross_entropy(x, y, ignore_index=255, reduction="sum"))
+
+
+def test_sigmoid_focal_none_map_and_per_channel_alpha():
+    x, y = _binary(seed=14, c=C)
+    y[0, 2, 1] = 255
+    alpha = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64)
+    kw = dict(gamma=1.5, alpha=alpha, ignore_index=255)
+    full = losses.focal_loss(x, y, "multilabel", reduction="none", **kw)
+    assert full.shape == x.shape
+    valid = (y != 255).double()
+    t = y.clamp_max(1).double() * valid
+    p = torch.sigmoid(x)
+    pt = p * t + (1 - p) * (1 - t)
+    a = alpha.view(1, C, 1, 1)
+    ref = -(a * t + (1 - a) * (1 - t)) * (1 - pt) ** 1.5 * torch.log(pt) * valid
+    assert torch.allclose(full, ref, atol=1e-12)
+    assert torch.allclose(losses.focal_loss(x, y, "multilabel", **kw), ref.sum() / valid.sum())
