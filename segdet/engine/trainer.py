@@ -194,7 +194,6 @@ def train_one_epoch(task: Task, model: nn.Module, loader, optimizer, scheduler, 
         from tqdm import tqdm
 
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{t['epochs']}", leave=False, dynamic_ncols=True)
-    optimizer.zero_grad(set_to_none=True)
     batch_mix = batch_mixing_for_epoch(cfg, task, device, epoch, _dist.rank())  # augment.batch_mix, on the device
     for i, batch in enumerate(loader if bar is loader else bar):
         batch = to_device(batch, device, t["channels_last"])
@@ -206,6 +205,8 @@ def train_one_epoch(task: Task, model: nn.Module, loader, optimizer, scheduler, 
         if not math.isfinite(value):
             raise NonFiniteLossError(f"the loss is {value} at epoch {epoch + 1}, step {i + 1} "
                                      f"(terms: {', '.join(f'{k}={float(v):.4g}' for k, v in terms.items())})")
+        if i % accumulate == 0:  # first micro-batch of a step; zeroing here rather than after the
+            optimizer.zero_grad(set_to_none=True)  # step lets backward reuse the freed memory (faster)
         scaler.scale(loss / accumulate).backward()
         if (i + 1) % accumulate == 0 or i + 1 == len(loader):
             if clip is not None:
@@ -213,7 +214,6 @@ def train_one_epoch(task: Task, model: nn.Module, loader, optimizer, scheduler, 
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             scaler.step(optimizer)
             scaler.update()
-            optimizer.zero_grad(set_to_none=True)
             scheduler.step()
             if ema is not None:
                 ema.update(_dist.unwrap(model))
