@@ -13,7 +13,7 @@ hanging forever.
 
 Example:
     >>> device = setup(cfg)                     # before building the model
-    >>> model = prepare_model(model, cfg)       # SyncBatchNorm when train.sync_bn
+    >>> model = prepare_model(model, cfg, device)  # SyncBatchNorm when train.sync_bn
     >>> ddp = wrap_model(model, device)         # DistributedDataParallel when distributed
     >>> with watch("validation"):
     ...     evaluator.sync()
