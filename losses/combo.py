@@ -66,6 +66,11 @@ class ComboLoss(nn.Module):
                 raise ValueError(
                     f"ComboLoss: unknown loss {raw_name!r}; {did_you_mean(name, LOSSES)}"
                 )
+            if name in terms:
+                raise ValueError(
+                    f"ComboLoss: loss {raw_name!r} appears twice in the spec (names are "
+                    "case-insensitive); merge the two entries"
+                )
             cls = LOSSES[name]
             if isinstance(entry, Mapping):
                 options = dict(entry)

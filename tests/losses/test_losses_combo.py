@@ -47,6 +47,8 @@ def test_unknown_names_and_options():
         losses.ComboLoss({"ce": 1.0}, "binary")
     with pytest.raises(ValueError, match="mode"):
         losses.ComboLoss({"dice": 1.0}, "multi-class")
+    with pytest.raises(ValueError, match="twice"):
+        losses.ComboLoss({"dice": 1.0, "Dice": 2.0}, "binary")
     with pytest.raises(ValueError, match="non-empty"):
         losses.ComboLoss({}, "binary")
 

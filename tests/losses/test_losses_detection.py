@@ -66,3 +66,11 @@ def test_dense_sigmoid_focal_matches_torchvision_with_normaliser():
     masked = losses.sigmoid_focal_loss(x, t, valid=valid)
     full = tvo.sigmoid_focal_loss(x, t, reduction="none")
     assert torch.allclose(masked, (full * valid).sum())
+
+
+def test_box_losses_reduce_half_precision_in_float32():
+    p, t = _boxes(4).float(), _boxes(5).float()
+    for kind in ("giou", "ciou"):
+        half = losses.box_iou_loss(p.half(), t.half(), kind)
+        assert half.dtype == torch.float32
+        assert torch.allclose(half, losses.box_iou_loss(p.half().float(), t.half().float(), kind))
