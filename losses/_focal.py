@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 
 def _parts(x, t, gamma):
@@ -56,6 +57,7 @@ class _SigmoidFocalSums(torch.autograd.Function):
         return loss.sum(-1)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g):  # noqa: D102
         x, t, w = ctx.saved_tensors
         alpha, gamma = ctx.alpha, ctx.gamma

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 SIGMOID = "sigmoid"
 SOFTMAX = "softmax"
@@ -88,6 +89,7 @@ class _RegionSums(torch.autograd.Function):
         return inter, sp, st
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g_inter, g_sp, g_st, g_bce=None):  # noqa: D102
         x, t, idx, v = ctx.saved_tensors
         act = ctx.act
