@@ -3,8 +3,8 @@
 Rows (each a short run of segdet's own ``train_one_epoch`` with the default loader, after warm-up
 steps that absorb worker start-up and first-call costs):
 
-* ``seg default``  - configs/unet_cutmix.yaml as written (96x128, batch 8, U-Net ResNet-18).
-* ``det default``  - configs/fasterrcnn_mosaic.yaml (96x128, batch 8, Faster R-CNN MobileNetV3).
+* ``seg default``  - configs/unet_cutmix.yaml as written (batch 8, U-Net ResNet-18).
+* ``det default``  - configs/fasterrcnn_mosaic.yaml as written (batch 8, Faster R-CNN MobileNetV3).
 * ``seg 512 ...``  - (CUDA, or ``--large`` on CPU) unet_cutmix scaled to 512x512 with a U-Net
   ResNet-34, fp32 against bf16 + channels_last.
 
