@@ -13,7 +13,7 @@ on the data loader, and ``resident``: images/s of the same model's forward + bac
 optimizer step on one batch kept on the device (no loader, no loop), with ``loop/resident`` their
 ratio (1.0 = the loop costs nothing on top of the model).
 
-    python benchmarks/bench_throughput.py                     # CPU rows here (short)
+    python benchmarks/bench_throughput.py --threads 1         # CPU rows here (short; 1 thread on a shared CPU)
     python benchmarks/bench_throughput.py --device cuda       # the 512x512 GPU rows too
 
 Exits non-zero when a row fails. Numbers on a shared CPU vary from run to run.
