@@ -22,11 +22,11 @@ NUM_CLASSES = 3
 
 
 class NoiseSegmentation(torch.utils.data.Dataset):
-    def __init__(self, n: int, seed: int, delay: float = 0.0) -> None:
+    def __init__(self, n: int, seed: int, delay: float = 0.0, flip: bool = True) -> None:
         rng = np.random.default_rng(seed)
         self.images = rng.random((n, 3, 16, 16), dtype=np.float32)
         self.masks = self.images[:, :NUM_CLASSES].argmax(1).astype(np.int64)
-        self.delay = delay
+        self.delay, self.flip = delay, flip
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -39,7 +39,7 @@ class NoiseSegmentation(torch.utils.data.Dataset):
         if self.delay:
             time.sleep(self.delay)
         image, mask = self.images[i], self.masks[i]
-        if np.random.random() < 0.5:  # global RNG on purpose
+        if self.flip and np.random.random() < 0.5:  # global RNG on purpose
             image, mask = image[..., ::-1], mask[..., ::-1]
         return {"image": np.ascontiguousarray(image), "mask": np.ascontiguousarray(mask)}
 
@@ -81,7 +81,7 @@ class FakeTask(Task):
         self.fail_at_call, self.nan_at_call, self.delay = fail_at_call, nan_at_call, delay
 
     def build_datasets(self):
-        return NoiseSegmentation(16, 1, self.delay), NoiseSegmentation(8, 2)
+        return NoiseSegmentation(16, 1, self.delay), NoiseSegmentation(8, 2, flip=False)  # validation: no randomness
 
     def collate(self, samples):
         return collate(samples)

@@ -30,11 +30,14 @@ def _final(run: Path) -> dict:
     return ckpt
 
 
-def test_crash_after_epoch_then_resume_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_crash_after_epoch_then_resume_equals_uninterrupted(tmp_path, workers):
     cfg = fake_config(tmp_path / "full", epochs=3)
+    cfg["data"]["num_workers"] = workers
     full = _final(train(cfg, task=FakeTask(cfg)))
 
     cfg2 = fake_config(tmp_path / "crashed", epochs=3)
+    cfg2["data"]["num_workers"] = workers
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(cfg2, task=FakeTask(cfg2, fail_at_call=6))  # 4 steps per epoch: dies in epoch 2
     last = tmp_path / "crashed" / "weights" / "last.pt"
