@@ -142,10 +142,10 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
                                             scaler, ema, device, amp, cfg, epoch, stop)
             except NonFiniteLossError as exc:
                 last = weights_dir / "last.pt" if weights_dir and (weights_dir / "last.pt").is_file() else None
-                raise NonFiniteLossError(f"{exc}; last good checkpoint: {last or 'none written yet'}. Try "
-                                         f"train.clip_grad_norm=1.0 or a lower optim.lr, then resume with "
-                                         f"--resume {last}" if last else f"{exc}; no checkpoint written yet. Try "
-                                         "train.clip_grad_norm=1.0 or a lower optim.lr") from None
+                hint = "Try train.clip_grad_norm=1.0 or a lower optim.lr"
+                where = f"last good checkpoint: {last}. {hint}, then resume with --resume {last}" if last \
+                    else f"no checkpoint written yet. {hint}"
+                raise NonFiniteLossError(f"{exc}; {where}") from None
             if stats is not None:
                 stats["data_wait"] = round(waits.fraction(), 4)  # share of the epoch spent waiting for batches
             if stats is None:  # Ctrl-C mid-epoch: keep the weights, redo this epoch on resume
