@@ -7,8 +7,9 @@ loader workers), so on a GPU the first figure is bound by data preparation; the 
 detector fed one pre-built batch again and again (what plain torchvision training costs without
 data), is the ceiling, and the ratio shows what the data side costs.
 
-    python benchmarks/bench_detection_train.py                      # fasterrcnn_mobilenet_v3_large_fpn
-    python benchmarks/bench_detection_train.py --arch retinanet_resnet50_fpn --min-size 320 --steps 3
+    python benchmarks/bench_detection_train.py        # the model, data and mixers of configs/fasterrcnn_mosaic.yaml
+    python benchmarks/bench_detection_train.py model.detector_args={}      # torchvision's default R-CNN head
+    python benchmarks/bench_detection_train.py --config configs/bccd_fasterrcnn.yaml --batch-size 4
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import torch  # noqa: E402
 
-from segdet.config import validate_config  # noqa: E402
+from segdet.config import load_config  # noqa: E402
 from segdet.tasks import build_task  # noqa: E402
 
 
@@ -56,31 +57,24 @@ def _bench(task, train_ds, device, batch_size, steps, warmup, with_data):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--arch", default="fasterrcnn_mobilenet_v3_large_fpn")
-    ap.add_argument("--min-size", type=int, default=128)
-    ap.add_argument("--max-size", type=int, default=171)
+    ap.add_argument("overrides", nargs="*", help="config overrides key.sub=value")
+    ap.add_argument("--config", default="configs/fasterrcnn_mosaic.yaml")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--no-mix", action="store_true", help="leave out Mosaic/MixUp")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    mix = [] if args.no_mix else [{"Mosaic": {"p": 0.5, "size": [96, 128]}}, {"MixUp": {"p": 0.2}}]
-    cfg = validate_config({
-        "task": "detection",
-        "data": {"kind": "synthetic", "batch_size": args.batch_size,
-                 "synthetic": {"train_size": 256, "val_size": 8, "height": 96, "width": 128}},
-        "augment": {"train": [{"HorizontalFlip": {"p": 0.5}}], "mix": mix},
-        "model": {"arch": args.arch, "min_size": args.min_size, "max_size": args.max_size},
-        "train": {"metric": "map50"},
-    })
+    cfg = load_config(args.config, args.overrides)
     task = build_task(cfg)
     train_ds, _ = task.build_datasets()
+    train_ds.set_epoch(0)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    print(f"{args.arch}, min_size {args.min_size}, batch {args.batch_size}, {args.steps} timed steps, "
-          f"{args.threads} CPU threads, mixers: {[next(iter(m)) for m in mix] or 'none'}")
+    m = cfg["model"]
+    print(f"{args.config}: {m['arch']}, min_size {m['min_size']}, detector_args {m['detector_args']}, "
+          f"batch {args.batch_size}, {args.steps} timed steps, {args.threads} CPU threads, "
+          f"mixers {[next(iter(x)) for x in cfg['augment']['mix']] or 'none'}")
     for device in devices:
         full = _bench(task, train_ds, device, args.batch_size, args.steps, args.warmup, with_data=True)
         bare = _bench(task, train_ds, device, args.batch_size, args.steps, args.warmup, with_data=False)
