@@ -89,3 +89,11 @@ def test_unknown_names_fail_before_reading_data(tmp_path):
         build_task(_cfg(tmp_path, train={"metric": "miou"})).check()
     with pytest.raises(ValueError, match="data.classes lists 2 names but the synthetic data has 3"):
         build_task(_cfg(tmp_path, data={"classes": ["a", "b"]})).build_datasets()
+
+
+def test_instance_masks_travel_only_when_needed(tmp_path):
+    plain, _ = build_task(_cfg(tmp_path)).build_datasets()
+    assert "masks" not in plain[0]
+    pasted, _ = build_task(_cfg(tmp_path, augment={"mix": [{"CopyPaste": {"p": 1.0}}]})).build_datasets()
+    s = pasted[0]
+    assert s["masks"].shape == (len(s["bboxes"]), 40, 48)
