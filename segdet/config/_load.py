@@ -10,6 +10,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from .._atomic import atomic_write_text
 from .errors import ConfigError
 from .schema import KIND_SECTIONS, SCHEMA, Field
 
@@ -136,15 +137,7 @@ def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
 
 def save_config(cfg: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``cfg`` as YAML (atomically: temp file + rename); it loads back to the same dict."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        yaml.safe_dump(cfg, f, sort_keys=False, default_flow_style=None)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None))
 
 
 def all_keys(schema: dict[str, Any] = SCHEMA, prefix: str = "") -> list[tuple[str, Field]]:

@@ -18,7 +18,7 @@ of the config file. ``required=True`` inside ``data.<kind>`` means required when
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Field", "SCHEMA", "KIND_SECTIONS"]

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
+from segdet._atomic import atomic_write_text
 from segdet.detection._cocoapi import BACKENDS, STAT_NAMES, evaluate
 from segdet.tasks.base import Evaluator
 
@@ -20,10 +19,7 @@ __all__ = ["DetectionEvaluator", "STAT_NAMES"]
 
 def _write_json(path: Path, obj: Any) -> None:
     """Write through a temporary file and ``os.replace`` so a failure never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj))
 
 
 class DetectionEvaluator(Evaluator):

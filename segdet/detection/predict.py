@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import colorsys
 import json
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from segdet._atomic import atomic_write_bytes, atomic_write_text
 from segdet.detection._files import read_rgb
 
 __all__ = ["draw_detections", "predict_images"]
@@ -104,11 +104,11 @@ def predict_images(model: nn.Module, image_paths: Sequence[Path], out_dir: Path,
                          "bbox": [float(b[0]), float(b[1]), w, h], "area": w * h, "score": float(s), "iscrowd": 0})
         keep = scores >= draw_thresh
         drawn = draw_detections(rgb, boxes[keep], labels[keep], scores[keep], class_names)
-        cv2.imwrite(str(out_dir / f"{path.stem}.png"), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+        ok, png = cv2.imencode(".png", cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise ValueError(f"could not encode the drawing of {path}")
+        atomic_write_bytes(out_dir / f"{path.stem}.png", png.tobytes())
     result = {"images": images, "annotations": anns,
               "categories": [{"id": c, "name": n} for c, n in zip(cat_ids, class_names)]}
     target = out_dir / "predictions.json"
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, target)
-    return target
+    return atomic_write_text(target, json.dumps(result))

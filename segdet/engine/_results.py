@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 from typing import Any
+
+from .._atomic import atomic_write_bytes, atomic_write_text
 
 
 class ResultsLog:
@@ -35,12 +36,7 @@ class ResultsLog:
         writer.writeheader()
         for r in self.rows:
             writer.writerow({k: (f"{v:.10g}" if isinstance(v, float) else v) for k, v in r.items()})
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "w", newline="") as f:
-            f.write(buf.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, buf.getvalue())
 
 
 def plot_results(csv_path: Path, png_path: Path) -> Path | None:
@@ -75,8 +71,7 @@ def plot_results(csv_path: Path, png_path: Path) -> Path | None:
     for ax in list(axes.flat)[len(series):]:
         ax.axis("off")
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.12, top=0.9, wspace=0.35, hspace=0.6)
-    tmp = png_path.with_name(f".{png_path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
     plt.close(fig)
-    os.replace(tmp, png_path)
-    return png_path
+    return atomic_write_bytes(png_path, png.getvalue())

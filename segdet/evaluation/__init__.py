@@ -5,14 +5,12 @@ Example:
     >>> ev = SegmentationEvaluator(num_classes=3, ignore_index=255, classes=["bg", "a", "b"], device="cpu")
 """
 
-from segdet.evaluation._atomic import atomic_write_bytes
 from segdet.evaluation._confusion import AVERAGING, confusion_matrix, labels_from_logits, scores_from_confusion
 from segdet.evaluation.segmentation import SegmentationEvaluator
 
 __all__ = [
     "AVERAGING",
     "SegmentationEvaluator",
-    "atomic_write_bytes",
     "confusion_matrix",
     "labels_from_logits",
     "scores_from_confusion",

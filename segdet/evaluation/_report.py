@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from segdet.evaluation._atomic import atomic_write_bytes
+from segdet._atomic import atomic_write_bytes
 from segdet.evaluation._confusion import AVERAGING
 
 

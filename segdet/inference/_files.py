@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segdet.evaluation._atomic import atomic_write_bytes
+from segdet._atomic import atomic_write_bytes
 
 #: file extensions read as images (compared case-insensitively)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
