@@ -77,15 +77,16 @@ def check_sample(sample, name: str) -> dict:
     return out
 
 
-def check_sources(samples, n: int, mixer: str) -> list[dict]:
-    """Validates the ``n`` sources of a mixer: same image size and the same target keys."""
+def check_sources(samples, n: int, mixer: str, same_size: bool = True) -> list[dict]:
+    """Validates the ``n`` sources of a mixer: same channels, the same target keys and, when
+    ``same_size``, the same image size (Mosaic scales its tiles, so it passes False)."""
     if isinstance(samples, dict) or len(samples) != n:
         got = "a dict" if isinstance(samples, dict) else f"{len(samples)} samples"
         raise ValueError(f"{mixer} takes a sequence of {n} samples (primary first), got {got}")
     checked = [check_sample(s, f"{mixer} source {i}") for i, s in enumerate(samples)]
     first = checked[0]
     for i, s in enumerate(checked[1:], start=1):
-        if s["image"].shape[:2] != first["image"].shape[:2]:
+        if same_size and s["image"].shape[:2] != first["image"].shape[:2]:
             raise ValueError(
                 f"{mixer} needs sources of one size: source 0 is {first['image'].shape[:2]} (H, W), "
                 f"source {i} is {s['image'].shape[:2]}; resize or crop them to one size in `pre`")

@@ -10,7 +10,7 @@ import numpy as np
 
 from ._mosaic_layout import FITS, TilePlacement, plan_mosaic
 from ._mosaic_tiles import keep_boxes, tile_boxes, tile_image, tile_instances, tile_nearest
-from ._sample import TARGET_KEYS, check_sample, mix_dtype, soft_mask
+from ._sample import check_sources, mix_dtype, soft_mask
 
 __all__ = ["Mosaic"]
 
@@ -170,27 +170,13 @@ class Mosaic:
         return out
 
     def _check(self, samples: Sequence[dict]) -> list[dict]:
-        n = self.num_sources
-        if isinstance(samples, dict) or len(samples) != n:
-            got = "a dict" if isinstance(samples, dict) else f"{len(samples)} samples"
-            raise ValueError(f"Mosaic(grid={self.grid}) takes a sequence of {n} samples "
-                             f"(primary first), got {got}")
-        checked = [check_sample(s, f"Mosaic source {i}") for i, s in enumerate(samples)]
-        first = checked[0]
+        checked = check_sources(samples, self.num_sources, f"Mosaic(grid={self.grid})", same_size=False)
         for i, s in enumerate(checked):
             if "keypoints" in s:
                 raise ValueError(f"Mosaic source {i} has 'keypoints', which Mosaic does not move; "
                                  "drop them before mixing")
             if s["image"].dtype not in (np.uint8, np.float32, np.float64):
                 raise TypeError(f"Mosaic source {i} image is {s['image'].dtype}; use uint8 or float32")
-            if s["image"].shape[2:] != first["image"].shape[2:]:
-                raise ValueError(f"Mosaic: source 0 image has shape {first['image'].shape}, source {i} "
-                                 f"has {s['image'].shape}; give all sources the same channels")
-            for key in TARGET_KEYS:
-                if (key in first) != (key in s):
-                    has, lacks = (0, i) if key in first else (i, 0)
-                    raise ValueError(f"Mosaic: source {has} has '{key}' but source {lacks} does not; "
-                                     "give every sample the same targets")
         return checked
 
     def _image(self, samples, placements, size) -> np.ndarray:
