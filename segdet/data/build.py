@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
+from segdet.config.steps import parse_step
 from segdet.data._suggest import did_you_mean
 from segdet.data.coco import CocoDataset
 from segdet.data.folder import FolderSegmentation
@@ -76,23 +77,14 @@ def build_mixers(steps, *, num_classes: int, ignore_index: int, key: str = "augm
     mixers = []
     for i, step in enumerate(steps):
         where = f"{key}[{i}]"
-        if isinstance(step, str):
-            name, args = step, {}
-        elif isinstance(step, Mapping) and len(step) == 1:
-            name, args = next(iter(step.items()))
-            args = {} if args is None else args
-        else:
-            raise ValueError(f"{where} must be one {{MixerName: {{args}}}} mapping (e.g. {{CutMix: {{p: 0.5}}}}), got {step!r}")
+        name, args = parse_step(step, where, "{CutMix: {p: 0.5}}")
         if name not in augment.MIXERS:
             raise ValueError(
                 f"{where}: unknown mixer {name!r}{did_you_mean(str(name), augment.MIXERS)}; "
                 f"available: {sorted(augment.MIXERS)}"
             )
-        if not isinstance(args, Mapping):
-            raise ValueError(f"{where}: arguments of {name} must be a mapping, got {args!r}")
         cls = augment.MIXERS[name]
         params = inspect.signature(cls).parameters
-        args = dict(args)
         for extra, value in (("num_classes", num_classes), ("ignore_index", ignore_index)):
             if extra in params and extra not in args:
                 args[extra] = value

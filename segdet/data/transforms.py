@@ -15,6 +15,7 @@ import albumentations as A  # noqa: E402
 from albumentations.core.composition import BaseCompose  # noqa: E402
 from albumentations.core.transforms_interface import BasicTransform  # noqa: E402
 
+from segdet.config.steps import parse_step  # noqa: E402
 from segdet.data._suggest import did_you_mean  # noqa: E402
 
 _INDEX_FIELD = "_segdet_index"
@@ -107,25 +108,14 @@ def _build_list(steps, key: str) -> list:
 
 
 def _build_step(step, key: str):
-    if isinstance(step, str):
-        name, args = step, {}
-    elif isinstance(step, Mapping) and len(step) == 1:
-        name, args = next(iter(step.items()))
-        args = {} if args is None else args
-    else:
-        raise ValueError(
-            f"{key} must be one {{TransformName: {{args}}}} mapping (e.g. {{HorizontalFlip: {{p: 0.5}}}}), got {step!r}"
-        )
+    name, args = parse_step(step, key, "{HorizontalFlip: {p: 0.5}}")
     valid = transform_names()
     if not isinstance(name, str) or name not in valid:
         raise ValueError(
             f"{key}: unknown albumentations transform {name!r}{did_you_mean(str(name), valid)}; "
             f"see https://albumentations.ai/docs for the names"
         )
-    if not isinstance(args, Mapping):
-        raise ValueError(f"{key}: arguments of {name} must be a mapping of name -> value, got {args!r}")
     cls = getattr(A, name)
-    args = dict(args)
     if name in _COMPOSE_NAMES and "transforms" in args:
         args["transforms"] = _build_list(args["transforms"], f"{key}.{name}.transforms")
     params = inspect.signature(cls.__init__).parameters

@@ -24,6 +24,8 @@ from typing import Any, Callable
 
 import torch
 
+from ..config.steps import parse_step
+
 __all__ = ["BATCH_MIXERS", "build_batch_mixers", "BatchMixing", "batch_mixing_for_epoch"]
 
 BATCH_MIXERS = ("CutMix", "MixUp")
@@ -46,15 +48,7 @@ def build_batch_mixers(steps: list, *, num_classes: int, ignore_index: int,
         raise TypeError(f"{key} must be a list of {{Name: {{options}}}}, got {type(steps).__name__}")
     mixers: list[Callable] = []
     for i, step in enumerate(steps):
-        if isinstance(step, str):
-            step = {step: {}}
-        if not isinstance(step, dict) or len(step) != 1:
-            raise ValueError(f"{key}[{i}] must be one {{Name: {{options}}}} mapping, e.g. {{CutMix: {{p: 0.5}}}}, "
-                             f"got {step!r}")
-        name, options = next(iter(step.items()))
-        options = {} if options is None else options
-        if not isinstance(options, dict):
-            raise ValueError(f"{key}[{i}].{name}: options must be a mapping, got {options!r}")
+        name, options = parse_step(step, f"{key}[{i}]", "{CutMix: {p: 0.5}}")
         if name not in BATCH_MIXERS:
             raise ValueError(f"{key}[{i}]: unknown batch mixer {name!r}; choose one of {', '.join(BATCH_MIXERS)}")
         try:

@@ -214,7 +214,7 @@ def test_batch_mixing_equals_the_mixers_called_in_order():
     ([{"Mosaic": {}}], r"augment.batch_mix\[0\]: unknown batch mixer 'Mosaic'; choose one of CutMix, MixUp"),
     ([{"CutMix": {"q": 1}}], r"augment.batch_mix\[0\].CutMix: .*q"),
     ([{"MixUp": {"p": 2.0}}], r"augment.batch_mix\[0\].MixUp: .*p must lie in \[0, 1\]"),
-    ([{"CutMix": {}, "MixUp": {}}], r"augment.batch_mix\[0\] must be one \{Name: \{options\}\} mapping"),
+    ([{"CutMix": {}, "MixUp": {}}], r"augment.batch_mix\[0\] must be one \{Name: \{args\}\} mapping"),
 ])
 def test_batch_mix_config_errors_name_the_key(steps, match):
     from segdet.engine.batchmix import build_batch_mixers
