@@ -175,7 +175,7 @@ def _legend(canvas: np.ndarray, classes: list[str], top: int, cols: int, cell_w:
         y, x = top + r * LEGEND_ROW, GAP + c * (cell_w + GAP)
         cv2.rectangle(canvas, (x, y + 2), (x + 9, y + 11), tuple(int(v) for v in palette[k]), -1)
         cv2.rectangle(canvas, (x, y + 2), (x + 9, y + 11), (200, 200, 200), 1)
-        label = f"{k} {name}" + (" (transparent)" if k == 0 else "")
+        label = f"{k} {name}"
         _text(canvas, label, (x + 13, y + 10), (235, 235, 235))
 
 
