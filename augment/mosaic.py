@@ -152,11 +152,13 @@ class Mosaic:
     def __call__(self, samples: Sequence[dict], rng: np.random.Generator) -> dict:
         """Mixes ``num_sources`` samples (primary first); returns a new sample, inputs untouched."""
         checked = self._check(samples)
-        return self.apply(checked, self.layout([s["image"].shape[:2] for s in checked], rng))
+        return self._apply(checked, self.layout([s["image"].shape[:2] for s in checked], rng))
 
     def apply(self, samples: Sequence[dict], placements: Sequence[TilePlacement]) -> dict:
         """Builds the mosaic of ``samples`` for given placements (see :meth:`layout`)."""
-        samples = self._check(samples)
+        return self._apply(self._check(samples), placements)
+
+    def _apply(self, samples: list[dict], placements: Sequence[TilePlacement]) -> dict:
         size = self.size or samples[0]["image"].shape[:2]
         first = samples[0]
         out = {k: v for k, v in first.items() if k not in ("weights",)}
