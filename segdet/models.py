@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from segdet._suggest import did_you_mean
 
 __all__ = ["SegmentationModel", "build_segmentation_model", "check_model_names", "load_weights", "IMAGENET_MEAN", "IMAGENET_STD"]
 
@@ -109,11 +110,11 @@ def check_model_names(model_cfg: Mapping[str, Any]) -> str:
     archs = [a.__name__ for a in smp.MODEL_ARCHITECTURES_MAPPING.values()]
     by_lower = {name.lower(): name for name in archs}
     if arch.lower() not in by_lower:
-        raise ValueError(f"model.arch {arch!r} is not an smp architecture{_did_you_mean(arch, archs)}; "
+        raise ValueError(f"model.arch {arch!r} is not an smp architecture{did_you_mean(arch, archs, cutoff=0.5)}; "
                          f"available: {', '.join(archs)}")
     encoders = get_encoder_names()
     if encoder not in encoders:
-        raise ValueError(f"model.encoder {encoder!r} is not an smp encoder{_did_you_mean(encoder, encoders)}")
+        raise ValueError(f"model.encoder {encoder!r} is not an smp encoder{did_you_mean(encoder, encoders, cutoff=0.5)}")
     return by_lower[arch.lower()]
 
 
@@ -152,10 +153,3 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
             raise ValueError(f"model.weights: {path}: {k} has shape {tuple(v.shape)} but the model expects "
                              f"{tuple(own[k].shape)} (a different number of classes?)")
     model.load_state_dict(state)
-
-
-def _did_you_mean(name: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(name, options, n=3, cutoff=0.5)
-    if not close:
-        close = difflib.get_close_matches(name.lower(), [o.lower() for o in options], n=3, cutoff=0.5)
-    return f"; did you mean {' or '.join(close)}?" if close else ""

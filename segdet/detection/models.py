@@ -12,12 +12,13 @@ predicted boxes back to each input's own resolution, so train, eval and predict 
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
+
+from segdet._suggest import did_you_mean
 
 __all__ = ["DETECTORS", "Detector", "build_detector", "needs_masks"]
 
@@ -147,9 +148,8 @@ def build_detector(
         0
     """
     if name not in _SPECS:
-        close = difflib.get_close_matches(name, DETECTORS, n=3, cutoff=0.4)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        raise ValueError(f"unknown detector model.arch={name!r}.{hint} Choose one of: {', '.join(DETECTORS)}")
+        raise ValueError(f"unknown detector model.arch={name!r}{did_you_mean(name, DETECTORS, cutoff=0.4)}; "
+                         f"choose one of: {', '.join(DETECTORS)}")
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int (classes in the data), got {num_classes!r}")
     spec = _SPECS[name]
@@ -215,9 +215,7 @@ def _check_kwargs(name: str, spec: _Spec, kwargs: dict[str, Any]) -> None:
                     if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self"}
     for key in kwargs:
         if key not in allowed:
-            close = difflib.get_close_matches(key, sorted(allowed), n=2)
-            hint = f"; did you mean {' or '.join(close)}?" if close else ""
-            raise ValueError(f"model.detector_args: {name} has no argument {key!r}{hint}")
+            raise ValueError(f"model.detector_args: {name} has no argument {key!r}{did_you_mean(key, allowed, n=2)}")
 
 
 def needs_masks(name: str) -> bool:

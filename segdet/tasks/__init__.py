@@ -10,9 +10,10 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from typing import Any
+
+from segdet._suggest import did_you_mean
 
 from .base import Evaluator, Task
 
@@ -32,9 +33,7 @@ def get_task(name: str) -> type[Task]:
         ValueError: unknown name (with the closest registered names).
     """
     if name not in TASKS:
-        close = difflib.get_close_matches(name, list(TASKS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"task {name!r} is not one of {', '.join(TASKS)}{hint}")
+        raise ValueError(f"task {name!r}{did_you_mean(name, TASKS, n=1)} is not one of {', '.join(TASKS)}")
     module, _, cls = TASKS[name].partition(":")
     return getattr(importlib.import_module(module), cls)
 

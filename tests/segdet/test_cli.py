@@ -93,7 +93,7 @@ def test_resume_of_a_finished_run_keeps_its_result(trained, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["train", str(CONFIG), "train.epoch=2"], "unknown key 'train.epoch'; did you mean train.epochs?"),
-    (["train", str(CONFIG), "model.arch=Unte"], "model.arch 'Unte' is not an smp architecture; did you mean Unet?"),
+    (["train", str(CONFIG), "model.arch=Unte"], "model.arch 'Unte' is not an smp architecture (did you mean 'Unet'?)"),
     (["train", str(CONFIG), "loss={dcie: 1.0}"], "loss: ComboLoss: unknown loss 'dcie'"),
     (["train", "missing.yaml"], "config file missing.yaml does not exist"),
     (["eval", str(CONFIG), "--checkpoint", "nope.pt"], "checkpoint nope.pt does not exist"),

@@ -81,7 +81,7 @@ def test_coco_data_keeps_original_category_and_image_ids(tmp_path):
 
 
 def test_unknown_names_fail_before_reading_data(tmp_path):
-    with pytest.raises(ValueError, match="Did you mean 'retinanet_resnet50_fpn'"):
+    with pytest.raises(ValueError, match="did you mean 'retinanet_resnet50_fpn'"):
         build_task(_cfg(tmp_path, model={"arch": "retinanet_resnet50"})).check()
     with pytest.raises(ValueError, match="unknown mixer 'Mosiac'"):
         build_task(_cfg(tmp_path, augment={"mix": [{"Mosiac": {}}]})).check()
