@@ -6,48 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-#: file endings recognised as images or masks (compared case-insensitively)
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+from segdet._images import IMAGE_EXTENSIONS
 
 
 def _pil():
     from PIL import Image
 
     return Image
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """(height, width) read from the file header only (no pixel decoding)."""
-    Image = _pil()
-    try:
-        with Image.open(path) as im:
-            width, height = im.size
-    except Exception as exc:  # PIL raises several types for broken files
-        raise ValueError(
-            f"cannot read image file {path}: {exc}; re-export it as PNG or JPEG, or remove it"
-        ) from exc
-    return height, width
-
-
-def read_image(path: Path) -> np.ndarray:
-    """Decode an image file to (H, W, 3) uint8 RGB.
-
-    Raises:
-        ValueError: the file is missing, truncated or not an image; the message names it.
-    """
-    Image = _pil()
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode == "I;16" or im.mode == "I":
-                arr = np.asarray(im)
-                arr = (arr.astype(np.float64) * (255.0 / max(int(arr.max()), 1))).astype(np.uint8)
-                return np.ascontiguousarray(np.repeat(arr[:, :, None], 3, axis=2))
-            return np.ascontiguousarray(np.asarray(im.convert("RGB")))
-    except Exception as exc:
-        raise ValueError(
-            f"cannot read image file {path}: {exc}; re-export it as PNG or JPEG, or remove it"
-        ) from exc
 
 
 def read_mask(path: Path) -> np.ndarray:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from segdet.data._io import mask_dtype, read_image
+from segdet._images import read_image
+from segdet.data._io import mask_dtype
 
 
 class CocoDataset:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from segdet.data._io import files_by_stem, image_size, mask_dtype, read_image, read_mask
+from segdet._images import image_size, read_image
+from segdet.data._io import files_by_stem, mask_dtype, read_mask
 
 #: with ``scan_masks=None`` the mask values are checked up front for datasets up to this size
 AUTO_SCAN_LIMIT = 1000

@@ -1,40 +1,10 @@
-"""File helpers of the VOC and YOLO loaders: image reading, box cleaning with counted warnings."""
+"""Box cleaning of the VOC and YOLO loaders, with counted warnings."""
 
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB; ValueError naming the file when it is missing or not an image."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return np.ascontiguousarray(np.asarray(im.convert("RGB")))
-    except FileNotFoundError:
-        raise ValueError(f"image file {path} does not exist; restore it or remove its annotation") from None
-    except Exception as exc:
-        raise ValueError(f"cannot read image file {path}: {exc}; re-export it as JPEG/PNG or remove it") from exc
-
-
-def header_size(path: Path) -> tuple[int, int]:
-    """(height, width) from the image header only."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except FileNotFoundError:
-        raise ValueError(f"image file {path} does not exist; restore it or remove its annotation") from None
-    except Exception as exc:
-        raise ValueError(f"cannot read image file {path}: {exc}; re-export it as JPEG/PNG or remove it") from exc
-    return h, w
 
 
 class BoxCleaner:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from segdet._atomic import atomic_write_bytes, atomic_write_text
-from segdet.detection._files import read_rgb
+from segdet._images import read_image
 
 __all__ = ["draw_detections", "predict_images"]
 
@@ -91,7 +91,7 @@ def predict_images(model: nn.Module, image_paths: Sequence[Path], out_dir: Path,
     images, anns = [], []
     for image_id, path in enumerate(image_paths, 1):
         path = Path(path)
-        rgb = read_rgb(path)
+        rgb = read_image(path)
         tensor = torch.from_numpy(rgb.transpose(2, 0, 1).copy()).float().div_(255).to(device)
         out = model([tensor])[0]
         boxes = out["boxes"].float().cpu().numpy()

@@ -8,7 +8,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from segdet.detection._files import IMAGE_EXTENSIONS, BoxCleaner, header_size, read_rgb
+from segdet._images import IMAGE_EXTENSIONS, image_size, read_image
+from segdet.detection._files import BoxCleaner
 
 __all__ = ["VocDataset", "parse_voc_xml"]
 
@@ -126,7 +127,7 @@ class VocDataset:
         self.items: list[tuple[Path, np.ndarray, np.ndarray]] = []
         for xml, p in zip(xmls, parsed):
             image = self._image_path(img_dir, xml, p["filename"])
-            h, w = p["size"] or header_size(image)
+            h, w = p["size"] or image_size(image)
             boxes, labels = [], []
             for name, box, difficult in p["objects"]:
                 if difficult and not keep_difficult:
@@ -156,5 +157,5 @@ class VocDataset:
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         path, boxes, labels = self.items[index]
-        image = read_rgb(path)
+        image = read_image(path)
         return {"image": image, "bboxes": boxes.copy(), "labels": labels.copy(), "image_id": int(index)}

@@ -7,7 +7,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from segdet.detection._files import IMAGE_EXTENSIONS, BoxCleaner, header_size, read_rgb
+from segdet._images import IMAGE_EXTENSIONS, image_size, read_image
+from segdet.detection._files import BoxCleaner
 
 __all__ = ["YoloDataset", "parse_yolo_labels"]
 
@@ -101,7 +102,7 @@ class YoloDataset:
         for image in images:
             label_file = lab_dir / f"{image.stem}.txt"
             norm, labels = parse_yolo_labels(label_file, len(self.classes))
-            h, w = header_size(image)
+            h, w = image_size(image)
             cx, cy, bw, bh = norm.T
             boxes = np.stack([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h], 1)
             b, lab = cleaner(boxes.reshape(-1, 4), labels, h, w, str(label_file))
@@ -113,4 +114,4 @@ class YoloDataset:
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         path, boxes, labels = self.items[index]
-        return {"image": read_rgb(path), "bboxes": boxes.copy(), "labels": labels.copy(), "image_id": int(index)}
+        return {"image": read_image(path), "bboxes": boxes.copy(), "labels": labels.copy(), "image_id": int(index)}

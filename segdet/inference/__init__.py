@@ -5,7 +5,8 @@ Example:
     >>> predict_segmentation(model, collect_image_paths("photos/"), "out/", ["bg", "cell"], "cpu")
 """
 
-from segdet.inference._files import IMAGE_EXTENSIONS, collect_image_paths, read_image_rgb
+from segdet._images import IMAGE_EXTENSIONS, read_image
+from segdet.inference._files import collect_image_paths
 from segdet.inference._palette import class_palette, colorize_mask, overlay_mask
 from segdet.inference.segmentation import pad_to_stride, predict_segmentation
 
@@ -17,5 +18,5 @@ __all__ = [
     "overlay_mask",
     "pad_to_stride",
     "predict_segmentation",
-    "read_image_rgb",
+    "read_image",
 ]

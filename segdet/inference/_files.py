@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from segdet._atomic import atomic_write_bytes
-
-#: file extensions read as images (compared case-insensitively)
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+from segdet._images import IMAGE_EXTENSIONS
 
 
 def collect_image_paths(source: str | os.PathLike) -> list[Path]:
@@ -61,37 +59,6 @@ def collect_image_paths(source: str | os.PathLike) -> list[Path]:
     if not paths:
         raise ValueError(f"list {source} names no image; write one image path per line")
     return paths
-
-
-def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as (H, W, 3) uint8 RGB, decoded the way the training data is.
-
-    Pillow decodes the file; grey is repeated over three channels, alpha is dropped, 16/32-bit
-    grey is scaled by 255 / its maximum, and the EXIF orientation is not applied (the datasets
-    in ``segdet.data`` read pixels as stored too, so a photo is predicted as it was trained).
-
-    Raises:
-        ValueError: the file is missing, empty, truncated or not an image; the message names it.
-
-    Example:
-        >>> read_image_rgb("photos/0001.jpg").shape
-        (480, 640, 3)
-    """
-    from PIL import Image
-
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("I", "I;16", "F"):
-                grey = np.asarray(im).astype(np.float64)
-                grey = np.clip(grey * (255.0 / max(float(grey.max()), 1.0)), 0, 255).astype(np.uint8)
-                return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
-            return np.array(im.convert("RGB"), dtype=np.uint8)  # a writable copy
-    except Exception as err:  # Pillow raises several types for missing or broken files
-        raise ValueError(
-            f"cannot read image {path}: {err}; check the file, re-export it as PNG or JPEG, or remove it"
-        ) from err
 
 
 def write_png(path: Path, array: np.ndarray) -> Path:

@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from segdet._images import read_image
 from segdet.evaluation._confusion import labels_from_logits
-from segdet.inference._files import read_image_rgb, write_png
+from segdet.inference._files import write_png
 from segdet.inference._palette import overlay_mask
 
 
@@ -104,7 +105,7 @@ def predict_segmentation(
     written = []
     try:
         for path, (mask_name, overlay_name) in zip(image_paths, names):
-            image = read_image_rgb(path)
+            image = read_image(path)
             height, width = image.shape[:2]
             x = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).to(device=device, dtype=torch.float32)
             x = pad_to_stride(x / 255.0, stride)

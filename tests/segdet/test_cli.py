@@ -110,4 +110,4 @@ def test_python_dash_m_segdet_reports_errors_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "segdet", "train", str(CONFIG), "optim.lr=fast"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"segdet: error: command-line override 'optim.lr=fast': optim.lr = 'fast' is a string, expected a number"
+    assert proc.stderr.strip() == "segdet: error: command-line override 'optim.lr=fast': optim.lr = 'fast' is a string, expected a number"

@@ -14,7 +14,7 @@ from segdet.inference import (
     overlay_mask,
     pad_to_stride,
     predict_segmentation,
-    read_image_rgb,
+    read_image,
 )
 
 CLASSES = ["background", "disc", "square"]
@@ -76,7 +76,7 @@ def test_outputs_match_the_model_on_a_padded_tensor(tmp_path):
         mask = cv2.imread(str(tmp_path / "out" / f"{path.stem}.png"), cv2.IMREAD_UNCHANGED)
         assert mask.dtype == np.uint8 and mask.shape == (h, w)
         assert mask.max() < len(CLASSES)
-        image = read_image_rgb(path)
+        image = read_image(path)
         np.testing.assert_array_equal(mask, by_hand(model, image))
         overlay = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / f"{path.stem}_overlay.png")), cv2.COLOR_BGR2RGB)
         np.testing.assert_array_equal(overlay, overlay_mask(image, mask, len(CLASSES)))
@@ -123,9 +123,9 @@ def test_grey_and_rgba_inputs_are_read_as_rgb(tmp_path):
     rgba[..., 2] = 255  # red in BGRA
     rgba[..., 3] = 10
     cv2.imwrite(str(tmp_path / "a.png"), rgba)
-    g = read_image_rgb(tmp_path / "g.png")
+    g = read_image(tmp_path / "g.png")
     assert g.shape == (3, 4, 3) and (g == grey[..., None]).all()
-    a = read_image_rgb(tmp_path / "a.png")
+    a = read_image(tmp_path / "a.png")
     assert a.shape == (3, 4, 3) and (a[..., 0] == 255).all() and (a[..., 1:] == 0).all()
 
 
@@ -135,7 +135,7 @@ def test_unreadable_image_names_the_file(tmp_path):
     with pytest.raises(ValueError, match="broken.png"):
         predict_segmentation(TinySegModel(3), [bad], tmp_path / "out", CLASSES, "cpu")
     with pytest.raises(ValueError, match="missing.png"):
-        read_image_rgb(tmp_path / "missing.png")
+        read_image(tmp_path / "missing.png")
 
 
 def test_stem_collision_is_refused(tmp_path):
@@ -187,6 +187,6 @@ def test_pad_to_stride_matches_numpy_padding():
 def test_sixteen_bit_grey_is_scaled_by_its_maximum(tmp_path):
     grey = np.array([[0, 1000], [2000, 4000]], dtype=np.uint16)
     cv2.imwrite(str(tmp_path / "g16.png"), grey)
-    rgb = read_image_rgb(tmp_path / "g16.png")
+    rgb = read_image(tmp_path / "g16.png")
     expected = (grey.astype(np.float64) * 255 / 4000).astype(np.uint8)
     assert rgb.dtype == np.uint8 and (rgb == expected[..., None]).all()
