@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from segdet._atomic import atomic_write_bytes
-from segdet.inference import class_palette
+from segdet.inference import box_colour, class_palette
 
 #: pixels between tiles and around the grid
 GAP = 4
@@ -149,11 +149,9 @@ def _render(sample: dict, classes: list[str], box_classes: list[str], ignore_ind
     boxes = np.asarray(sample.get("bboxes", np.zeros((0, 4))), np.float32).reshape(-1, 4)
     labels = np.asarray(sample.get("labels", np.zeros(len(boxes))), np.int64).reshape(-1)
     weights = sample.get("weights")
-    box_palette = class_palette(max(len(box_classes) + 1, 2))
     for j, box in enumerate(boxes):
         label = int(labels[j]) if j < len(labels) else -1
-        colour = tuple(int(v) for v in (box_palette[label + 1] if 0 <= label < len(box_classes) else (255, 255, 255)))
-        colour = tuple(min(255, v + 90) for v in colour)  # lighter than the mask colours
+        colour = box_colour(label, len(box_classes))
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         cv2.rectangle(tile, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), colour, 1)
         name = box_classes[label] if 0 <= label < len(box_classes) else str(label)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import colorsys
 import json
 from pathlib import Path
 from typing import Sequence
@@ -13,13 +12,9 @@ from torch import nn
 
 from segdet._atomic import atomic_write_bytes, atomic_write_text
 from segdet._images import read_image
+from segdet.inference import box_colour
 
 __all__ = ["draw_detections", "predict_images"]
-
-
-def _colour(k: int) -> tuple[int, int, int]:
-    r, g, b = colorsys.hsv_to_rgb((k * 0.618034) % 1.0, 0.85, 1.0)
-    return int(r * 255), int(g * 255), int(b * 255)
 
 
 def draw_detections(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray,
@@ -47,7 +42,7 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, sc
     thick = max(1, int(round(scale * 2)))
     for box, label, score in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(labels), np.asarray(scores)):
         x0, y0, x1, y1 = (int(round(float(v))) for v in box)
-        colour = _colour(int(label))
+        colour = box_colour(int(label), len(class_names))
         cv2.rectangle(out, (x0, y0), (x1, y1), colour, thick)
         name = class_names[int(label)] if 0 <= int(label) < len(class_names) else str(int(label))
         text = f"{name} {float(score):.2f}"

@@ -7,10 +7,11 @@ Example:
 
 from segdet._images import IMAGE_EXTENSIONS, read_image
 from segdet.inference._files import collect_image_paths
-from segdet.inference._palette import class_palette, colorize_mask, overlay_mask
+from segdet.inference._palette import box_colour, class_palette, colorize_mask, overlay_mask
 from segdet.inference.segmentation import pad_to_stride, predict_segmentation
 
 __all__ = [
+    "box_colour",
     "IMAGE_EXTENSIONS",
     "class_palette",
     "collect_image_paths",
