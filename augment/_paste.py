@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._boxes import cut_instances
-from ._sample import concat_instances, mix_dtype, soft_mask, take
+from ._sample import concat_instances, mix_dtype, mix_label_vectors, soft_mask, take
 
 
 def _take_region(a: np.ndarray, b: np.ndarray, region: np.ndarray, dtype) -> np.ndarray:
@@ -68,8 +68,6 @@ def paste(primary: dict, partner: dict, region: np.ndarray, *, min_visibility: f
         keep_weights = "weights" in primary or "weights" in partner
         out.update(concat_instances(parts, keep_weights, h, w))
     if "label_vector" in primary:
-        a, b = primary["label_vector"], partner["label_vector"]
-        if a.shape != b.shape:
-            raise ValueError(f"{name}: label_vector shapes differ, {a.shape} and {b.shape}")
-        out["label_vector"] = (lam * a + (1.0 - lam) * b).astype(np.float32)
+        out["label_vector"] = mix_label_vectors([primary["label_vector"], partner["label_vector"]],
+                                                [lam, 1.0 - lam], name)
     return out, lam

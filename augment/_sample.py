@@ -8,6 +8,8 @@ A sample follows DESIGN.md: ``image`` (H, W, C) uint8 or float, ``mask`` (H, W) 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from ._boxes import check_boxes
@@ -177,3 +179,14 @@ def concat_instances(parts: list[dict], keep_weights: bool, height: int, width: 
         dtype = np.result_type(*[p["masks"].dtype for p in parts])
         out["masks"] = np.concatenate([p["masks"] for p in parts]).astype(dtype, copy=False).reshape(-1, height, width)
     return out
+
+
+def mix_label_vectors(vectors: Sequence[np.ndarray], weights: Sequence[float], mixer: str) -> np.ndarray:
+    """``sum_i weights[i] * vectors[i]`` as float32 (C,): the image-level labels of a mix.
+
+    Raises:
+        ValueError: the sources' ``label_vector`` shapes differ (names the mixer and the shapes).
+    """
+    if len({np.shape(v) for v in vectors}) > 1:
+        raise ValueError(f"{mixer}: label_vector shapes differ: {[np.shape(v) for v in vectors]}")
+    return np.einsum("s,sc->c", np.asarray(weights, dtype=np.float64), np.stack(vectors)).astype(np.float32)

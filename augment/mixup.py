@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._sample import check_sources, concat_instances, soft_mask, take
+from ._sample import check_sources, concat_instances, mix_label_vectors, soft_mask, take
 
 __all__ = ["MixUp", "mixup"]
 
@@ -102,10 +102,8 @@ def mixup(primary: dict, partner: dict, lam: float, *, num_classes: int | None =
             parts.append(part)
         out.update(concat_instances(parts, True, h, w))
     if "label_vector" in primary:
-        a, b = primary["label_vector"], partner["label_vector"]
-        if a.shape != b.shape:
-            raise ValueError(f"MixUp: label_vector shapes differ, {a.shape} and {b.shape}")
-        out["label_vector"] = (lam * a + (1.0 - lam) * b).astype(np.float32)
+        out["label_vector"] = mix_label_vectors([primary["label_vector"], partner["label_vector"]],
+                                                [lam, 1.0 - lam], "MixUp")
     return out
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ._mosaic_layout import FITS, TilePlacement, plan_mosaic
 from ._mosaic_tiles import keep_boxes, tile_boxes, tile_image, tile_instances, tile_nearest
-from ._sample import check_sources, mix_dtype, soft_mask
+from ._sample import check_sources, mix_dtype, mix_label_vectors, soft_mask
 
 __all__ = ["Mosaic"]
 
@@ -256,15 +256,11 @@ class Mosaic:
         return out
 
     def _label_vector(self, samples, placements) -> np.ndarray:
-        vectors = [s["label_vector"] for s in samples]
-        if len({v.shape for v in vectors}) > 1:
-            raise ValueError(f"Mosaic: label_vector shapes differ: {[v.shape for v in vectors]}")
         area = np.zeros(len(samples))
         for p in placements:
             vy0, vx0, vy1, vx1 = p.visible
             area[p.source] += max(0, vy1 - vy0) * max(0, vx1 - vx0)
-        weights = area / area.sum()
-        return np.einsum("s,sc->c", weights, np.stack(vectors)).astype(np.float32)
+        return mix_label_vectors([s["label_vector"] for s in samples], area / area.sum(), "Mosaic")
 
     def __repr__(self) -> str:
         return (f"Mosaic(p={self.p}, grid={self.grid}, size={self.size}, center_range={self.center_range}, "

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from _mix_reference import (expected_keep, float_boxes, int_boxes, near_threshold, occupancy,
                             pixel_overlap_area, pixel_tight_box, source)
-from augment import CutMix, cutmix, fmix_region, rect_region
+from augment import CutMix, Mosaic, MixUp, cutmix, fmix_region, rect_region
 
 PRIMARY, PARTNER = 10, 200  # constant colours; classes 1 and 2
 
@@ -159,6 +159,16 @@ def test_label_vector_mixed_by_exact_lambda():
     frac = (out["image"][..., 0] == PRIMARY).mean()
     np.testing.assert_allclose(out["label_vector"], [frac, 1 - frac, 1 - frac], rtol=1e-6)
     assert lam == frac
+
+
+@pytest.mark.parametrize("mixer", [CutMix(), MixUp(num_classes=3), Mosaic(grid=2)])
+def test_label_vectors_of_different_lengths_are_refused(mixer):
+    sources = [source(12, 20, PRIMARY, 1, np.zeros((0, 4), np.float32), 0) for _ in range(mixer.num_sources)]
+    for s in sources:
+        s["label_vector"] = np.array([1, 0, 0], np.float32)
+    sources[-1]["label_vector"] = np.array([0, 1], np.float32)
+    with pytest.raises(ValueError, match="label_vector shapes differ"):
+        mixer(sources, np.random.default_rng(0))
 
 
 def test_empty_samples_keep_contract_shapes():
