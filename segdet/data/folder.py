@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segdet._images import image_size, read_image
+from segdet._images import IMAGE_EXTENSIONS, image_size, read_image
 from segdet.data._io import files_by_stem, mask_dtype, read_mask
 
 #: with ``scan_masks=None`` the mask values are checked up front for datasets up to this size
@@ -179,7 +179,7 @@ def _pair_files(root: Path) -> tuple[list[Path], list[Path]]:
     images = files_by_stem(image_dir, "images")
     masks = files_by_stem(mask_dir, "masks")
     if not images:
-        raise ValueError(f"no image files in {image_dir} (looked for .png, .jpg, .jpeg, .bmp, .tif, .tiff, .webp)")
+        raise ValueError(f"no image files in {image_dir} (looked for {', '.join(IMAGE_EXTENSIONS)})")
     no_mask = sorted(set(images) - set(masks))
     if no_mask:
         raise ValueError(
