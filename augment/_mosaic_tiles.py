@@ -1,7 +1,7 @@
 """Pixel and box operations for one Mosaic tile (private).
 
-Every function takes a source array and a ``TilePlacement`` and returns the part of the scaled
-tile that lands in ``placement.visible``.
+Every function takes a source array and a ``TilePlacement`` and returns what the tile's crop
+puts in ``placement.visible``.
 """
 
 from __future__ import annotations
@@ -13,62 +13,72 @@ from ._boxes import box_areas, keep_by_visibility
 from ._mosaic_layout import TilePlacement
 
 
-def _window(p: TilePlacement) -> tuple[int, int, int, int]:
-    """``(ty0, tx0, vh, vw)``: start of the visible part inside the scaled tile and its size."""
-    vy0, vx0, vy1, vx1 = p.visible
-    return vy0 - p.origin[0], vx0 - p.origin[1], vy1 - vy0, vx1 - vx0
-
-
 def tile_image(image: np.ndarray, p: TilePlacement, interpolation: int) -> np.ndarray:
-    """Visible part of the scaled tile, ``(vh, vw)`` + ``image.shape[2:]``, same dtype.
+    """The tile's crop resized onto ``p.visible``: ``(vh, vw)`` + ``image.shape[2:]``, same dtype.
 
-    The tile is scaled with ``cv2.resize`` (pixel centres aligned) and the window sliced out;
-    a tile that keeps its size is only sliced (no copy).
+    Only the crop is read and only the visible pixels are computed (``cv2.resize`` of the crop,
+    pixel centres aligned); a crop that keeps its size is only sliced (no copy).
     """
-    h, w = image.shape[:2]
-    nh, nw = p.scaled_size
-    ty0, tx0, vh, vw = _window(p)
-    if (nh, nw) != (h, w):
-        image = cv2.resize(image, (nw, nh), interpolation=interpolation).reshape((nh, nw) + image.shape[2:])
-    return image[ty0:ty0 + vh, tx0:tx0 + vw]
+    cy0, cx0, cy1, cx1 = p.crop
+    vy0, vx0, vy1, vx1 = p.visible
+    crop = image[cy0:cy1, cx0:cx1]
+    if (cy1 - cy0, cx1 - cx0) == (vy1 - vy0, vx1 - vx0):
+        return crop
+    return cv2.resize(crop, (vx1 - vx0, vy1 - vy0), interpolation=interpolation).reshape(
+        (vy1 - vy0, vx1 - vx0) + image.shape[2:])
 
 
-def _nearest_index(start: int, count: int, src: int, dst: int) -> np.ndarray:
-    """Source index of scaled pixels ``start .. start + count - 1``: floor((t + 0.5) * src / dst)."""
+def _nearest_index(start: int, count: int, crop_start: int, crop: int, out: int) -> np.ndarray:
+    """Source index read by canvas pixels ``start .. start + count - 1`` (counted from the start
+    of the visible rectangle) when ``crop`` source pixels span ``out`` canvas pixels:
+    ``crop_start + floor((t + 1/2) * crop / out)``. Pixels before 0 or past ``out`` continue
+    the same grid over the rest of the source (the index may then fall outside it)."""
     t = np.arange(start, start + count, dtype=np.int64)
-    return np.minimum(((2 * t + 1) * src) // (2 * dst), src - 1)
+    return crop_start + ((2 * t + 1) * crop) // (2 * out)
+
+
+def _axis(p: TilePlacement, axis: int) -> tuple[int, int, int]:
+    """``(crop start, crop length, visible length)`` along rows (0) or columns (1)."""
+    return p.crop[axis], p.crop[axis + 2] - p.crop[axis], p.visible[axis + 2] - p.visible[axis]
 
 
 def tile_nearest(array: np.ndarray, p: TilePlacement, spatial_axis: int = 0) -> np.ndarray:
     """Nearest-neighbour visible window of a mask whose rows/columns are axes ``spatial_axis``
     and ``spatial_axis + 1`` (0 for ``(H, W)``/``(H, W, C)`` masks, 1 for ``(K, H, W)``)."""
     a = spatial_axis
-    h, w = array.shape[a], array.shape[a + 1]
-    nh, nw = p.scaled_size
-    ty0, tx0, vh, vw = _window(p)
-    if (nh, nw) == (h, w):
-        index = (slice(None),) * a + (slice(ty0, ty0 + vh), slice(tx0, tx0 + vw))
-        return array[index]
-    rows = _nearest_index(ty0, vh, h, nh)
-    cols = _nearest_index(tx0, vw, w, nw)
+    (ry, ch, vh), (rx, cw, vw) = _axis(p, 0), _axis(p, 1)
+    if (ch, cw) == (vh, vw):
+        return array[(slice(None),) * a + (slice(ry, ry + vh), slice(rx, rx + vw))]
+    rows = _nearest_index(0, vh, ry, ch, vh)
+    cols = _nearest_index(0, vw, rx, cw, vw)
     # take() along rows, then one fancy index on the columns: about 2.5x faster than two take()s
     return array.take(rows, axis=a)[(slice(None),) * (a + 1) + (cols,)]
 
 
-def tile_boxes(boxes: np.ndarray, p: TilePlacement,
-               source_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _pixels_per_source_line(p: TilePlacement, axis: int, length: int) -> np.ndarray:
+    """Canvas lines (rows or columns) that read each source line when the placement's grid is
+    extended over the whole source tile: ``(length,)`` float64 counts."""
+    start, crop, out = _axis(p, axis)
+    before = -((-start * out) // crop) + 1  # canvas lines before the visible start, with slack
+    after = -((-(length - start) * out) // crop) + 1
+    index = _nearest_index(-before, before + after, start, crop, out)
+    index = index[(index >= 0) & (index < length)]
+    return np.bincount(index, minlength=length).astype(np.float64)
+
+
+def tile_boxes(boxes: np.ndarray, p: TilePlacement) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boxes of one tile on the canvas, clipped to ``p.visible``.
 
     Returns:
         ``(clipped, visible_area, full_area)``: ``(N, 4)`` float64 canvas boxes, the clipped
         area and the area of the whole scaled box before any crop, ``(N,)`` canvas pixels.
     """
-    h, w = source_shape
-    nh, nw = p.scaled_size
-    scale = np.array([nw / w, nh / h, nw / w, nh / h])
-    shift = np.array([p.origin[1], p.origin[0], p.origin[1], p.origin[0]], dtype=np.float64)
-    placed = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * scale + shift
+    sy, sx = p.scale
+    cy0, cx0 = p.crop[:2]
     vy0, vx0, vy1, vx1 = p.visible
+    origin = np.array([cx0, cy0, cx0, cy0], dtype=np.float64)
+    shift = np.array([vx0, vy0, vx0, vy0], dtype=np.float64)
+    placed = (np.asarray(boxes, dtype=np.float64).reshape(-1, 4) - origin) * [sx, sy, sx, sy] + shift
     clipped = np.clip(placed, [vx0, vy0, vx0, vy0], [max(vx0, vx1), max(vy0, vy1)] * 2)
     return clipped, box_areas(clipped), box_areas(placed)
 
@@ -84,16 +94,16 @@ def tile_instances(masks: np.ndarray, p: TilePlacement, clipped: np.ndarray
 
     Returns:
         ``(window, visible_px, full_px, boxes, nonempty)``: ``(N, vh, vw)`` nearest-neighbour
-        masks on ``p.visible``; the nonzero pixels there and in the whole scaled mask (``(N,)``
-        float64); ``clipped`` intersected with the bounding box of the visible mask (unchanged
-        where it is empty); ``(N,)`` bool, True where the source mask has any pixel.
+        masks on ``p.visible``; the nonzero pixels there and in the whole scaled mask (the
+        placement's nearest-neighbour grid extended over the whole source, ``(N,)`` float64);
+        ``clipped`` intersected with the bounding box of the visible mask (unchanged where it is
+        empty); ``(N,)`` bool, True where the source mask has any pixel.
     """
     h, w = masks.shape[1:]
-    nh, nw = p.scaled_size
     window = tile_nearest(masks, p, spatial_axis=1)
     on = masks != 0
-    rows = np.bincount(_nearest_index(0, nh, h, nh), minlength=h).astype(np.float64)
-    cols = np.bincount(_nearest_index(0, nw, w, nw), minlength=w).astype(np.float64)
+    rows = _pixels_per_source_line(p, 0, h)
+    cols = _pixels_per_source_line(p, 1, w)
     full_px = np.einsum("r,nrc,c->n", rows, on, cols)
     win_on = window != 0
     visible_px = win_on.reshape(len(masks), -1).sum(1).astype(np.float64)

@@ -25,17 +25,19 @@ class Mosaic:
     ``center_range`` per axis; inner grid line ``k`` (1..grid-1) sits at
     ``round((k + 2 c - 1) * L / grid)`` (clipped to the canvas), so for 2x2 the split is at
     ``c * L`` and a larger grid shifts by up to one cell. Cells are filled row-major by
-    ``samples`` in a random order (``shuffle=True``) or in the given order. Each tile is
-    scaled keeping its aspect ratio: ``"cover"`` fills its cell and is cropped at a random
-    offset; ``"contain"`` fits inside the cell at a random position; ``"none"`` keeps the
-    tile's size (RICAP): cropped at a random offset when larger than the cell, placed at a
-    random position when smaller. Canvas no tile covers gets ``fill`` (image), ``mask_fill``
-    (semantic mask) and 0 (instance masks).
+    ``samples`` in a random order (``shuffle=True``) or in the given order. Each tile keeps
+    its aspect ratio: ``"cover"`` fills its cell with the largest crop of the tile that has the
+    cell's aspect ratio (rounded to whole source pixels), taken at a random source offset and
+    resized to the cell; ``"contain"`` scales the whole tile to fit inside the cell, at a random
+    position; ``"none"`` keeps the tile's size (RICAP): cropped at a random offset when larger
+    than the cell, placed at a random position when smaller. Canvas no tile covers gets
+    ``fill`` (image), ``mask_fill`` (semantic mask) and 0 (instance masks).
 
-    Targets. The image is resampled with ``interpolation`` by ``cv2.resize`` (uint8 stays
-    uint8, float stays float32; mixed dtypes give float32). Semantic and instance masks use
-    nearest neighbour with pixel centres aligned: scaled pixel ``t`` reads source pixel
-    ``floor((t + 1/2) * h / new_h)``. A soft mask ``(H, W, C)`` float32
+    Targets. The crop is resampled with ``interpolation`` by ``cv2.resize`` (uint8 stays
+    uint8, float stays float32; mixed dtypes give float32); only the visible pixels are
+    computed. Semantic and instance masks use nearest neighbour with pixel centres aligned:
+    when ``c`` source pixels from ``c0`` span ``n`` canvas pixels, canvas pixel ``t`` reads
+    source pixel ``c0 + floor((t + 1/2) * c / n)``. A soft mask ``(H, W, C)`` float32
     gets, on empty canvas, the one-hot vector of ``mask_fill`` when ``0 <= mask_fill < C`` and
     the all-zero (unlabelled) vector otherwise; a hard mask mixed with soft masks is one-hot
     encoded with ``ignore_index`` as all-zero. Boxes are scaled, shifted and clipped to the
@@ -43,10 +45,12 @@ class Mosaic:
     ``min_area`` pixels and at least ``min_visibility`` of the area of the whole scaled box
     before any crop (all in canvas pixels), both its sides are at least ``min_side`` pixels and
     ``max(w / h, h / w) <= max_aspect_ratio``. With instance masks, visibility is counted on
-    mask pixels instead (visible pixels over pixels of the whole scaled mask; an instance whose
-    mask vanishes when scaled down is dropped, one whose mask was empty to begin with is judged
-    by its box) and the box is also tightened to the visible mask. One keep-index selects ``bboxes``, ``labels``,
-    ``masks`` and ``weights`` (``weights`` appear when any source has them, 1 where missing).
+    mask pixels instead (visible pixels over the pixels of the whole scaled mask, that is the
+    nearest-neighbour grid extended over the whole source; an instance whose mask vanishes when
+    scaled down is dropped, one whose mask was empty to begin with is judged by its box) and
+    the box is also tightened to the visible mask. One keep-index selects ``bboxes``,
+    ``labels``, ``masks`` and ``weights`` (``weights`` appear when any source has them, 1 where
+    missing).
     ``label_vector`` becomes the mean of the sources' vectors weighted by the pixels each
     tile fills. Other keys are copied from ``samples[0]``.
 
@@ -217,7 +221,9 @@ class Mosaic:
                     np.iinfo(dtype).min <= self.mask_fill <= np.iinfo(dtype).max):
                 raise ValueError(f"Mosaic mask_fill={self.mask_fill} does not fit the masks' dtype "
                                  f"{dtype}; pick a mask_fill/ignore_index the dtype can hold")
-            canvas = np.full(tuple(size), self.mask_fill, dtype=dtype)
+            canvas = np.empty(tuple(size), dtype=dtype)
+            if not all(_fills_cell(p) for p in placements):
+                canvas[...] = self.mask_fill
         for p in placements:
             if not p.is_empty:
                 vy0, vx0, vy1, vx1 = p.visible
@@ -230,7 +236,7 @@ class Mosaic:
         with_weights = any("weights" in s for s in samples)
         for p in placements:
             s = samples[p.source]
-            clipped, visible, full = tile_boxes(s["bboxes"], p, s["image"].shape[:2])
+            clipped, visible, full = tile_boxes(s["bboxes"], p)
             if with_masks and len(clipped) and not p.is_empty:
                 window, visible_px, full_px, clipped, by_mask = tile_instances(s["masks"], p, clipped)
                 visible = np.where(by_mask, visible_px, visible)

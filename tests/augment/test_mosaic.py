@@ -75,22 +75,54 @@ def _coverage(lo, hi, start, stop):
     return np.clip(np.minimum(hi, j + 1) - np.maximum(lo, j), 0, None)
 
 
-def _reference_visibility(box, source_shape, placement):
+def _placed(box, placement):
+    """A source box mapped by the placement: the crop's corners land on the visible corners."""
+    cy0, cx0, cy1, cx1 = placement.crop
+    vy0, vx0, vy1, vx1 = placement.visible
+    sy = Fraction(vy1 - vy0, cy1 - cy0) if vy1 > vy0 else 1
+    sx = Fraction(vx1 - vx0, cx1 - cx0) if vx1 > vx0 else 1
+    x0, y0, x1, y1 = (Fraction(float(v)) for v in box)
+    return [float(v) for v in ((x0 - cx0) * sx + vx0, (y0 - cy0) * sy + vy0,
+                               (x1 - cx0) * sx + vx0, (y1 - cy0) * sy + vy0)]
+
+
+def _reference_visibility(box, placement):
     """Naive per-pixel occupancy: (visible area, full area, clipped box) of one scaled box.
 
-    Every canvas pixel of an extended grid that spans the whole scaled tile counts with the
-    area it shares with the scaled box; visible pixels are those inside ``placement.visible``.
+    Every canvas pixel of an extended grid that spans the whole scaled box counts with the
+    area it shares with it; visible pixels are those inside ``placement.visible``.
     """
-    (h, w), (nh, nw), (oy, ox) = source_shape, placement.scaled_size, placement.origin
-    box = [float(v) for v in box]
-    x0, y0, x1, y1 = (box[0] * nw / w + ox, box[1] * nh / h + oy, box[2] * nw / w + ox, box[3] * nh / h + oy)
-    r0, r1, c0, c1 = min(oy, 0) - 1, max(oy + nh, 1) + 1, min(ox, 0) - 1, max(ox + nw, 1) + 1
+    x0, y0, x1, y1 = _placed(box, placement)
+    r0, r1 = math.floor(min(y0, 0)) - 1, math.ceil(max(y1, 1)) + 1
+    c0, c1 = math.floor(min(x0, 0)) - 1, math.ceil(max(x1, 1)) + 1
     occupancy = np.outer(_coverage(y0, y1, r0, r1), _coverage(x0, x1, c0, c1))
     vy0, vx0, vy1, vx1 = placement.visible
     inside = np.zeros_like(occupancy, dtype=bool)
     inside[max(vy0 - r0, 0):max(vy1 - r0, 0), max(vx0 - c0, 0):max(vx1 - c0, 0)] = True
     clipped = [min(max(x0, vx0), vx1), min(max(y0, vy0), vy1), min(max(x1, vx0), vx1), min(max(y1, vy0), vy1)]
     return occupancy[inside].sum(), occupancy.sum(), clipped
+
+
+def _extended_nearest(array, placement):
+    """Naive nearest resize of a whole source mask on the placement's grid extended past the
+    crop: ``(scaled mask, (row, col) of the visible rectangle's top-left inside it)``."""
+    h, w = array.shape[:2]
+    cy0, cx0, cy1, cx1 = placement.crop
+    vy0, vx0, vy1, vx1 = placement.visible
+
+    def lines(start, crop, out, length):
+        t_of = {}
+        bound = length * out // crop + 3  # past every line of the whole scaled source
+        for t in range(-bound, bound):
+            src = start + math.floor(Fraction(2 * t + 1, 2) * Fraction(crop, out))
+            if 0 <= src < length:
+                t_of[t] = src
+        ts = sorted(t_of)
+        return [t_of[t] for t in ts], -ts[0]
+
+    rows, top = lines(cy0, cy1 - cy0, vy1 - vy0, h)
+    cols, left = lines(cx0, cx1 - cx0, vx1 - vx0, w)
+    return np.array([[array[r, c] for c in cols] for r in rows], dtype=array.dtype), (top, left)
 
 
 @SETTINGS
@@ -125,7 +157,7 @@ def test_boxes_and_pixels_match_naive_reference(case):
     for p in placements:
         s = samples[p.source]
         for box, label in zip(s["bboxes"], s["labels"]):
-            visible, full, clipped = _reference_visibility(box, s["image"].shape[:2], p)
+            visible, full, clipped = _reference_visibility(box, p)
             vis_ok = visible >= mosaic.min_visibility * full and visible >= mosaic.min_area and visible > 0
             if int(label) in kept:
                 assert not p.is_empty
@@ -174,13 +206,23 @@ def test_scaled_tiles_match_naive_nearest_and_cv2_resize(seed, fit, grid):
     for p in mosaic.layout([s["image"].shape[:2] for s in samples], np.random.default_rng(seed)):
         if p.is_empty:
             continue
-        nh, nw = p.scaled_size
+        cy0, cx0, cy1, cx1 = p.crop
         vy0, vx0, vy1, vx1 = p.visible
-        win = np.s_[vy0 - p.origin[0]:vy1 - p.origin[0], vx0 - p.origin[1]:vx1 - p.origin[1]]
-        ref_mask = _nearest_resize(samples[p.source]["mask"], nh, nw)
-        np.testing.assert_array_equal(out["mask"][vy0:vy1, vx0:vx1], ref_mask[win])
-        ref_image = cv2.resize(samples[p.source]["image"], (nw, nh), interpolation=cv2.INTER_LINEAR)
-        np.testing.assert_array_equal(out["image"][vy0:vy1, vx0:vx1], ref_image[win])
+        crop = np.s_[cy0:cy1, cx0:cx1]
+        ref_mask = _nearest_resize(samples[p.source]["mask"][crop], vy1 - vy0, vx1 - vx0)
+        np.testing.assert_array_equal(out["mask"][vy0:vy1, vx0:vx1], ref_mask)
+        full, (top, left) = _extended_nearest(samples[p.source]["mask"], p)
+        np.testing.assert_array_equal(full[top:top + vy1 - vy0, left:left + vx1 - vx0], ref_mask)
+        ref_image = cv2.resize(samples[p.source]["image"][crop], (vx1 - vx0, vy1 - vy0),
+                               interpolation=cv2.INTER_LINEAR)
+        np.testing.assert_array_equal(out["image"][vy0:vy1, vx0:vx1], ref_image)
+        if fit == "cover":  # the crop keeps the cell's aspect ratio to within a source pixel
+            assert p.visible == p.cell
+            assert (cy1 - cy0 == samples[p.source]["mask"].shape[0]
+                    or cx1 - cx0 == samples[p.source]["mask"].shape[1])
+            sy, sx = p.scale
+            assert abs((cx1 - cx0) * sx / sy - (cx1 - cx0)) <= 0.5 + 1e-9 or \
+                abs((cy1 - cy0) * sy / sx - (cy1 - cy0)) <= 0.5 + 1e-9
 
 
 @SETTINGS
@@ -216,16 +258,16 @@ def test_instance_masks_share_the_keep_index(seed, fit, min_visibility):
         assert weight == source + 1
         # The box is the scaled, clipped box tightened to the visible mask.
         p = by_source[source]
-        _, _, clipped = _reference_visibility(samples[source]["bboxes"][j], samples[source]["image"].shape[:2], p)
+        _, _, clipped = _reference_visibility(samples[source]["bboxes"][j], p)
         rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
         tight = [cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]
         expected = np.concatenate([np.maximum(clipped[:2], tight[:2]), np.minimum(clipped[2:], tight[2:])])
         np.testing.assert_allclose(box, expected, atol=1e-5)
         # Visibility on mask pixels against a full naive nearest resize of the instance.
-        full = _nearest_resize(samples[source]["masks"][j], *p.scaled_size)
+        full, (top, left) = _extended_nearest(samples[source]["masks"][j], p)
         assert mask.sum() >= min_visibility * full.sum() * (1 - 1e-9)
         vy0, vx0, vy1, vx1 = p.visible
-        win = full[vy0 - p.origin[0]:vy1 - p.origin[0], vx0 - p.origin[1]:vx1 - p.origin[1]]
+        win = full[top:top + vy1 - vy0, left:left + vx1 - vx0]
         np.testing.assert_array_equal(mask[vy0:vy1, vx0:vx1], win)
         assert mask.sum() == win.sum()
 
@@ -235,7 +277,7 @@ def test_min_visibility_uses_the_box_before_the_crop():
     tile = _source(0, 20, 20, [[0, 0, 10, 10]])
     mosaic = Mosaic(grid=1, size=(20, 20), fit="none", min_visibility=0.9)
     (p,) = mosaic.layout([(20, 20)], np.random.default_rng(0))
-    shifted = type(p)(0, p.cell, p.scaled_size, (-9, 0), (0, 0, 11, 20))  # rows 9..19 visible
+    shifted = type(p)(0, p.cell, (9, 0, 20, 20), (0, 0, 11, 20))  # rows 9..19 visible
     out = mosaic.apply([tile], [shifted])
     assert out["bboxes"].shape == (0, 4)
     loose = Mosaic(grid=1, size=(20, 20), fit="none", min_visibility=0.1)
@@ -392,3 +434,33 @@ def test_chain_through_mix_dataset_with_albumentations():
     assert (out["bboxes"][:, 2:] > out["bboxes"][:, :2]).all()
     again = ds[2]
     np.testing.assert_array_equal(out["image"], again["image"])
+
+
+@SETTINGS
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["cover", "contain", "none"]), st.integers(1, 3))
+def test_whole_scaled_mask_pixels_match_naive_extended_grid(seed, fit, grid):
+    """The pixel count min_visibility divides by: every pixel of the whole scaled mask, on the
+    placement's grid extended past the crop, against a naive nearest resize."""
+    from augment._mosaic_tiles import tile_boxes, tile_instances
+
+    rng = np.random.default_rng(seed)
+    shapes = [tuple(int(v) for v in rng.integers(2, 25, 2)) for _ in range(grid * grid)]
+    mosaic = Mosaic(grid=grid, size=(int(rng.integers(4, 40)), int(rng.integers(4, 40))), fit=fit)
+    for p in mosaic.layout(shapes, rng):
+        if p.is_empty:
+            continue
+        h, w = shapes[p.source]
+        masks = (rng.random((3, h, w)) < [[[0.02]], [[0.3]], [[1.0]]]).astype(np.uint8)
+        boxes = np.tile(np.array([[0, 0, w, h]], np.float32), (3, 1))
+        _, visible_px, full_px, _, _ = tile_instances(masks, p, tile_boxes(boxes, p)[0])
+        for m, vis, full in zip(masks, visible_px, full_px):
+            ref, _ = _extended_nearest(m, p)
+            assert full == ref.sum()
+            assert vis == _crop_nearest(m, p).sum()
+
+
+def _crop_nearest(mask, p):
+    """Naive nearest resize of the placement's crop onto its visible rectangle."""
+    cy0, cx0, cy1, cx1 = p.crop
+    vy0, vx0, vy1, vx1 = p.visible
+    return _nearest_resize(mask[cy0:cy1, cx0:cx1], vy1 - vy0, vx1 - vx0)
