@@ -112,8 +112,9 @@ def soft_mask(mask: np.ndarray, num_classes: int | None, ignore_index: int | Non
               name: str) -> np.ndarray:
     """Semantic mask as (H, W, C) float32 probabilities.
 
-    A hard (H, W) mask becomes one-hot; ``ignore_index`` pixels become the all-zero vector.
-    A soft (H, W, C) mask is returned as float32.
+    A hard (H, W) mask becomes one-hot; ``ignore_index`` pixels become the all-zero vector,
+    also when ``ignore_index`` lies inside ``[0, num_classes)`` (as ``ignore_index`` means in
+    every loss). A soft (H, W, C) mask is returned as float32.
 
     Raises:
         ValueError: a hard mask without ``num_classes``, a class outside ``[0, num_classes)``
@@ -129,7 +130,9 @@ def soft_mask(mask: np.ndarray, num_classes: int | None, ignore_index: int | Non
     mask = mask.astype(np.int64, copy=False)
     valid = (mask >= 0) & (mask < num_classes)
     if ignore_index is not None:
-        bad = ~valid & (mask != ignore_index)
+        ignored = mask == ignore_index
+        bad = ~valid & ~ignored
+        valid &= ~ignored
     else:
         bad = ~valid
     if bad.any():

@@ -23,7 +23,9 @@ def _blend_hard(a: np.ndarray, b: np.ndarray, lam: float, num_classes: int | Non
     valid = []
     for k, m in enumerate((a, b)):
         ok = (m >= 0) & (m < num_classes)
-        bad = ~ok if ignore_index is None else ~ok & (m != ignore_index)
+        ignored = np.zeros_like(ok) if ignore_index is None else m == ignore_index
+        bad = ~ok & ~ignored
+        ok &= ~ignored  # ignore_index means unlabelled even inside [0, num_classes)
         if bad.any():
             raise ValueError(f"MixUp source {k} mask has class {int(m[bad][0])} outside [0, {num_classes}) "
                              f"and it is not ignore_index={ignore_index}; set num_classes/ignore_index "

@@ -76,12 +76,14 @@ def test_cutmix_matches_per_sample_paste(b, h, w, seed, per_sample, alpha, pairi
 
 @SETTINGS
 @given(st.integers(1, 6), st.integers(2, 15), st.integers(2, 19), st.integers(0, 2**31),
-       st.booleans(), st.booleans())
-def test_mixup_matches_sample_level_mixup(b, h, w, seed, per_sample, dominant):
+       st.booleans(), st.booleans(), st.sampled_from([IGNORE, 0]))
+def test_mixup_matches_sample_level_mixup(b, h, w, seed, per_sample, dominant, ignore):
+    """``ignore`` 0 is a value inside the class range that still means unlabelled."""
     k = 4
     images, masks = _batch(b, h, w, k, seed, ignore_fraction=0.3)
+    masks[masks == IGNORE] = ignore
     out = batch_mixup(images, masks, generator=torch.Generator().manual_seed(seed), num_classes=k,
-                      ignore_index=IGNORE, per_sample=per_sample, primary_dominant=dominant)
+                      ignore_index=ignore, per_sample=per_sample, primary_dominant=dominant)
     assert out.target.shape == (b, k, h, w) and out.target.dtype == torch.float32
     for i in range(b):
         j, lam = int(out.index[i]), float(out.lam[i])
@@ -89,11 +91,11 @@ def test_mixup_matches_sample_level_mixup(b, h, w, seed, per_sample, dominant):
             assert lam >= 0.5
         ref = mixup({"image": images[i].permute(1, 2, 0).numpy(), "mask": masks[i].numpy()},
                     {"image": images[j].permute(1, 2, 0).numpy(), "mask": masks[j].numpy()},
-                    lam, num_classes=k, ignore_index=IGNORE)
+                    lam, num_classes=k, ignore_index=ignore)
         np.testing.assert_allclose(out.images[i].permute(1, 2, 0).numpy(), ref["image"], rtol=1e-5, atol=1e-4)
         np.testing.assert_allclose(out.target[i].permute(1, 2, 0).numpy(), ref["mask"], atol=1e-6)
     # Probabilities sum to 1 where either source is labelled, 0 where both are ignored.
-    labelled = (masks != IGNORE) | (masks[out.index] != IGNORE)
+    labelled = (masks != ignore) | (masks[out.index] != ignore)
     sums = out.target.sum(1)
     torch.testing.assert_close(sums[labelled], torch.ones_like(sums[labelled]))
     assert (sums[~labelled] == 0).all()

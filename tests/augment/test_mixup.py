@@ -78,6 +78,18 @@ def test_ignored_in_both_is_all_zero_and_valid_pixels_sum_to_one():
     np.testing.assert_allclose(out["mask"][0], [[0, 0], [1, 0], [0, 1]])
 
 
+def test_ignore_index_inside_the_class_range_is_unlabelled():
+    """ignore_index=0 with 3 classes: 0 means unlabelled, as in every loss, never class 0."""
+    a = {"image": np.zeros((1, 3, 3), np.float32), "mask": np.array([[0, 1, 0]])}
+    b = {"image": np.ones((1, 3, 3), np.float32), "mask": np.array([[2, 2, 0]])}
+    out = mixup(a, b, 0.75, num_classes=3, ignore_index=0)["mask"][0]
+    np.testing.assert_array_equal(out, [[0, 0, 1], [0, 0.75, 0.25], [0, 0, 0]])
+    soft_b = {**b, "mask": np.eye(3, dtype=np.float32)[[[2, 2, 1]]]}
+    region = np.array([[False, False, True]])
+    mixed, _ = cutmix(a, soft_b, region, num_classes=3, ignore_index=0)
+    np.testing.assert_array_equal(mixed["mask"][0], [[0, 0, 0], [0, 1, 0], [0, 1, 0]])
+
+
 def test_weights_multiply_along_a_chain_and_primary_dominant():
     a = {"image": np.zeros((4, 5, 3), np.uint8), "bboxes": [[0, 0, 2, 2]], "labels": [1],
          "weights": np.array([0.5], np.float32)}
