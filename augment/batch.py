@@ -81,15 +81,15 @@ def _pairs(b: int, pairing: str, generator: torch.Generator, device: torch.devic
     return torch.randperm(b, generator=generator, device=device)
 
 
-def _draw(b: int, per_sample: bool, p: float, alpha: float, generator, device,
-          uniforms: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(lam, applied, u)``: (B,) Beta(alpha, alpha), (B,) Bernoulli(p) and (uniforms, B)
-    float64 U[0, 1), each shared by the batch when not ``per_sample`` (one kernel for the
-    Beta draw, one for all the uniforms)."""
+def _draw(b: int, per_sample: bool, p: float, alpha: float, generator, device, uniforms: int = 0,
+          dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(lam, applied, u)``: (B,) Beta(alpha, alpha) of ``dtype``, (B,) Bernoulli(p) and
+    (B, uniforms) float64 U[0, 1), each shared by the batch when not ``per_sample`` (one
+    kernel for the Beta draw, one for all the uniforms)."""
     n = b if per_sample else 1
-    lam = sample_beta((n,), alpha, generator, device)
-    u = torch.rand((uniforms + 1, n), generator=generator, device=device, dtype=torch.float64)
-    return lam.expand(b), (u[0] < p).expand(b), u[1:].expand(uniforms, b)
+    lam = sample_beta((n,), alpha, generator, device, dtype)
+    u = torch.rand((n, uniforms + 1), generator=generator, device=device, dtype=torch.float64)
+    return lam.expand(b), (u[:, 0] < p).expand(b), u[:, 1:].expand(b, uniforms)
 
 
 def batch_cutmix(images: torch.Tensor, target: torch.Tensor, *, generator: torch.Generator,
@@ -127,32 +127,31 @@ def batch_cutmix(images: torch.Tensor, target: torch.Tensor, *, generator: torch
     b, h, w = _check(images, target, generator, "batch_cutmix")
     device = images.device
     index = _pairs(b, pairing, generator, device)
-    lam, applied, (uy, ux) = _draw(b, per_sample, p, alpha, generator, device, uniforms=2)
-    side = torch.sqrt((1.0 - lam.double()).clamp_min(0.0)) * applied
-    cut_h = torch.round(side * h).long()
-    cut_w = torch.round(side * w).long()
-    y0 = torch.minimum(torch.floor(uy * (h - cut_h + 1)).long(), h - cut_h)
-    x0 = torch.minimum(torch.floor(ux * (w - cut_w + 1)).long(), w - cut_w)
-    rows = torch.arange(h, device=device)
-    cols = torch.arange(w, device=device)
-    in_rows = (rows >= y0[:, None]) & (rows < (y0 + cut_h)[:, None])  # (B, H)
-    in_cols = (cols >= x0[:, None]) & (cols < (x0 + cut_w)[:, None])  # (B, W)
-    region = in_rows[:, :, None] & in_cols[:, None, :]  # (B, H, W)
+    lam, applied, u = _draw(b, per_sample, p, alpha, generator, device, uniforms=2, dtype=torch.float64)
+    # Rows and columns side by side in (B, 2) float64 tensors: few kernels, all exact integers.
+    dims = torch.arange(2, device=device, dtype=torch.float64) * (w - h) + h  # (h, w)
+    side = torch.sqrt((1.0 - lam).clamp_min(0.0)) * applied
+    cut = torch.round(side[:, None] * dims)  # (B, 2) rows, columns of the rectangle
+    room = dims - cut
+    start = torch.minimum(torch.floor(u * (room + 1)), room)
+    offset = torch.arange(max(h, w), device=device, dtype=torch.float64) - start[..., None]  # (B, 2, L)
+    inside = (offset >= 0) & (offset < cut[..., None])
+    region = inside[:, 0, :h, None] & inside[:, 1, None, :w]  # (B, H, W)
     mixed = torch.where(region[:, None], images[index], images)
     if target.dim() == 3:
         mixed_target = torch.where(region, target[index], target)
     else:
         mixed_target = torch.where(region[:, None], target[index], target)
-    kept = 1.0 - (cut_h * cut_w).double() / float(h * w)
+    kept = 1.0 - cut.prod(1) / float(h * w)
     return BatchMix(mixed, mixed_target, kept.to(torch.float32), index)
 
 
 def _soft_from_hard(a: torch.Tensor, b: torch.Tensor, lam: torch.Tensor, num_classes: int,
                     ignore_index: int | None, dtype: torch.dtype) -> torch.Tensor:
     """(B, K, H, W) probabilities of two hard masks blended by ``lam`` (B,)."""
-    def valid(m):
+    def valid(m):  # an ignore_index outside [0, num_classes) needs no test of its own
         ok = (m >= 0) & (m < num_classes)
-        return ok if ignore_index is None else ok & (m != ignore_index)
+        return ok & (m != ignore_index) if ignore_index is not None and 0 <= ignore_index < num_classes else ok
 
     va, vb = valid(a), valid(b)
     lam = lam.to(dtype)[:, None, None]
