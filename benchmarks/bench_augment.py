@@ -12,7 +12,8 @@
    crop geometries keep the tiles' scale). Counts the kept boxes below 0.9 for each library.
 3. ``augment.batch`` CutMix and MixUp on a (16, 3, 512, 512) float batch with (16, 512, 512)
    5-class masks: milliseconds per call on the CPU (1 thread) and, when present, on CUDA
-   (synchronised around the timing), next to a U-Net ResNet-34 bf16 training step on CUDA.
+   (synchronised around the timing); on CUDA also a U-Net ResNet-34 bf16 training step on the
+   same batch, alone and with each mixer in front of it (the mixer's share of a step).
 
     python benchmarks/bench_augment.py                     # about a minute here
     python benchmarks/bench_augment.py --repeat 200 --batch-repeat 20 --check-repeat 300
@@ -169,31 +170,51 @@ def bench_batch(device: torch.device, repeat: int) -> dict:
     return out
 
 
-def unet_step_seconds(device: torch.device, repeat: int) -> float | None:
+def unet_step_seconds(device: torch.device, repeat: int,
+                      shape: tuple[int, int, int] = (16, 512, 512)) -> dict[str, float] | None:
+    """U-Net ResNet-34 bf16 training step on the same batch, alone and with each batch mixer in
+    front of it (the mixer's kernels queue behind the previous step's, as in training)."""
     try:
         import segmentation_models_pytorch as smp
     except ImportError:
         return None
     model = smp.Unet("resnet34", encoder_weights=None, classes=CLASSES).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    x = torch.rand(16, 3, 512, 512, device=device)
-    y = torch.randint(0, CLASSES, (16, 512, 512), device=device)
+    g = torch.Generator(device=device).manual_seed(0)
+    b, h, w = shape
+    x = torch.rand(b, 3, h, w, device=device)
+    y = torch.randint(0, CLASSES, (b, h, w), device=device)
 
-    def step():
+    def step(images, target):
         with torch.autocast(device.type, dtype=torch.bfloat16):
-            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss = torch.nn.functional.cross_entropy(model(images), target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
+    def pair(out):
+        return out.images, out.target
+
+    variants = {
+        "U-Net ResNet-34 train step (bf16)": lambda: step(x, y),
+        "  same step after batch CutMix": lambda: step(*pair(batch_cutmix(x, y, generator=g))),
+        "  same step after batch MixUp": lambda: step(*pair(batch_mixup(x, y, generator=g, num_classes=CLASSES))),
+    }
+    times = dict.fromkeys(variants, 0.0)
     for _ in range(3):
-        step()
-    torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeat):
-        step()
-    torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeat
+        for fn in variants.values():
+            fn()
+    rounds = 3  # interleaved, so that clock changes hit every row alike
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            sync()
+            start = time.perf_counter()
+            for _ in range(repeat):
+                fn()
+            sync()
+            times[name] += (time.perf_counter() - start) / repeat / rounds
+    return times
 
 
 def main() -> None:
@@ -215,15 +236,18 @@ def main() -> None:
         bench_mosaic(samples, args.repeat)
         check_min_visibility(samples, args.check_repeat)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    print(f"\nbatch mixers on (16, 3, 512, 512) float32 + (16, 512, 512) masks, per call")
+    print("\nbatch mixers on (16, 3, 512, 512) float32 + (16, 512, 512) masks, per call")
     for device in devices:
         name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
         for mixer, t in bench_batch(device, args.batch_repeat).items():
             print(f"{name:30s} {mixer:34s} {t * 1e3:9.2f} ms")
         if device.type == "cuda":
-            step = unet_step_seconds(device, max(3, args.batch_repeat))
-            if step is not None:
-                print(f"{name:30s} {'U-Net ResNet-34 train step (bf16)':34s} {step * 1e3:9.2f} ms")
+            steps = unet_step_seconds(device, max(3, args.batch_repeat))
+            if steps is not None:
+                first, base = next(iter(steps.items()))
+                for row, t in steps.items():
+                    extra = "" if row == first else f"  ({(t - base) / base:+.1%} of the step)"
+                    print(f"{name:30s} {row:34s} {t * 1e3:9.2f} ms{extra}")
 
 
 if __name__ == "__main__":

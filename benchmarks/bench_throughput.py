@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label:<20} FAILED: {type(exc).__name__}: {exc}", flush=True)
             traceback.print_exc(file=sys.stderr)
     if cuda:
-        print(f"goals: wait < 5% with the default loader; loop/resident >= 0.90")
+        print("goals: wait < 5% with the default loader; loop/resident >= 0.90")
     return 1 if failed else 0
 
 
