@@ -12,8 +12,10 @@
    crop geometries keep the tiles' scale). Counts the kept boxes below 0.9 for each library.
 3. ``augment.batch`` CutMix and MixUp on a (16, 3, 512, 512) float batch with (16, 512, 512)
    5-class masks: milliseconds per call on the CPU (1 thread) and, when present, on CUDA
-   (synchronised around the timing); on CUDA also a U-Net ResNet-34 bf16 training step on the
-   same batch, alone and with each mixer in front of it (the mixer's share of a step).
+   (synchronised around the timing); the host cost of a call (the same on a (16, 3, 8, 8)
+   batch, where only the op dispatch is left); on CUDA also a U-Net ResNet-34 bf16 training
+   step on the same batch, alone and with each mixer in front of it (the mixer's share of a
+   step).
 
     python benchmarks/bench_augment.py                     # about a minute here
     python benchmarks/bench_augment.py --repeat 200 --batch-repeat 20 --check-repeat 300
@@ -145,10 +147,10 @@ def check_min_visibility(samples: list[dict], repeat: int) -> None:
         print(f"{name:30s} {kept:6d} kept {below:6d} below 0.9")
 
 
-def bench_batch(device: torch.device, repeat: int) -> dict:
+def bench_batch(device: torch.device, repeat: int, size: int = 512) -> dict:
     g = torch.Generator(device=device).manual_seed(0)
-    images = torch.rand(16, 3, 512, 512, generator=g, device=device)
-    masks = torch.randint(0, CLASSES, (16, 512, 512), generator=g, device=device)
+    images = torch.rand(16, 3, size, size, generator=g, device=device)
+    masks = torch.randint(0, CLASSES, (16, size, size), generator=g, device=device)
     masks[:, :8] = 255
     calls = {
         "batch CutMix (hard mask)": lambda: batch_cutmix(images, masks, generator=g),
@@ -241,6 +243,11 @@ def main() -> None:
         name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
         for mixer, t in bench_batch(device, args.batch_repeat).items():
             print(f"{name:30s} {mixer:34s} {t * 1e3:9.2f} ms")
+        if device.type == "cpu":
+            # At 8x8 the arithmetic is nothing: what is left is the host cost of dispatching the
+            # ops, which on a GPU bounds a call from below when the device is idle.
+            for mixer, t in bench_batch(device, 500, size=8).items():
+                print(f"{'CPU, (16, 3, 8, 8): host cost':30s} {mixer:34s} {t * 1e6:9.0f} us")
         if device.type == "cuda":
             steps = unet_step_seconds(device, max(3, args.batch_repeat))
             if steps is not None:
