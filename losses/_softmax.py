@@ -26,18 +26,8 @@ def softmax_terms(
     n, c, _ = p.x.shape
     logp = torch.log_softmax(p.x, dim=1)
     if p.idx is not None:
-        index = p.idx.unsqueeze(1)
-        lp = logp.gather(1, index)
-        nll = -lp
-        if gamma:
-            nll = nll * (-torch.expm1(lp)).clamp_min(0) ** gamma
-        if alpha is not None:
-            nll = nll * alpha[p.idx].unsqueeze(1)
-        den = None
-        if cw is not None:
-            wy = cw[p.idx].unsqueeze(1)
-            nll = nll * wy
-            den = wy
+        term, den = _label_term(logp, p.idx, gamma, alpha, cw)
+        nll = -term
         if label_smoothing:
             smooth = -(logp if cw is None else logp * cw.view(1, -1, 1)).sum(1, keepdim=True)
             nll = (1 - label_smoothing) * nll + (label_smoothing / c) * smooth
@@ -62,6 +52,28 @@ def softmax_terms(
     return num, den
 
 
+def _label_term(
+    logp: torch.Tensor,
+    idx: torch.Tensor,
+    gamma: float,
+    alpha: torch.Tensor | None,
+    cw: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(term, wy), each (N, 1, P), for hard labels y: term = cw_y a_y (1 - p_y) ** gamma log p_y
+    and wy = cw_y (None without class weights)."""
+    lp = logp.gather(1, idx.unsqueeze(1))
+    term = lp
+    if gamma:
+        term = term * (-torch.expm1(lp)).clamp_min(0) ** gamma
+    if alpha is not None:
+        term = term * alpha[idx].unsqueeze(1)
+    wy = None
+    if cw is not None:
+        wy = cw[idx].unsqueeze(1)
+        term = term * wy
+    return term, wy
+
+
 def softmax_image_sums(
     p: Prepared,
     gamma: float,
@@ -79,16 +91,7 @@ def softmax_image_sums(
         num, den = softmax_terms(p, gamma, alpha, cw, label_smoothing)
         return num.sum((1, 2)), den.sum((1, 2))
     logp = torch.log_softmax(p.x, dim=1)
-    lp = logp.gather(1, p.idx.unsqueeze(1))  # (N, 1, P)
-    term = lp
-    if gamma:
-        term = term * (-torch.expm1(lp)).clamp_min(0) ** gamma
-    if alpha is not None:
-        term = term * alpha[p.idx].unsqueeze(1)
-    wy = None
-    if cw is not None:
-        wy = cw[p.idx].unsqueeze(1)
-        term = term * wy
+    term, wy = _label_term(logp, p.idx, gamma, alpha, cw)
     v = p.v
     if v is None:
         num = -term.sum((1, 2))
