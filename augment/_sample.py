@@ -108,13 +108,28 @@ def mix_dtype(*images: np.ndarray) -> np.dtype:
     return np.dtype(np.uint8) if all(im.dtype == np.uint8 for im in images) else np.dtype(np.float32)
 
 
+def labelled(mask: np.ndarray, num_classes: int, ignore_index: int | None, name: str) -> np.ndarray:
+    """Boolean map of the pixels of a hard mask that hold a class; ``ignore_index`` is unlabelled,
+    also when it lies inside ``[0, num_classes)`` (as ``ignore_index`` means in every loss).
+
+    Raises:
+        ValueError: a value outside ``[0, num_classes)`` that is not ``ignore_index``.
+    """
+    valid = (mask >= 0) & (mask < num_classes)
+    ignored = np.zeros_like(valid) if ignore_index is None else mask == ignore_index
+    bad = ~valid & ~ignored
+    if bad.any():
+        raise ValueError(f"{name} mask has class {int(mask[bad][0])} outside [0, {num_classes}) and it "
+                         f"is not ignore_index={ignore_index}; set num_classes/ignore_index to match the data")
+    return valid & ~ignored
+
+
 def soft_mask(mask: np.ndarray, num_classes: int | None, ignore_index: int | None,
               name: str) -> np.ndarray:
     """Semantic mask as (H, W, C) float32 probabilities.
 
-    A hard (H, W) mask becomes one-hot; ``ignore_index`` pixels become the all-zero vector,
-    also when ``ignore_index`` lies inside ``[0, num_classes)`` (as ``ignore_index`` means in
-    every loss). A soft (H, W, C) mask is returned as float32.
+    A hard (H, W) mask becomes one-hot; unlabelled pixels (see :func:`labelled`) become the
+    all-zero vector. A soft (H, W, C) mask is returned as float32.
 
     Raises:
         ValueError: a hard mask without ``num_classes``, a class outside ``[0, num_classes)``
@@ -128,17 +143,7 @@ def soft_mask(mask: np.ndarray, num_classes: int | None, ignore_index: int | Non
         raise ValueError(f"{name}: turning semantic masks into per-class probabilities needs "
                          "num_classes; pass num_classes=... to the mixer")
     mask = mask.astype(np.int64, copy=False)
-    valid = (mask >= 0) & (mask < num_classes)
-    if ignore_index is not None:
-        ignored = mask == ignore_index
-        bad = ~valid & ~ignored
-        valid &= ~ignored
-    else:
-        bad = ~valid
-    if bad.any():
-        value = int(mask[bad][0])
-        raise ValueError(f"{name} mask has class {value} outside [0, {num_classes}) and it is not "
-                         f"ignore_index={ignore_index}; set num_classes/ignore_index to match the data")
+    valid = labelled(mask, num_classes, ignore_index, name)
     out = np.zeros(mask.shape + (num_classes,), dtype=np.float32)
     rows, cols = np.nonzero(valid)
     out[rows, cols, mask[rows, cols]] = 1.0

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ._sample import check_sources, concat_instances, mix_label_vectors, soft_mask, take
+from ._sample import check_sources, concat_instances, labelled, mix_label_vectors, soft_mask, take
 
 __all__ = ["MixUp", "mixup"]
 
@@ -20,17 +20,7 @@ def _blend_hard(a: np.ndarray, b: np.ndarray, lam: float, num_classes: int | Non
     h, w = a.shape
     out = np.zeros((h * w, num_classes), dtype=np.float32)
     a, b = a.reshape(-1).astype(np.int64, copy=False), b.reshape(-1).astype(np.int64, copy=False)
-    valid = []
-    for k, m in enumerate((a, b)):
-        ok = (m >= 0) & (m < num_classes)
-        ignored = np.zeros_like(ok) if ignore_index is None else m == ignore_index
-        bad = ~ok & ~ignored
-        ok &= ~ignored  # ignore_index means unlabelled even inside [0, num_classes)
-        if bad.any():
-            raise ValueError(f"MixUp source {k} mask has class {int(m[bad][0])} outside [0, {num_classes}) "
-                             f"and it is not ignore_index={ignore_index}; set num_classes/ignore_index "
-                             "to match the data")
-        valid.append(ok)
+    valid = [labelled(m, num_classes, ignore_index, f"MixUp source {k}") for k, m in enumerate((a, b))]
     both = valid[0] & valid[1]
     for m, ok, weight in ((a, valid[0], lam), (b, valid[1], 1.0 - lam)):
         pix = np.flatnonzero(ok)
