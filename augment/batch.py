@@ -281,4 +281,5 @@ class BatchMixUp:
 
     def __repr__(self) -> str:
         return (f"BatchMixUp(p={self.p}, alpha={self.alpha}, num_classes={self.num_classes}, "
-                f"ignore_index={self.ignore_index}, per_sample={self.per_sample})")
+                f"ignore_index={self.ignore_index}, per_sample={self.per_sample}, "
+                f"primary_dominant={self.primary_dominant}, pairing={self.pairing!r})")
