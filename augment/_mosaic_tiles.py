@@ -84,7 +84,7 @@ def tile_boxes(boxes: np.ndarray, p: TilePlacement) -> tuple[np.ndarray, np.ndar
 
 
 def tile_instances(masks: np.ndarray, p: TilePlacement, clipped: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Instance masks of one tile: visible window, pixel counts and boxes tightened to them.
 
     Args:
