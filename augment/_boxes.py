@@ -119,8 +119,7 @@ def visible_boxes(boxes: np.ndarray, keep_map: np.ndarray) -> tuple[np.ndarray, 
             continue
         cols = np.flatnonzero(window.any(0))
         rows = np.flatnonzero(window.any(1))
-        out[n] = (max(x0, c0 + cols[0]), max(y0, r0 + rows[0]),
-                  min(x1, c0 + cols[-1] + 1), min(y1, r0 + rows[-1] + 1))
+        out[n] = (max(x0, c0 + cols[0]), max(y0, r0 + rows[0]), min(x1, c0 + cols[-1] + 1), min(y1, r0 + rows[-1] + 1))
     return area, out
 
 
@@ -161,8 +160,9 @@ def intersect_boxes(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([np.maximum(a[:, :2], b[:, :2]), np.minimum(a[:, 2:], b[:, 2:])], axis=1)
 
 
-def keep_by_visibility(visible_area: np.ndarray, original_area: np.ndarray,
-                       min_visibility: float = 0.0, min_area: float = 0.0) -> np.ndarray:
+def keep_by_visibility(
+    visible_area: np.ndarray, original_area: np.ndarray, min_visibility: float = 0.0, min_area: float = 0.0
+) -> np.ndarray:
     """Keep-index of boxes after a cut, measured against the box before any cut.
 
     A box is kept when it still has area and either was not cut at all, or its visible area
@@ -185,8 +185,13 @@ def keep_by_visibility(visible_area: np.ndarray, original_area: np.ndarray,
     return (visible_area > 0) & (uncut | ok)
 
 
-def cut_instances(boxes: np.ndarray, masks: np.ndarray | None, keep_map: np.ndarray,
-                  min_visibility: float = 0.0, min_area: float = 0.0):
+def cut_instances(
+    boxes: np.ndarray,
+    masks: np.ndarray | None,
+    keep_map: np.ndarray,
+    min_visibility: float = 0.0,
+    min_area: float = 0.0,
+):
     """Boxes and instance masks of one source after hiding the pixels where ``keep_map`` is False.
 
     Without instance masks a box's visibility is its visible area (exact for float boxes) over

@@ -127,6 +127,12 @@ def plan_mosaic(
             crop_h, crop_w, out_h, out_w = _crop_and_size(h, w, y1 - y0, x1 - x0, fit)
             sy, oy = _place_axis(rng, h, crop_h, out_h, y1 - y0)
             sx, ox = _place_axis(rng, w, crop_w, out_w, x1 - x0)
-            placements.append(TilePlacement(source, (y0, x0, y1, x1), (sy, sx, sy + crop_h, sx + crop_w),
-                                            (y0 + oy, x0 + ox, y0 + oy + out_h, x0 + ox + out_w)))
+            placements.append(
+                TilePlacement(
+                    source,
+                    (y0, x0, y1, x1),
+                    (sy, sx, sy + crop_h, sx + crop_w),
+                    (y0 + oy, x0 + ox, y0 + oy + out_h, x0 + ox + out_w),
+                )
+            )
     return placements

@@ -25,7 +25,8 @@ def tile_image(image: np.ndarray, p: TilePlacement, interpolation: int) -> np.nd
     if (cy1 - cy0, cx1 - cx0) == (vy1 - vy0, vx1 - vx0):
         return crop
     return cv2.resize(crop, (vx1 - vx0, vy1 - vy0), interpolation=interpolation).reshape(
-        (vy1 - vy0, vx1 - vx0) + image.shape[2:])
+        (vy1 - vy0, vx1 - vx0) + image.shape[2:]
+    )
 
 
 def _nearest_index(start: int, count: int, crop_start: int, crop: int, out: int) -> np.ndarray:
@@ -83,8 +84,9 @@ def tile_boxes(boxes: np.ndarray, p: TilePlacement) -> tuple[np.ndarray, np.ndar
     return clipped, box_areas(clipped), box_areas(placed)
 
 
-def tile_instances(masks: np.ndarray, p: TilePlacement, clipped: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def tile_instances(
+    masks: np.ndarray, p: TilePlacement, clipped: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Instance masks of one tile: visible window, pixel counts and boxes tightened to them.
 
     Args:
@@ -118,8 +120,15 @@ def tile_instances(masks: np.ndarray, p: TilePlacement, clipped: np.ndarray
     return window, visible_px, full_px, boxes, on.reshape(len(masks), -1).any(1)
 
 
-def keep_boxes(boxes: np.ndarray, visible: np.ndarray, full: np.ndarray, min_visibility: float,
-               min_area: float, min_side: float, max_aspect_ratio: float) -> tuple[np.ndarray, np.ndarray]:
+def keep_boxes(
+    boxes: np.ndarray,
+    visible: np.ndarray,
+    full: np.ndarray,
+    min_visibility: float,
+    min_area: float,
+    min_side: float,
+    max_aspect_ratio: float,
+) -> tuple[np.ndarray, np.ndarray]:
     """Filters canvas boxes; returns ``(boxes as float32, keep)``.
 
     A box is kept when ``visible > 0``, ``visible >= min_area``,

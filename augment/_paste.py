@@ -16,8 +16,9 @@ def _take_region(a: np.ndarray, b: np.ndarray, region: np.ndarray, dtype) -> np.
     return out
 
 
-def mix_masks(a: np.ndarray, b: np.ndarray, region: np.ndarray, num_classes: int | None,
-              ignore_index: int | None, name: str) -> np.ndarray:
+def mix_masks(
+    a: np.ndarray, b: np.ndarray, region: np.ndarray, num_classes: int | None, ignore_index: int | None, name: str
+) -> np.ndarray:
     """Semantic mask taking ``b`` inside ``region`` and ``a`` elsewhere.
 
     Two hard masks stay hard; if either is soft (H, W, C) both become soft and the hard one is
@@ -33,9 +34,18 @@ def mix_masks(a: np.ndarray, b: np.ndarray, region: np.ndarray, num_classes: int
     return _take_region(a, b, region, np.float32)
 
 
-def paste(primary: dict, partner: dict, region: np.ndarray, *, min_visibility: float,
-          min_area: float, num_classes: int | None, ignore_index: int | None, name: str,
-          partner_instances: np.ndarray | None = None) -> tuple[dict, float]:
+def paste(
+    primary: dict,
+    partner: dict,
+    region: np.ndarray,
+    *,
+    min_visibility: float,
+    min_area: float,
+    num_classes: int | None,
+    ignore_index: int | None,
+    name: str,
+    partner_instances: np.ndarray | None = None,
+) -> tuple[dict, float]:
     """Takes ``partner`` inside ``region`` and ``primary`` elsewhere (both already checked).
 
     Args:
@@ -60,14 +70,14 @@ def paste(primary: dict, partner: dict, region: np.ndarray, *, min_visibility: f
     if "bboxes" in primary:
         parts = []
         for src, keep_map in ((primary, ~region), (partner, region)):
-            keep, boxes, masks = cut_instances(src["bboxes"], src.get("masks"), keep_map,
-                                               min_visibility, min_area)
+            keep, boxes, masks = cut_instances(src["bboxes"], src.get("masks"), keep_map, min_visibility, min_area)
             if src is partner and partner_instances is not None:
                 keep &= partner_instances
             parts.append(take(src, keep, boxes, masks))
         keep_weights = "weights" in primary or "weights" in partner
         out.update(concat_instances(parts, keep_weights, h, w))
     if "label_vector" in primary:
-        out["label_vector"] = mix_label_vectors([primary["label_vector"], partner["label_vector"]],
-                                                [lam, 1.0 - lam], name)
+        out["label_vector"] = mix_label_vectors(
+            [primary["label_vector"], partner["label_vector"]], [lam, 1.0 - lam], name
+        )
     return out, lam

@@ -47,8 +47,10 @@ def check_sample(sample, name: str) -> dict:
     if "mask" in sample and sample["mask"] is not None:
         mask = np.asarray(sample["mask"])
         if mask.ndim not in (2, 3) or mask.shape[:2] != (h, w):
-            raise ValueError(f"{name} mask has shape {mask.shape} but image is {h}x{w}; "
-                             "expected (H, W) class indices or (H, W, C) probabilities")
+            raise ValueError(
+                f"{name} mask has shape {mask.shape} but image is {h}x{w}; "
+                "expected (H, W) class indices or (H, W, C) probabilities"
+            )
         out["mask"] = mask
     if "bboxes" in sample or "labels" in sample or "masks" in sample:
         boxes = check_boxes(sample.get("bboxes"), h, w, name=f"{name} bboxes")
@@ -72,7 +74,8 @@ def check_sample(sample, name: str) -> dict:
             if masks.ndim != 3 or masks.shape[1:] != (h, w) or len(masks) != n:
                 raise ValueError(
                     f"{name} masks has shape {masks.shape} but needs (N, H, W) = ({n}, {h}, {w}): one "
-                    "instance mask per box (a pipeline that drops boxes must drop their masks too)")
+                    "instance mask per box (a pipeline that drops boxes must drop their masks too)"
+                )
             out["masks"] = masks
     if "label_vector" in sample:
         out["label_vector"] = np.asarray(sample["label_vector"], dtype=np.float32).reshape(-1)
@@ -91,15 +94,19 @@ def check_sources(samples, n: int, mixer: str, same_size: bool = True) -> list[d
         if same_size and s["image"].shape[:2] != first["image"].shape[:2]:
             raise ValueError(
                 f"{mixer} needs sources of one size: source 0 is {first['image'].shape[:2]} (H, W), "
-                f"source {i} is {s['image'].shape[:2]}; resize or crop them to one size in `pre`")
+                f"source {i} is {s['image'].shape[:2]}; resize or crop them to one size in `pre`"
+            )
         if s["image"].shape[2:] != first["image"].shape[2:]:
-            raise ValueError(f"{mixer}: source 0 image has shape {first['image'].shape}, source {i} "
-                             f"has {s['image'].shape}; give all sources the same channels")
+            raise ValueError(
+                f"{mixer}: source 0 image has shape {first['image'].shape}, source {i} "
+                f"has {s['image'].shape}; give all sources the same channels"
+            )
         for key in TARGET_KEYS:
             if (key in first) != (key in s):
                 has, lacks = (0, i) if key in first else (i, 0)
-                raise ValueError(f"{mixer}: source {has} has '{key}' but source {lacks} does not; "
-                                 "give every sample the same targets")
+                raise ValueError(
+                    f"{mixer}: source {has} has '{key}' but source {lacks} does not; give every sample the same targets"
+                )
     return checked
 
 
@@ -119,13 +126,14 @@ def labelled(mask: np.ndarray, num_classes: int, ignore_index: int | None, name:
     ignored = np.zeros_like(valid) if ignore_index is None else mask == ignore_index
     bad = ~valid & ~ignored
     if bad.any():
-        raise ValueError(f"{name} mask has class {int(mask[bad][0])} outside [0, {num_classes}) and it "
-                         f"is not ignore_index={ignore_index}; set num_classes/ignore_index to match the data")
+        raise ValueError(
+            f"{name} mask has class {int(mask[bad][0])} outside [0, {num_classes}) and it "
+            f"is not ignore_index={ignore_index}; set num_classes/ignore_index to match the data"
+        )
     return valid & ~ignored
 
 
-def soft_mask(mask: np.ndarray, num_classes: int | None, ignore_index: int | None,
-              name: str) -> np.ndarray:
+def soft_mask(mask: np.ndarray, num_classes: int | None, ignore_index: int | None, name: str) -> np.ndarray:
     """Semantic mask as (H, W, C) float32 probabilities.
 
     A hard (H, W) mask becomes one-hot; unlabelled pixels (see :func:`labelled`) become the
@@ -140,8 +148,10 @@ def soft_mask(mask: np.ndarray, num_classes: int | None, ignore_index: int | Non
             raise ValueError(f"{name} soft mask has {mask.shape[2]} channels but num_classes={num_classes}")
         return mask.astype(np.float32, copy=False)
     if num_classes is None:
-        raise ValueError(f"{name}: turning semantic masks into per-class probabilities needs "
-                         "num_classes; pass num_classes=... to the mixer")
+        raise ValueError(
+            f"{name}: turning semantic masks into per-class probabilities needs "
+            "num_classes; pass num_classes=... to the mixer"
+        )
     mask = mask.astype(np.int64, copy=False)
     valid = labelled(mask, num_classes, ignore_index, name)
     out = np.zeros(mask.shape + (num_classes,), dtype=np.float32)
@@ -150,8 +160,7 @@ def soft_mask(mask: np.ndarray, num_classes: int | None, ignore_index: int | Non
     return out
 
 
-def take(sample: dict, keep: np.ndarray, boxes: np.ndarray | None = None,
-         masks: np.ndarray | None = None) -> dict:
+def take(sample: dict, keep: np.ndarray, boxes: np.ndarray | None = None, masks: np.ndarray | None = None) -> dict:
     """The per-instance arrays of ``sample`` selected by one keep-index.
 
     Args:

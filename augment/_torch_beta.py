@@ -13,8 +13,13 @@ from __future__ import annotations
 import torch
 
 
-def sample_beta(shape: tuple[int, ...], alpha: float, generator: torch.Generator | None = None,
-                device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def sample_beta(
+    shape: tuple[int, ...],
+    alpha: float,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """``Beta(alpha, alpha)`` samples of ``shape`` and ``dtype`` on ``device``.
 
     Example:

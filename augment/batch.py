@@ -53,16 +53,22 @@ def _check(images, target, generator, name: str) -> tuple[int, int, int]:
         raise ValueError(
             f"{name}: target {tuple(target.shape)} {target.dtype} does not fit images {tuple(images.shape)}; "
             f"give class indices (B, H, W) = ({b}, {h}, {w}) as an integer tensor or soft "
-            f"targets (B, K, H, W) as a float tensor")
+            f"targets (B, K, H, W) as a float tensor"
+        )
     if target.device != images.device:
         raise ValueError(f"{name}: images are on {images.device} but target is on {target.device}")
     if not isinstance(generator, torch.Generator):
-        raise TypeError(f"{name}: pass generator=torch.Generator(device=images.device).manual_seed(...), "
-                        f"got {type(generator).__name__}")
+        raise TypeError(
+            f"{name}: pass generator=torch.Generator(device=images.device).manual_seed(...), "
+            f"got {type(generator).__name__}"
+        )
     if generator.device.type != images.device.type or (
-            images.device.type != "cpu" and generator.device.index not in (None, images.device.index)):
-        raise ValueError(f"{name}: the generator is on {generator.device} but the batch is on "
-                         f"{images.device}; create it with torch.Generator(device={str(images.device)!r})")
+        images.device.type != "cpu" and generator.device.index not in (None, images.device.index)
+    ):
+        raise ValueError(
+            f"{name}: the generator is on {generator.device} but the batch is on "
+            f"{images.device}; create it with torch.Generator(device={str(images.device)!r})"
+        )
     return b, h, w
 
 
@@ -81,8 +87,16 @@ def _pairs(b: int, pairing: str, generator: torch.Generator, device: torch.devic
     return torch.randperm(b, generator=generator, device=device)
 
 
-def _draw(b: int, per_sample: bool, p: float, alpha: float, generator, device, uniforms: int = 0,
-          dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _draw(
+    b: int,
+    per_sample: bool,
+    p: float,
+    alpha: float,
+    generator,
+    device,
+    uniforms: int = 0,
+    dtype: torch.dtype = torch.float32,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(lam, applied, u)``: (B,) Beta(alpha, alpha) of ``dtype``, (B,) Bernoulli(p) and
     (B, uniforms) float64 U[0, 1), each shared by the batch when not ``per_sample`` (one
     kernel for the Beta draw, one for all the uniforms)."""
@@ -92,9 +106,16 @@ def _draw(b: int, per_sample: bool, p: float, alpha: float, generator, device, u
     return lam.expand(b), (u[:, 0] < p).expand(b), u[:, 1:].expand(b, uniforms)
 
 
-def batch_cutmix(images: torch.Tensor, target: torch.Tensor, *, generator: torch.Generator,
-                 alpha: float = 1.0, p: float = 1.0, per_sample: bool = True,
-                 pairing: str = "permutation") -> BatchMix:
+def batch_cutmix(
+    images: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    generator: torch.Generator,
+    alpha: float = 1.0,
+    p: float = 1.0,
+    per_sample: bool = True,
+    pairing: str = "permutation",
+) -> BatchMix:
     """Pastes a rectangle of ``images[index[i]]`` and its target onto sample ``i``.
 
     ``lam ~ Beta(alpha, alpha)``; the rectangle has ``round(H * sqrt(1 - lam))`` rows and
@@ -146,9 +167,11 @@ def batch_cutmix(images: torch.Tensor, target: torch.Tensor, *, generator: torch
     return BatchMix(mixed, mixed_target, kept.to(torch.float32), index)
 
 
-def _soft_from_hard(a: torch.Tensor, b: torch.Tensor, lam: torch.Tensor, num_classes: int,
-                    ignore_index: int | None, dtype: torch.dtype) -> torch.Tensor:
+def _soft_from_hard(
+    a: torch.Tensor, b: torch.Tensor, lam: torch.Tensor, num_classes: int, ignore_index: int | None, dtype: torch.dtype
+) -> torch.Tensor:
     """(B, K, H, W) probabilities of two hard masks blended by ``lam`` (B,)."""
+
     def valid(m):  # an ignore_index outside [0, num_classes) needs no test of its own
         ok = (m >= 0) & (m < num_classes)
         return ok & (m != ignore_index) if ignore_index is not None and 0 <= ignore_index < num_classes else ok
@@ -164,10 +187,19 @@ def _soft_from_hard(a: torch.Tensor, b: torch.Tensor, lam: torch.Tensor, num_cla
     return out
 
 
-def batch_mixup(images: torch.Tensor, target: torch.Tensor, *, generator: torch.Generator,
-                num_classes: int | None = None, ignore_index: int | None = 255, alpha: float = 1.0,
-                p: float = 1.0, per_sample: bool = True, primary_dominant: bool = False,
-                pairing: str = "permutation") -> BatchMix:
+def batch_mixup(
+    images: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    generator: torch.Generator,
+    num_classes: int | None = None,
+    ignore_index: int | None = 255,
+    alpha: float = 1.0,
+    p: float = 1.0,
+    per_sample: bool = True,
+    primary_dominant: bool = False,
+    pairing: str = "permutation",
+) -> BatchMix:
     """Blends sample ``i`` with ``index[i]``: ``lam * x_i + (1 - lam) * x_index[i]``.
 
     Images are blended in floating point (integer images become float32). The target becomes
@@ -204,8 +236,10 @@ def batch_mixup(images: torch.Tensor, target: torch.Tensor, *, generator: torch.
     b, h, w = _check(images, target, generator, "batch_mixup")
     hard = target.dim() == 3
     if hard and (num_classes is None or int(num_classes) < 1):
-        raise ValueError(f"batch_mixup: a hard (B, H, W) mask becomes per-class probabilities and "
-                         f"needs num_classes >= 1, got {num_classes}")
+        raise ValueError(
+            f"batch_mixup: a hard (B, H, W) mask becomes per-class probabilities and "
+            f"needs num_classes >= 1, got {num_classes}"
+        )
     device = images.device
     index = _pairs(b, pairing, generator, device)
     lam, applied, _ = _draw(b, per_sample, p, alpha, generator, device)
@@ -241,14 +275,20 @@ class BatchCutMix:
         torch.Size([2, 3, 4, 6])
     """
 
-    def __init__(self, p: float = 0.5, alpha: float = 1.0, per_sample: bool = True,
-                 pairing: str = "permutation"):
+    def __init__(self, p: float = 0.5, alpha: float = 1.0, per_sample: bool = True, pairing: str = "permutation"):
         _check_options("BatchCutMix", p, alpha, pairing)
         self.p, self.alpha, self.per_sample, self.pairing = float(p), float(alpha), bool(per_sample), pairing
 
     def __call__(self, images: torch.Tensor, target: torch.Tensor, *, generator: torch.Generator) -> BatchMix:
-        return batch_cutmix(images, target, generator=generator, alpha=self.alpha, p=self.p,
-                            per_sample=self.per_sample, pairing=self.pairing)
+        return batch_cutmix(
+            images,
+            target,
+            generator=generator,
+            alpha=self.alpha,
+            p=self.p,
+            per_sample=self.per_sample,
+            pairing=self.pairing,
+        )
 
     def __repr__(self) -> str:
         return f"BatchCutMix(p={self.p}, alpha={self.alpha}, per_sample={self.per_sample}, pairing={self.pairing!r})"
@@ -265,21 +305,38 @@ class BatchMixUp:
         torch.Size([2, 3, 4, 6])
     """
 
-    def __init__(self, p: float = 0.5, alpha: float = 1.0, num_classes: int | None = None,
-                 ignore_index: int | None = 255, per_sample: bool = True,
-                 primary_dominant: bool = False, pairing: str = "permutation"):
+    def __init__(
+        self,
+        p: float = 0.5,
+        alpha: float = 1.0,
+        num_classes: int | None = None,
+        ignore_index: int | None = 255,
+        per_sample: bool = True,
+        primary_dominant: bool = False,
+        pairing: str = "permutation",
+    ):
         _check_options("BatchMixUp", p, alpha, pairing)
         self.p, self.alpha, self.per_sample, self.pairing = float(p), float(alpha), bool(per_sample), pairing
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.primary_dominant = bool(primary_dominant)
 
     def __call__(self, images: torch.Tensor, target: torch.Tensor, *, generator: torch.Generator) -> BatchMix:
-        return batch_mixup(images, target, generator=generator, num_classes=self.num_classes,
-                           ignore_index=self.ignore_index, alpha=self.alpha, p=self.p,
-                           per_sample=self.per_sample, primary_dominant=self.primary_dominant,
-                           pairing=self.pairing)
+        return batch_mixup(
+            images,
+            target,
+            generator=generator,
+            num_classes=self.num_classes,
+            ignore_index=self.ignore_index,
+            alpha=self.alpha,
+            p=self.p,
+            per_sample=self.per_sample,
+            primary_dominant=self.primary_dominant,
+            pairing=self.pairing,
+        )
 
     def __repr__(self) -> str:
-        return (f"BatchMixUp(p={self.p}, alpha={self.alpha}, num_classes={self.num_classes}, "
-                f"ignore_index={self.ignore_index}, per_sample={self.per_sample}, "
-                f"primary_dominant={self.primary_dominant}, pairing={self.pairing!r})")
+        return (
+            f"BatchMixUp(p={self.p}, alpha={self.alpha}, num_classes={self.num_classes}, "
+            f"ignore_index={self.ignore_index}, per_sample={self.per_sample}, "
+            f"primary_dominant={self.primary_dominant}, pairing={self.pairing!r})"
+        )

@@ -13,9 +13,16 @@ from .cutmix import _check_filter
 __all__ = ["CopyPaste", "copy_paste"]
 
 
-def copy_paste(primary: dict, partner: dict, instances: np.ndarray, *, min_visibility: float = 0.0,
-               min_area: float = 0.0, num_classes: int | None = None,
-               ignore_index: int | None = None) -> dict:
+def copy_paste(
+    primary: dict,
+    partner: dict,
+    instances: np.ndarray,
+    *,
+    min_visibility: float = 0.0,
+    min_area: float = 0.0,
+    num_classes: int | None = None,
+    ignore_index: int | None = None,
+) -> dict:
     """Pastes the chosen partner instances (by instance mask) onto the primary.
 
     The pasted pixels (the union of the chosen instance masks) take the partner's image and
@@ -49,17 +56,27 @@ def copy_paste(primary: dict, partner: dict, instances: np.ndarray, *, min_visib
     _check_filter("CopyPaste", min_visibility, min_area)
     primary, partner = check_sources([primary, partner], 2, "CopyPaste")
     if "masks" not in primary:
-        raise ValueError("CopyPaste pastes by instance mask: give the samples a 'masks' key "
-                         "(K, H, W), one mask per box")
+        raise ValueError(
+            "CopyPaste pastes by instance mask: give the samples a 'masks' key (K, H, W), one mask per box"
+        )
     instances = np.asarray(instances, dtype=bool).reshape(-1)
     if len(instances) != len(partner["masks"]):
-        raise ValueError(f"CopyPaste: instances has {len(instances)} entries but the partner has "
-                         f"{len(partner['masks'])} instances")
+        raise ValueError(
+            f"CopyPaste: instances has {len(instances)} entries but the partner has {len(partner['masks'])} instances"
+        )
     chosen = partner["masks"][instances]
     region = (chosen != 0).any(0) if len(chosen) else np.zeros(primary["image"].shape[:2], bool)
-    out, _ = paste(primary, partner, region, min_visibility=min_visibility, min_area=min_area,
-                   num_classes=num_classes, ignore_index=ignore_index, name="CopyPaste",
-                   partner_instances=instances)
+    out, _ = paste(
+        primary,
+        partner,
+        region,
+        min_visibility=min_visibility,
+        min_area=min_area,
+        num_classes=num_classes,
+        ignore_index=ignore_index,
+        name="CopyPaste",
+        partner_instances=instances,
+    )
     return out
 
 
@@ -80,9 +97,15 @@ class CopyPaste:
 
     num_sources = 2
 
-    def __init__(self, p: float = 0.5, max_instances: int | None = None,
-                 min_visibility: float = 0.0, min_area: float = 0.0,
-                 num_classes: int | None = None, ignore_index: int | None = None):
+    def __init__(
+        self,
+        p: float = 0.5,
+        max_instances: int | None = None,
+        min_visibility: float = 0.0,
+        min_area: float = 0.0,
+        num_classes: int | None = None,
+        ignore_index: int | None = None,
+    ):
         if not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"CopyPaste p must lie in [0, 1], got {p}")
         if max_instances is not None and int(max_instances) < 1:
@@ -110,10 +133,18 @@ class CopyPaste:
                 cap = len(available) if self.max_instances is None else min(len(available), self.max_instances)
                 k = int(rng.integers(1, cap + 1))
                 instances[rng.choice(available, size=k, replace=False)] = True
-        return copy_paste(samples[0], partner, instances, min_visibility=self.min_visibility,
-                          min_area=self.min_area, num_classes=self.num_classes,
-                          ignore_index=self.ignore_index)
+        return copy_paste(
+            samples[0],
+            partner,
+            instances,
+            min_visibility=self.min_visibility,
+            min_area=self.min_area,
+            num_classes=self.num_classes,
+            ignore_index=self.ignore_index,
+        )
 
     def __repr__(self) -> str:
-        return (f"CopyPaste(p={self.p}, max_instances={self.max_instances}, "
-                f"min_visibility={self.min_visibility}, min_area={self.min_area})")
+        return (
+            f"CopyPaste(p={self.p}, max_instances={self.max_instances}, "
+            f"min_visibility={self.min_visibility}, min_area={self.min_area})"
+        )

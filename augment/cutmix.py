@@ -17,15 +17,24 @@ _SHAPES = ("rect", "fmix")
 
 def _check_filter(name: str, min_visibility: float, min_area: float) -> None:
     if not 0.0 <= float(min_visibility) <= 1.0:
-        raise ValueError(f"{name}: min_visibility is a fraction of the box before the cut and must "
-                         f"lie in [0, 1], got {min_visibility}")
+        raise ValueError(
+            f"{name}: min_visibility is a fraction of the box before the cut and must "
+            f"lie in [0, 1], got {min_visibility}"
+        )
     if float(min_area) < 0:
         raise ValueError(f"{name}: min_area is in pixels and must be >= 0, got {min_area}")
 
 
-def cutmix(primary: dict, partner: dict, region: np.ndarray, *, min_visibility: float = 0.0,
-           min_area: float = 0.0, num_classes: int | None = None,
-           ignore_index: int | None = None) -> tuple[dict, float]:
+def cutmix(
+    primary: dict,
+    partner: dict,
+    region: np.ndarray,
+    *,
+    min_visibility: float = 0.0,
+    min_area: float = 0.0,
+    num_classes: int | None = None,
+    ignore_index: int | None = None,
+) -> tuple[dict, float]:
     """Pastes ``partner`` inside ``region`` onto ``primary``.
 
     Image and semantic mask pixels are copied exactly (the image is uint8 when both are uint8,
@@ -62,10 +71,20 @@ def cutmix(primary: dict, partner: dict, region: np.ndarray, *, min_visibility: 
     primary, partner = check_sources([primary, partner], 2, "CutMix")
     region = np.asarray(region)
     if region.dtype != bool or region.shape != primary["image"].shape[:2]:
-        raise ValueError(f"CutMix region must be a bool array of the image size "
-                         f"{primary['image'].shape[:2]}, got {region.dtype} {region.shape}")
-    return paste(primary, partner, region, min_visibility=min_visibility, min_area=min_area,
-                 num_classes=num_classes, ignore_index=ignore_index, name="CutMix")
+        raise ValueError(
+            f"CutMix region must be a bool array of the image size "
+            f"{primary['image'].shape[:2]}, got {region.dtype} {region.shape}"
+        )
+    return paste(
+        primary,
+        partner,
+        region,
+        min_visibility=min_visibility,
+        min_area=min_area,
+        num_classes=num_classes,
+        ignore_index=ignore_index,
+        name="CutMix",
+    )
 
 
 class CutMix:
@@ -96,9 +115,17 @@ class CutMix:
 
     num_sources = 2
 
-    def __init__(self, p: float = 0.5, alpha: float = 1.0, shape: str = "rect",
-                 decay_power: float = 3.0, min_visibility: float = 0.0, min_area: float = 0.0,
-                 num_classes: int | None = None, ignore_index: int | None = None):
+    def __init__(
+        self,
+        p: float = 0.5,
+        alpha: float = 1.0,
+        shape: str = "rect",
+        decay_power: float = 3.0,
+        min_visibility: float = 0.0,
+        min_area: float = 0.0,
+        num_classes: int | None = None,
+        ignore_index: int | None = None,
+    ):
         if not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"CutMix p must lie in [0, 1], got {p}")
         if not float(alpha) > 0:
@@ -128,14 +155,22 @@ class CutMix:
             region = rect_region(h, w, lam, rng)
         else:
             region = fmix_region(h, w, lam, rng, self.decay_power)
-        return cutmix(samples[0], samples[1], region, min_visibility=self.min_visibility,
-                      min_area=self.min_area, num_classes=self.num_classes,
-                      ignore_index=self.ignore_index)
+        return cutmix(
+            samples[0],
+            samples[1],
+            region,
+            min_visibility=self.min_visibility,
+            min_area=self.min_area,
+            num_classes=self.num_classes,
+            ignore_index=self.ignore_index,
+        )
 
     def __call__(self, samples: Sequence[dict], rng: np.random.Generator) -> dict:
         """Mixes ``samples = [primary, partner]``; returns a new sample, inputs are untouched."""
         return self.mix(samples, rng)[0]
 
     def __repr__(self) -> str:
-        return (f"CutMix(p={self.p}, alpha={self.alpha}, shape={self.shape!r}, "
-                f"min_visibility={self.min_visibility}, min_area={self.min_area})")
+        return (
+            f"CutMix(p={self.p}, alpha={self.alpha}, shape={self.shape!r}, "
+            f"min_visibility={self.min_visibility}, min_area={self.min_area})"
+        )

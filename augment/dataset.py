@@ -37,13 +37,17 @@ def _check_bbox_params(transform: Any, sample: dict) -> None:
     fix = "bbox_params=A.BboxParams(format='pascal_voc', label_fields=['labels'])"
     proc = processors.get("bboxes")
     if proc is None:
-        raise ValueError(f"the samples have 'bboxes' but the albumentations Compose has no bbox_params, "
-                         f"so it would move the image without the boxes; pass {fix}")
+        raise ValueError(
+            f"the samples have 'bboxes' but the albumentations Compose has no bbox_params, "
+            f"so it would move the image without the boxes; pass {fix}"
+        )
     params = proc.params
     if params.format != "pascal_voc" or "labels" not in (params.label_fields or []):
-        raise ValueError(f"the albumentations Compose has bbox_params format={params.format!r}, "
-                         f"label_fields={params.label_fields}; samples hold pascal_voc boxes with "
-                         f"'labels', so pass {fix}")
+        raise ValueError(
+            f"the albumentations Compose has bbox_params format={params.format!r}, "
+            f"label_fields={params.label_fields}; samples hold pascal_voc boxes with "
+            f"'labels', so pass {fix}"
+        )
 
 
 def _call_albumentations(transform: Any, sample: dict) -> dict:
@@ -81,15 +85,14 @@ def apply_transform(transform: Callable | None, sample: dict, rng: np.random.Gen
         return _normalise(sample)  # a copy: the caller may edit it without touching the dataset
     if _is_albumentations(transform):
         _check_bbox_params(transform, sample)
-        seeds = rng.integers(0, 2 ** 63, size=2)
+        seeds = rng.integers(0, 2**63, size=2)
         if hasattr(transform, "set_random_state"):
             transform.set_random_state(np.random.default_rng(int(seeds[0])), random.Random(int(seeds[1])))
         out = _call_albumentations(transform, sample)
     else:
         out = transform(sample)
     if not isinstance(out, dict):
-        raise TypeError(f"transform {transform!r} returned {type(out).__name__}; it must return the "
-                        "sample dict")
+        raise TypeError(f"transform {transform!r} returned {type(out).__name__}; it must return the sample dict")
     return _normalise(out)
 
 
@@ -119,16 +122,23 @@ class MixDataset:
         ((8, 12, 3), 4)
     """
 
-    def __init__(self, dataset: Any, mixers: Sequence[Any] = (), pre: Callable | None = None,
-                 post: Callable | None = None, seed: int = 0):
+    def __init__(
+        self,
+        dataset: Any,
+        mixers: Sequence[Any] = (),
+        pre: Callable | None = None,
+        post: Callable | None = None,
+        seed: int = 0,
+    ):
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
-            raise TypeError(f"MixDataset needs an indexable dataset (len + getitem), got "
-                            f"{type(dataset).__name__}")
+            raise TypeError(f"MixDataset needs an indexable dataset (len + getitem), got {type(dataset).__name__}")
         mixers = list(mixers)
         for k, m in enumerate(mixers):
             if not callable(m) or not hasattr(m, "p") or not hasattr(m, "num_sources"):
-                raise TypeError(f"mixers[{k}] = {m!r} is not a mixer: it needs attributes p and "
-                                "num_sources and __call__(samples, rng)")
+                raise TypeError(
+                    f"mixers[{k}] = {m!r} is not a mixer: it needs attributes p and "
+                    "num_sources and __call__(samples, rng)"
+                )
             if int(m.num_sources) < 1:
                 raise ValueError(f"mixers[{k}] has num_sources={m.num_sources}; it must be >= 1")
         for name, t in (("pre", pre), ("post", post)):
@@ -151,8 +161,9 @@ class MixDataset:
     def _source(self, index: int, rng: np.random.Generator) -> dict:
         sample = self.dataset[index]
         if not isinstance(sample, dict):
-            raise TypeError(f"dataset[{index}] is a {type(sample).__name__}; MixDataset needs sample "
-                            "dicts with an 'image' key")
+            raise TypeError(
+                f"dataset[{index}] is a {type(sample).__name__}; MixDataset needs sample dicts with an 'image' key"
+            )
         return apply_transform(self.pre, sample, rng)
 
     def __getitem__(self, index: int) -> dict:

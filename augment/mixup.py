@@ -11,12 +11,14 @@ from ._sample import check_sources, concat_instances, labelled, mix_label_vector
 __all__ = ["MixUp", "mixup"]
 
 
-def _blend_hard(a: np.ndarray, b: np.ndarray, lam: float, num_classes: int | None,
-                ignore_index: int | None) -> np.ndarray:
+def _blend_hard(
+    a: np.ndarray, b: np.ndarray, lam: float, num_classes: int | None, ignore_index: int | None
+) -> np.ndarray:
     """The soft-mask rule of :func:`mixup` for two hard masks, without one-hot intermediates."""
     if num_classes is None:
-        raise ValueError("MixUp: turning semantic masks into per-class probabilities needs "
-                         "num_classes; pass MixUp(num_classes=...)")
+        raise ValueError(
+            "MixUp: turning semantic masks into per-class probabilities needs num_classes; pass MixUp(num_classes=...)"
+        )
     h, w = a.shape
     out = np.zeros((h * w, num_classes), dtype=np.float32)
     a, b = a.reshape(-1).astype(np.int64, copy=False), b.reshape(-1).astype(np.int64, copy=False)
@@ -29,8 +31,9 @@ def _blend_hard(a: np.ndarray, b: np.ndarray, lam: float, num_classes: int | Non
     return out.reshape(h, w, num_classes)
 
 
-def _blend_masks(a: np.ndarray, b: np.ndarray, lam: float, num_classes: int | None,
-                 ignore_index: int | None) -> np.ndarray:
+def _blend_masks(
+    a: np.ndarray, b: np.ndarray, lam: float, num_classes: int | None, ignore_index: int | None
+) -> np.ndarray:
     if a.ndim == 2 and b.ndim == 2:
         return _blend_hard(a, b, lam, num_classes, ignore_index)
     channels = a.shape[2] if a.ndim == 3 else b.shape[2]
@@ -44,8 +47,9 @@ def _blend_masks(a: np.ndarray, b: np.ndarray, lam: float, num_classes: int | No
     return np.where(valid_a & valid_b, both, np.where(valid_a, a, b)).astype(np.float32)
 
 
-def mixup(primary: dict, partner: dict, lam: float, *, num_classes: int | None = None,
-          ignore_index: int | None = None) -> dict:
+def mixup(
+    primary: dict, partner: dict, lam: float, *, num_classes: int | None = None, ignore_index: int | None = None
+) -> dict:
     """Blends ``lam * primary + (1 - lam) * partner``.
 
     - ``image``: float32 on the input's 0..255 scale.
@@ -82,8 +86,9 @@ def mixup(primary: dict, partner: dict, lam: float, *, num_classes: int | None =
     primary, partner = check_sources([primary, partner], 2, "MixUp")
     h, w = primary["image"].shape[:2]
     out = {k: v for k, v in primary.items() if k != "weights"}
-    out["image"] = (np.float32(lam) * primary["image"].astype(np.float32)
-                    + np.float32(1.0 - lam) * partner["image"].astype(np.float32))
+    out["image"] = np.float32(lam) * primary["image"].astype(np.float32) + np.float32(1.0 - lam) * partner[
+        "image"
+    ].astype(np.float32)
     if "mask" in primary:
         out["mask"] = _blend_masks(primary["mask"], partner["mask"], lam, num_classes, ignore_index)
     if "bboxes" in primary:
@@ -94,8 +99,9 @@ def mixup(primary: dict, partner: dict, lam: float, *, num_classes: int | None =
             parts.append(part)
         out.update(concat_instances(parts, True, h, w))
     if "label_vector" in primary:
-        out["label_vector"] = mix_label_vectors([primary["label_vector"], partner["label_vector"]],
-                                                [lam, 1.0 - lam], "MixUp")
+        out["label_vector"] = mix_label_vectors(
+            [primary["label_vector"], partner["label_vector"]], [lam, 1.0 - lam], "MixUp"
+        )
     return out
 
 
@@ -118,8 +124,14 @@ class MixUp:
 
     num_sources = 2
 
-    def __init__(self, p: float = 0.5, alpha: float = 1.0, primary_dominant: bool = False,
-                 num_classes: int | None = None, ignore_index: int | None = None):
+    def __init__(
+        self,
+        p: float = 0.5,
+        alpha: float = 1.0,
+        primary_dominant: bool = False,
+        num_classes: int | None = None,
+        ignore_index: int | None = None,
+    ):
         if not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"MixUp p must lie in [0, 1], got {p}")
         if not float(alpha) > 0:
@@ -139,13 +151,14 @@ class MixUp:
         lam = float(rng.beta(self.alpha, self.alpha))
         if self.primary_dominant:
             lam = max(lam, 1.0 - lam)
-        return mixup(samples[0], samples[1], lam, num_classes=self.num_classes,
-                     ignore_index=self.ignore_index), lam
+        return mixup(samples[0], samples[1], lam, num_classes=self.num_classes, ignore_index=self.ignore_index), lam
 
     def __call__(self, samples: Sequence[dict], rng: np.random.Generator) -> dict:
         """Mixes ``samples = [primary, partner]``; returns a new sample, inputs are untouched."""
         return self.mix(samples, rng)[0]
 
     def __repr__(self) -> str:
-        return (f"MixUp(p={self.p}, alpha={self.alpha}, primary_dominant={self.primary_dominant}, "
-                f"num_classes={self.num_classes}, ignore_index={self.ignore_index})")
+        return (
+            f"MixUp(p={self.p}, alpha={self.alpha}, primary_dominant={self.primary_dominant}, "
+            f"num_classes={self.num_classes}, ignore_index={self.ignore_index})"
+        )

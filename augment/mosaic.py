@@ -14,8 +14,7 @@ from ._sample import check_sources, mix_dtype, mix_label_vectors, soft_mask
 
 __all__ = ["Mosaic"]
 
-_INTERPOLATIONS = (cv2.INTER_NEAREST, cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_AREA,
-                   cv2.INTER_LANCZOS4)
+_INTERPOLATIONS = (cv2.INTER_NEAREST, cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_AREA, cv2.INTER_LANCZOS4)
 
 
 class Mosaic:
@@ -82,13 +81,24 @@ class Mosaic:
         ((64, 64, 3), (64, 64), 4)
     """
 
-    def __init__(self, p: float = 0.5, grid: int = 2, size: tuple[int, int] | None = None,
-                 center_range: tuple[float, float] = (0.25, 0.75), fit: str = "cover",
-                 shuffle: bool = True, fill: float | Sequence[float] = 0,
-                 mask_fill: int | None = None, ignore_index: int | None = 255,
-                 num_classes: int | None = None, min_visibility: float = 0.0,
-                 min_area: float = 0.0, min_side: float = 0.0,
-                 max_aspect_ratio: float = math.inf, interpolation: int = cv2.INTER_LINEAR):
+    def __init__(
+        self,
+        p: float = 0.5,
+        grid: int = 2,
+        size: tuple[int, int] | None = None,
+        center_range: tuple[float, float] = (0.25, 0.75),
+        fit: str = "cover",
+        shuffle: bool = True,
+        fill: float | Sequence[float] = 0,
+        mask_fill: int | None = None,
+        ignore_index: int | None = 255,
+        num_classes: int | None = None,
+        min_visibility: float = 0.0,
+        min_area: float = 0.0,
+        min_side: float = 0.0,
+        max_aspect_ratio: float = math.inf,
+        interpolation: int = cv2.INTER_LINEAR,
+    ):
         if not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"Mosaic p must lie in [0, 1], got {p}")
         if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 1:
@@ -103,16 +113,19 @@ class Mosaic:
         if fit not in FITS:
             raise ValueError(f"Mosaic fit must be one of {FITS}, got {fit!r}")
         if not 0.0 <= float(min_visibility) <= 1.0:
-            raise ValueError(f"Mosaic min_visibility is a fraction of the box before any crop and "
-                             f"must lie in [0, 1], got {min_visibility}")
+            raise ValueError(
+                f"Mosaic min_visibility is a fraction of the box before any crop and "
+                f"must lie in [0, 1], got {min_visibility}"
+            )
         for name, value in (("min_area", min_area), ("min_side", min_side)):
             if not float(value) >= 0:
                 raise ValueError(f"Mosaic {name} is in pixels and must be >= 0, got {value}")
         if not float(max_aspect_ratio) >= 1:
             raise ValueError(f"Mosaic max_aspect_ratio must be >= 1 (inf keeps all), got {max_aspect_ratio}")
         if interpolation not in _INTERPOLATIONS:
-            raise ValueError(f"Mosaic interpolation must be a cv2.INTER_* flag among "
-                             f"{_INTERPOLATIONS}, got {interpolation!r}")
+            raise ValueError(
+                f"Mosaic interpolation must be a cv2.INTER_* flag among {_INTERPOLATIONS}, got {interpolation!r}"
+            )
         self.p = float(p)
         self.grid = int(grid)
         self.size = size
@@ -179,8 +192,9 @@ class Mosaic:
         checked = check_sources(samples, self.num_sources, f"Mosaic(grid={self.grid})", same_size=False)
         for i, s in enumerate(checked):
             if "keypoints" in s:
-                raise ValueError(f"Mosaic source {i} has 'keypoints', which Mosaic does not move; "
-                                 "drop them before mixing")
+                raise ValueError(
+                    f"Mosaic source {i} has 'keypoints', which Mosaic does not move; drop them before mixing"
+                )
             if s["image"].dtype not in (np.uint8, np.float32, np.float64):
                 raise TypeError(f"Mosaic source {i} image is {s['image'].dtype}; use uint8 or float32")
         return checked
@@ -191,8 +205,10 @@ class Mosaic:
         channels = first.shape[2:]
         fill = np.asarray(self.fill, dtype=np.float64).reshape(-1)
         if fill.size not in (1, int(np.prod(channels)) if channels else 1):
-            raise ValueError(f"Mosaic fill has {fill.size} values but images have {channels} channels; "
-                             "give one value or one per channel")
+            raise ValueError(
+                f"Mosaic fill has {fill.size} values but images have {channels} channels; "
+                "give one value or one per channel"
+            )
         canvas = np.empty(tuple(size) + channels, dtype=dtype)
         if not all(_fills_cell(p) for p in placements):
             canvas[...] = fill.reshape((-1,) if channels else ()) if fill.size > 1 else fill[0]
@@ -208,8 +224,10 @@ class Mosaic:
         if any(m.ndim == 3 for m in masks):
             channels = {m.shape[2] for m in masks if m.ndim == 3}
             if len(channels) > 1 or (self.num_classes is not None and channels != {self.num_classes}):
-                raise ValueError(f"Mosaic: soft masks have {sorted(channels)} channels, "
-                                 f"num_classes={self.num_classes}; give them one class count")
+                raise ValueError(
+                    f"Mosaic: soft masks have {sorted(channels)} channels, "
+                    f"num_classes={self.num_classes}; give them one class count"
+                )
             c = channels.pop()
             masks = [soft_mask(m, c, self.ignore_index, f"Mosaic source {i}") for i, m in enumerate(masks)]
             canvas = np.zeros(tuple(size) + (c,), dtype=np.float32)
@@ -217,10 +235,11 @@ class Mosaic:
                 canvas[..., self.mask_fill] = 1.0
         else:
             dtype = np.result_type(*[m.dtype for m in masks])
-            if np.issubdtype(dtype, np.integer) and not (
-                    np.iinfo(dtype).min <= self.mask_fill <= np.iinfo(dtype).max):
-                raise ValueError(f"Mosaic mask_fill={self.mask_fill} does not fit the masks' dtype "
-                                 f"{dtype}; pick a mask_fill/ignore_index the dtype can hold")
+            if np.issubdtype(dtype, np.integer) and not (np.iinfo(dtype).min <= self.mask_fill <= np.iinfo(dtype).max):
+                raise ValueError(
+                    f"Mosaic mask_fill={self.mask_fill} does not fit the masks' dtype "
+                    f"{dtype}; pick a mask_fill/ignore_index the dtype can hold"
+                )
             canvas = np.empty(tuple(size), dtype=dtype)
             if not all(_fills_cell(p) for p in placements):
                 canvas[...] = self.mask_fill
@@ -241,8 +260,9 @@ class Mosaic:
                 window, visible_px, full_px, clipped, by_mask = tile_instances(s["masks"], p, clipped)
                 visible = np.where(by_mask, visible_px, visible)
                 full = np.where(by_mask, full_px, full)
-            placed, keep = keep_boxes(clipped, visible, full, self.min_visibility, self.min_area,
-                                      self.min_side, self.max_aspect_ratio)
+            placed, keep = keep_boxes(
+                clipped, visible, full, self.min_visibility, self.min_area, self.min_side, self.max_aspect_ratio
+            )
             if with_masks and keep.any():
                 vy0, vx0, vy1, vx1 = p.visible
                 pasted = np.zeros((int(keep.sum()),) + tuple(size), dtype=s["masks"].dtype)
@@ -251,14 +271,17 @@ class Mosaic:
             boxes.append(placed[keep])
             labels.append(s["labels"][keep])
             weights.append(s.get("weights", np.ones(len(keep), np.float32))[keep])
-        out = {"bboxes": np.concatenate(boxes).astype(np.float32).reshape(-1, 4),
-               "labels": np.concatenate(labels).astype(np.int64)}
+        out = {
+            "bboxes": np.concatenate(boxes).astype(np.float32).reshape(-1, 4),
+            "labels": np.concatenate(labels).astype(np.int64),
+        }
         if with_weights:
             out["weights"] = np.concatenate(weights).astype(np.float32)
         if with_masks:
             dtype = np.result_type(*[s["masks"].dtype for s in samples])
-            out["masks"] = (np.concatenate(inst).astype(dtype, copy=False) if inst
-                            else np.zeros((0,) + tuple(size), dtype=dtype))
+            out["masks"] = (
+                np.concatenate(inst).astype(dtype, copy=False) if inst else np.zeros((0,) + tuple(size), dtype=dtype)
+            )
         return out
 
     def _label_vector(self, samples, placements) -> np.ndarray:
@@ -269,8 +292,10 @@ class Mosaic:
         return mix_label_vectors([s["label_vector"] for s in samples], area / area.sum(), "Mosaic")
 
     def __repr__(self) -> str:
-        return (f"Mosaic(p={self.p}, grid={self.grid}, size={self.size}, center_range={self.center_range}, "
-                f"fit={self.fit!r}, min_visibility={self.min_visibility}, min_area={self.min_area})")
+        return (
+            f"Mosaic(p={self.p}, grid={self.grid}, size={self.size}, center_range={self.center_range}, "
+            f"fit={self.fit!r}, min_visibility={self.min_visibility}, min_area={self.min_area})"
+        )
 
 
 def _fills_cell(p: TilePlacement) -> bool:

@@ -46,12 +46,11 @@ def rect_region(height: int, width: int, lam: float, rng: np.random.Generator) -
     top = int(rng.integers(0, height - cut_h + 1))
     left = int(rng.integers(0, width - cut_w + 1))
     region = np.zeros((height, width), dtype=bool)
-    region[top:top + cut_h, left:left + cut_w] = True
+    region[top : top + cut_h, left : left + cut_w] = True
     return region
 
 
-def fmix_region(height: int, width: int, lam: float, rng: np.random.Generator,
-                decay_power: float = 3.0) -> np.ndarray:
+def fmix_region(height: int, width: int, lam: float, rng: np.random.Generator, decay_power: float = 3.0) -> np.ndarray:
     """A low-frequency blob covering ``round((1 - lam) * H * W)`` pixels exactly (FMix).
 
     Complex Gaussian noise in the Fourier domain is scaled by ``1 / f ** decay_power`` (``f``
@@ -76,7 +75,7 @@ def fmix_region(height: int, width: int, lam: float, rng: np.random.Generator,
     _check(height, width, lam)
     fy = np.fft.fftfreq(height)[:, None]
     fx = np.fft.rfftfreq(width)[None, :]
-    freq = np.maximum(np.sqrt(fy ** 2 + fx ** 2), 1.0 / max(height, width))
+    freq = np.maximum(np.sqrt(fy**2 + fx**2), 1.0 / max(height, width))
     scale = 1.0 / freq ** float(decay_power)
     shape = (height, width // 2 + 1)
     spectrum = scale * (rng.standard_normal(shape) + 1j * rng.standard_normal(shape))

@@ -51,9 +51,15 @@ def make_samples(rng: np.random.Generator) -> list[dict]:
         wh = rng.uniform(30, 200, (BOXES, 2))
         xy = rng.uniform(0, SIZE - wh)
         boxes = np.concatenate([xy, xy + wh], 1).astype(np.float32)
-        samples.append({"image": image, "mask": mask, "bboxes": boxes,
-                        "labels": rng.integers(0, CLASSES, BOXES).astype(np.int64),
-                        "ids": np.arange(BOXES, dtype=np.int64) + 100 * s})
+        samples.append(
+            {
+                "image": image,
+                "mask": mask,
+                "bboxes": boxes,
+                "labels": rng.integers(0, CLASSES, BOXES).astype(np.int64),
+                "ids": np.arange(BOXES, dtype=np.int64) + 100 * s,
+            }
+        )
     return samples
 
 
@@ -61,19 +67,37 @@ def albumentations_mosaic(min_visibility: float, seed: int, cell: int = SIZE):
     import albumentations as A
 
     return A.Compose(
-        [A.Mosaic(grid_yx=(2, 2), target_size=(SIZE, SIZE), cell_shape=(cell, cell),
-                  center_range=(0.25, 0.75), fit_mode="cover", fill=0, fill_mask=255, p=1.0)],
-        bbox_params=A.BboxParams(format="pascal_voc", label_fields=["labels", "ids"],
-                                 min_visibility=min_visibility),
-        seed=seed)
+        [
+            A.Mosaic(
+                grid_yx=(2, 2),
+                target_size=(SIZE, SIZE),
+                cell_shape=(cell, cell),
+                center_range=(0.25, 0.75),
+                fit_mode="cover",
+                fill=0,
+                fill_mask=255,
+                p=1.0,
+            )
+        ],
+        bbox_params=A.BboxParams(format="pascal_voc", label_fields=["labels", "ids"], min_visibility=min_visibility),
+        seed=seed,
+    )
 
 
 def run_albumentations(transform, samples: list[dict]) -> dict:
     first, others = samples[0], samples[1:]
-    meta = [{"image": s["image"], "mask": s["mask"], "bboxes": s["bboxes"], "labels": s["labels"],
-             "ids": s["ids"]} for s in others]
-    return transform(image=first["image"], mask=first["mask"], bboxes=first["bboxes"],
-                     labels=first["labels"], ids=first["ids"], mosaic_metadata=meta)
+    meta = [
+        {"image": s["image"], "mask": s["mask"], "bboxes": s["bboxes"], "labels": s["labels"], "ids": s["ids"]}
+        for s in others
+    ]
+    return transform(
+        image=first["image"],
+        mask=first["mask"],
+        bboxes=first["bboxes"],
+        labels=first["labels"],
+        ids=first["ids"],
+        mosaic_metadata=meta,
+    )
 
 
 def run_ours(mosaic: Mosaic, samples: list[dict], rng: np.random.Generator) -> dict:
@@ -109,8 +133,10 @@ def bench_mosaic(samples: list[dict], repeat: int) -> None:
         for name, fn in calls.items():
             times[name] += cpu_seconds_per_call(fn, max(1, repeat // rounds)) / rounds
     base = times["A.Mosaic cell 640 (crop)"]
-    print(f"\n2x2 Mosaic of 4 x {SIZE}x{SIZE} uint8 + {CLASSES}-class mask + {BOXES} boxes -> {SIZE}x{SIZE} "
-          f"({repeat} calls each, CPU ms of 1 thread)")
+    print(
+        f"\n2x2 Mosaic of 4 x {SIZE}x{SIZE} uint8 + {CLASSES}-class mask + {BOXES} boxes -> {SIZE}x{SIZE} "
+        f"({repeat} calls each, CPU ms of 1 thread)"
+    )
     print(f"{'':30s} {'ms/sample':>10s} {'vs A.Mosaic cell 640':>21s} {'vs A.Mosaic cell 400':>21s}")
     for name, t in times.items():
         print(f"{name:30s} {t * 1e3:10.2f} {t / base:20.2f}x {t / times['A.Mosaic cell 400 (resize)']:20.2f}x")
@@ -172,8 +198,9 @@ def bench_batch(device: torch.device, repeat: int, size: int = 512) -> dict:
     return out
 
 
-def unet_step_seconds(device: torch.device, repeat: int,
-                      shape: tuple[int, int, int] = (16, 512, 512)) -> dict[str, float] | None:
+def unet_step_seconds(
+    device: torch.device, repeat: int, shape: tuple[int, int, int] = (16, 512, 512)
+) -> dict[str, float] | None:
     """U-Net ResNet-34 bf16 training step on the same batch, alone and with each batch mixer in
     front of it (the mixer's kernels queue behind the previous step's, as in training)."""
     try:

@@ -31,20 +31,42 @@ def make_data(n_images: int, n_classes: int, seed: int = 0) -> tuple[dict, list[
         x, y = rng.uniform(0, w - side), rng.uniform(0, h - side)
         cls = rng.integers(1, n_classes + 1, n)
         for j in range(n):
-            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": int(cls[j]),
-                         "bbox": [float(x[j]), float(y[j]), float(side[j]), float(side[j])],
-                         "area": float(side[j] ** 2), "iscrowd": 0})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i,
+                    "category_id": int(cls[j]),
+                    "bbox": [float(x[j]), float(y[j]), float(side[j]), float(side[j])],
+                    "area": float(side[j] ** 2),
+                    "iscrowd": 0,
+                }
+            )
             if rng.random() < 0.85:
                 jit = rng.normal(0, 0.08 * side[j], 4)
                 c = int(cls[j]) if rng.random() < 0.9 else int(rng.integers(1, n_classes + 1))
-                dets.append({"image_id": i, "category_id": c, "score": float(rng.uniform(0.3, 1.0)),
-                             "bbox": [float(x[j] + jit[0]), float(y[j] + jit[1]),
-                                      float(max(1.0, side[j] + jit[2])), float(max(1.0, side[j] + jit[3]))]})
+                dets.append(
+                    {
+                        "image_id": i,
+                        "category_id": c,
+                        "score": float(rng.uniform(0.3, 1.0)),
+                        "bbox": [
+                            float(x[j] + jit[0]),
+                            float(y[j] + jit[1]),
+                            float(max(1.0, side[j] + jit[2])),
+                            float(max(1.0, side[j] + jit[3])),
+                        ],
+                    }
+                )
         for _ in range(int(rng.integers(0, 20))):
             s = float(rng.uniform(10, 200))
-            dets.append({"image_id": i, "category_id": int(rng.integers(1, n_classes + 1)),
-                         "score": float(rng.uniform(0.05, 0.6)),
-                         "bbox": [float(rng.uniform(0, w - 10)), float(rng.uniform(0, h - 10)), s, s]})
+            dets.append(
+                {
+                    "image_id": i,
+                    "category_id": int(rng.integers(1, n_classes + 1)),
+                    "score": float(rng.uniform(0.05, 0.6)),
+                    "bbox": [float(rng.uniform(0, w - 10)), float(rng.uniform(0, h - 10)), s, s],
+                }
+            )
     cats = [{"id": c, "name": f"class{c}"} for c in range(1, n_classes + 1)]
     return {"images": images, "annotations": anns, "categories": cats}, dets
 

@@ -72,14 +72,18 @@ def main() -> None:
     train_ds.set_epoch(0)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     m = cfg["model"]
-    print(f"{args.config}: {m['arch']}, min_size {m['min_size']}, detector_args {m['detector_args']}, "
-          f"batch {args.batch_size}, {args.steps} timed steps, {args.threads} CPU threads, "
-          f"mixers {[next(iter(x)) for x in cfg['augment']['mix']] or 'none'}")
+    print(
+        f"{args.config}: {m['arch']}, min_size {m['min_size']}, detector_args {m['detector_args']}, "
+        f"batch {args.batch_size}, {args.steps} timed steps, {args.threads} CPU threads, "
+        f"mixers {[next(iter(x)) for x in cfg['augment']['mix']] or 'none'}"
+    )
     for device in devices:
         full = _bench(task, train_ds, device, args.batch_size, args.steps, args.warmup, with_data=True)
         bare = _bench(task, train_ds, device, args.batch_size, args.steps, args.warmup, with_data=False)
-        print(f"{device.type:5s} segdet (data + collate + step): {full:7.2f} img/s   "
-              f"model step alone: {bare:7.2f} img/s   ratio {full / bare:.2f}")
+        print(
+            f"{device.type:5s} segdet (data + collate + step): {full:7.2f} img/s   "
+            f"model step alone: {bare:7.2f} img/s   ratio {full / bare:.2f}"
+        )
 
 
 if __name__ == "__main__":

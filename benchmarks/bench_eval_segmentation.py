@@ -43,8 +43,10 @@ def _segdet_updates(batches, classes, device):
 def _smp_stats(batches, classes, device):
     import segmentation_models_pytorch as smp
 
-    return [smp.metrics.get_stats(logits.argmax(1), mask, mode="multiclass", num_classes=classes, ignore_index=255)
-            for logits, mask in batches]
+    return [
+        smp.metrics.get_stats(logits.argmax(1), mask, mode="multiclass", num_classes=classes, ignore_index=255)
+        for logits, mask in batches
+    ]
 
 
 def _segdet(batches, classes, device):
@@ -106,11 +108,15 @@ def main() -> None:
         diff = (ours - theirs).abs().max().item()
         t_ours = _time(_segdet, batches, args.classes, device, args.repeats)
         t_smp = _time(_smp, batches, args.classes, device, args.repeats)
-        line = (f"{device.type:5s} segdet {t_ours * 1e3:8.2f} ms  smp get_stats {t_smp * 1e3:8.2f} ms  "
-                f"ratio segdet/smp {t_ours / t_smp:.3f}  max per-class IoU diff {diff:.1e}")
+        line = (
+            f"{device.type:5s} segdet {t_ours * 1e3:8.2f} ms  smp get_stats {t_smp * 1e3:8.2f} ms  "
+            f"ratio segdet/smp {t_ours / t_smp:.3f}  max per-class IoU diff {diff:.1e}"
+        )
         if device.type == "cuda":
-            line += (f"  host syncs in the batch loop: segdet {_syncs(_segdet_updates, batches, args.classes, device)}"
-                     f", smp {_syncs(_smp_stats, batches, args.classes, device)}")
+            line += (
+                f"  host syncs in the batch loop: segdet {_syncs(_segdet_updates, batches, args.classes, device)}"
+                f", smp {_syncs(_smp_stats, batches, args.classes, device)}"
+            )
         print(line)
 
 

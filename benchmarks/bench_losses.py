@@ -46,39 +46,83 @@ def _cases(smp):
     """(row name, shape key, mode, ours, smp, note)."""
     L = smp.losses
     return [
-        ("dice multiclass", "multiclass", "multiclass", losses.DiceLoss("multiclass"),
-         L.DiceLoss("multiclass"), ""),
-        ("dice multiclass ignore=255", "multiclass", "multiclass+ignore",
-         losses.DiceLoss("multiclass", ignore_index=255),
-         L.DiceLoss("multiclass", ignore_index=255), ""),
+        ("dice multiclass", "multiclass", "multiclass", losses.DiceLoss("multiclass"), L.DiceLoss("multiclass"), ""),
+        (
+            "dice multiclass ignore=255",
+            "multiclass",
+            "multiclass+ignore",
+            losses.DiceLoss("multiclass", ignore_index=255),
+            L.DiceLoss("multiclass", ignore_index=255),
+            "",
+        ),
         ("dice binary", "binary", "binary", losses.DiceLoss("binary"), L.DiceLoss("binary"), ""),
-        ("jaccard multiclass", "multiclass", "multiclass", losses.JaccardLoss("multiclass"),
-         L.JaccardLoss("multiclass"), ""),
-        ("jaccard binary", "binary", "binary", losses.JaccardLoss("binary"),
-         L.JaccardLoss("binary"), ""),
-        ("tversky multiclass", "multiclass", "multiclass",
-         losses.TverskyLoss("multiclass", alpha=0.3, beta=0.7),
-         L.TverskyLoss("multiclass", alpha=0.3, beta=0.7), ""),
-        ("focal binary", "binary", "binary", losses.FocalLoss("binary", alpha=0.25),
-         L.FocalLoss("binary", alpha=0.25), ""),
-        ("focal multiclass", "multiclass", "multiclass", losses.FocalLoss("multiclass"),
-         L.FocalLoss("multiclass"), "softmax vs smp's one-vs-rest sigmoid"),
-        ("lovasz binary", "binary", "binary", losses.LovaszLoss("binary"),
-         L.LovaszLoss("binary"), ""),
-        ("lovasz multiclass", "multiclass", "multiclass", losses.LovaszLoss("multiclass"),
-         L.LovaszLoss("multiclass"), ""),
-        ("bce binary", "binary", "binary", losses.BCELoss("binary"),
-         L.SoftBCEWithLogitsLoss(ignore_index=None), ""),
-        ("ce multiclass, smoothing 0.1", "multiclass", "multiclass",
-         losses.CrossEntropyLoss(label_smoothing=0.1),
-         L.SoftCrossEntropyLoss(smooth_factor=0.1, ignore_index=None), ""),
-        ("dice+bce fused, binary", "binary", "binary", losses.DiceBCELoss("binary"),
-         _Sum(L.DiceLoss("binary"), L.SoftBCEWithLogitsLoss(ignore_index=None)),
-         "goal <= 0.8x of smp Dice + BCE"),
-        ("dice+bce fused, multilabel", "multiclass", "multilabel",
-         losses.DiceBCELoss("multilabel"),
-         _Sum(L.DiceLoss("multilabel"), L.SoftBCEWithLogitsLoss(ignore_index=None)),
-         "goal <= 0.8x of smp Dice + BCE"),
+        (
+            "jaccard multiclass",
+            "multiclass",
+            "multiclass",
+            losses.JaccardLoss("multiclass"),
+            L.JaccardLoss("multiclass"),
+            "",
+        ),
+        ("jaccard binary", "binary", "binary", losses.JaccardLoss("binary"), L.JaccardLoss("binary"), ""),
+        (
+            "tversky multiclass",
+            "multiclass",
+            "multiclass",
+            losses.TverskyLoss("multiclass", alpha=0.3, beta=0.7),
+            L.TverskyLoss("multiclass", alpha=0.3, beta=0.7),
+            "",
+        ),
+        (
+            "focal binary",
+            "binary",
+            "binary",
+            losses.FocalLoss("binary", alpha=0.25),
+            L.FocalLoss("binary", alpha=0.25),
+            "",
+        ),
+        (
+            "focal multiclass",
+            "multiclass",
+            "multiclass",
+            losses.FocalLoss("multiclass"),
+            L.FocalLoss("multiclass"),
+            "softmax vs smp's one-vs-rest sigmoid",
+        ),
+        ("lovasz binary", "binary", "binary", losses.LovaszLoss("binary"), L.LovaszLoss("binary"), ""),
+        (
+            "lovasz multiclass",
+            "multiclass",
+            "multiclass",
+            losses.LovaszLoss("multiclass"),
+            L.LovaszLoss("multiclass"),
+            "",
+        ),
+        ("bce binary", "binary", "binary", losses.BCELoss("binary"), L.SoftBCEWithLogitsLoss(ignore_index=None), ""),
+        (
+            "ce multiclass, smoothing 0.1",
+            "multiclass",
+            "multiclass",
+            losses.CrossEntropyLoss(label_smoothing=0.1),
+            L.SoftCrossEntropyLoss(smooth_factor=0.1, ignore_index=None),
+            "",
+        ),
+        (
+            "dice+bce fused, binary",
+            "binary",
+            "binary",
+            losses.DiceBCELoss("binary"),
+            _Sum(L.DiceLoss("binary"), L.SoftBCEWithLogitsLoss(ignore_index=None)),
+            "goal <= 0.8x of smp Dice + BCE",
+        ),
+        (
+            "dice+bce fused, multilabel",
+            "multiclass",
+            "multilabel",
+            losses.DiceBCELoss("multilabel"),
+            _Sum(L.DiceLoss("multilabel"), L.SoftBCEWithLogitsLoss(ignore_index=None)),
+            "goal <= 0.8x of smp Dice + BCE",
+        ),
     ]
 
 
@@ -134,11 +178,7 @@ def _peak_bytes(fn, x, y, device):
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         _call(fn, x, y)
-    events = sorted(
-        (e.start_ns(), e.nbytes())
-        for e in prof.profiler.kineto_results.events()
-        if e.name() == "[memory]"
-    )
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
     current = peak = 0
     for _, nbytes in events:
         current += nbytes
@@ -166,16 +206,18 @@ def main(argv=None) -> int:
     cpu_clock = device.type == "cpu" and args.threads == 1
     clock = time.thread_time if cpu_clock else time.perf_counter
     clock_name = "thread CPU time" if cpu_clock else "wall time"
-    memory_method = ("torch.cuda.max_memory_allocated" if device.type == "cuda"
-                     else "torch.profiler CPU allocation events")
+    memory_method = (
+        "torch.cuda.max_memory_allocated" if device.type == "cuda" else "torch.profiler CPU allocation events"
+    )
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"device {device} ({card}"
-          f", {args.threads} thread(s)), torch {torch.__version__}, smp {smp.__version__}, "
-          f"size {args.size}, best of {args.repeats} forward+backward calls ({clock_name}), "
-          f"ratio = median of {args.repeats} paired ratios; "
-          f"peak memory by {memory_method}")
-    header = ("| loss | shape | ours ms | smp ms | time ratio | ours MiB | smp MiB "
-              "| memory ratio | note |")
+    print(
+        f"device {device} ({card}"
+        f", {args.threads} thread(s)), torch {torch.__version__}, smp {smp.__version__}, "
+        f"size {args.size}, best of {args.repeats} forward+backward calls ({clock_name}), "
+        f"ratio = median of {args.repeats} paired ratios; "
+        f"peak memory by {memory_method}"
+    )
+    header = "| loss | shape | ours ms | smp ms | time ratio | ours MiB | smp MiB | memory ratio | note |"
     print(header)
     print("|" + "---|" * 9)
     for name, key, mode, ours, theirs, note in _cases(smp):
@@ -198,12 +240,13 @@ def main(argv=None) -> int:
         to, ts = min(t_ours) * 1e3, min(t_smp) * 1e3
         # paired: each repeat runs ours then smp back to back, under the same load
         ratio = statistics.median(a / b for a, b in zip(t_ours, t_smp))
-        same = ("" if abs(a - b) <= 1e-4 * max(1.0, abs(b))
-                else f"values differ ({a:.4f} vs {b:.4f})")
+        same = "" if abs(a - b) <= 1e-4 * max(1.0, abs(b)) else f"values differ ({a:.4f} vs {b:.4f})"
         note = "; ".join(s for s in (note, same) if s)
-        print(f"| {name} | {tuple(shape)} | {to:.1f} | {ts:.1f} | {ratio:.2f}x | "
-              f"{mo / 2**20:.1f} | {ms / 2**20:.1f} | {mo / max(ms, 1):.2f}x | {note} |",
-              flush=True)
+        print(
+            f"| {name} | {tuple(shape)} | {to:.1f} | {ts:.1f} | {ratio:.2f}x | "
+            f"{mo / 2**20:.1f} | {ms / 2**20:.1f} | {mo / max(ms, 1):.2f}x | {note} |",
+            flush=True,
+        )
     return 0
 
 

@@ -85,14 +85,16 @@ def measure(cfg: dict[str, Any], warmup: int, steps: int, resident_steps: int) -
     train_ds, _ = task.build_datasets()
     bs = cfg["data"]["batch_size"]
     workers = auto_num_workers(cfg["data"]["num_workers"], len(train_ds), bs)
-    loader = make_train_loader(train_ds, task.collate, bs, workers, seed=cfg["seed"], device=device,
-                               generator=torch.Generator().manual_seed(0))
+    loader = make_train_loader(
+        train_ds, task.collate, bs, workers, seed=cfg["seed"], device=device, generator=torch.Generator().manual_seed(0)
+    )
     set_loader_epoch(loader, 0)
     memory_format = torch.channels_last if t["channels_last"] else torch.contiguous_format
     model = task.build_model().to(device, memory_format=memory_format)
     optimizer = build_optimizer(model, cfg["optim"])
-    scheduler = build_scheduler(optimizer, {**cfg["schedule"], "name": "constant", "warmup_epochs": 0}, 1,
-                                warmup + steps)
+    scheduler = build_scheduler(
+        optimizer, {**cfg["schedule"], "name": "constant", "warmup_epochs": 0}, 1, warmup + steps
+    )
     scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
     timed = TimedLoader(loader, warmup + steps)
     cfg = {**cfg, "train": {**t, "progress": False}}
@@ -136,12 +138,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
     cuda = device.type == "cuda"
     if cuda and not torch.cuda.is_available():
-        print(f"bench_throughput: --device {args.device} but CUDA is not available here; use --device cpu",
-              file=sys.stderr)
+        print(
+            f"bench_throughput: --device {args.device} but CUDA is not available here; use --device cpu",
+            file=sys.stderr,
+        )
         return 2
     steps = args.steps * (5 if cuda else 1)
     warmup = args.warmup * (5 if cuda else 1)  # cudnn autotuning and worker start-up
@@ -151,15 +158,26 @@ def main(argv: list[str] | None = None) -> int:
         ("det default", "fasterrcnn_mosaic.yaml", []),
     ]
     if cuda or args.large:
-        big = ["data.synthetic.height=512", "data.synthetic.width=512", "model.encoder=resnet34",
-               "data.synthetic.train_size=512"] + ([f"data.batch_size={args.batch}"] if args.batch else [])
+        big = [
+            "data.synthetic.height=512",
+            "data.synthetic.width=512",
+            "model.encoder=resnet34",
+            "data.synthetic.train_size=512",
+        ] + ([f"data.batch_size={args.batch}"] if args.batch else [])
         rows += [("seg 512 r34 fp32", "unet_cutmix.yaml", big + ["train.amp=none", "train.channels_last=false"])]
         if not cuda or torch.cuda.is_bf16_supported():
-            rows += [("seg 512 r34 bf16+cl" if cuda else "seg 512 r34 cl", "unet_cutmix.yaml", big + [f"train.amp={'bf16' if cuda else 'none'}",
-                                                                         "train.channels_last=true"])]
+            rows += [
+                (
+                    "seg 512 r34 bf16+cl" if cuda else "seg 512 r34 cl",
+                    "unet_cutmix.yaml",
+                    big + [f"train.amp={'bf16' if cuda else 'none'}", "train.channels_last=true"],
+                )
+            ]
     name = torch.cuda.get_device_name(device) if cuda else f"CPU, {torch.get_num_threads()} torch threads"
     print(f"segdet training throughput on {device} ({name}); {warmup} warm-up + {steps} timed steps per row")
-    header = f"{'row':<20} {'batch':>5} {'workers':>7} {'img/s':>8} {'wait':>6} {'resident img/s':>15} {'loop/resident':>13}"
+    header = (
+        f"{'row':<20} {'batch':>5} {'workers':>7} {'img/s':>8} {'wait':>6} {'resident img/s':>15} {'loop/resident':>13}"
+    )
     print(header)
     print("-" * len(header))
     failed = 0
@@ -167,8 +185,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             cfg = _config(config, str(device), overrides)
             r = measure(cfg, warmup, steps, steps)
-            print(f"{label:<20} {r['batch']:>5} {r['workers']:>7} {r['loop_ips']:>8.1f} {r['wait']:>6.1%} "
-                  f"{r['resident_ips']:>15.1f} {r['loop_ips'] / r['resident_ips']:>13.2f}", flush=True)
+            print(
+                f"{label:<20} {r['batch']:>5} {r['workers']:>7} {r['loop_ips']:>8.1f} {r['wait']:>6.1%} "
+                f"{r['resident_ips']:>15.1f} {r['loop_ips'] / r['resident_ips']:>13.2f}",
+                flush=True,
+            )
         except Exception as exc:  # report the row and go on; the exit status says it failed
             failed += 1
             print(f"{label:<20} FAILED: {type(exc).__name__}: {exc}", flush=True)

@@ -62,11 +62,22 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    cfg = load_config(args.config, [
-        f"data.synthetic.height={args.height}", f"data.synthetic.width={args.width}",
-        f"data.batch_size={args.batch}", f"data.synthetic.train_size={args.batch * args.steps}",
-        f"train.device={args.device}", f"train.amp={args.amp}", f"train.channels_last={str(args.channels_last).lower()}",
-        "train.progress=false", "train.ema=null", "augment.mix=[]", "augment.train=[]"])
+    cfg = load_config(
+        args.config,
+        [
+            f"data.synthetic.height={args.height}",
+            f"data.synthetic.width={args.width}",
+            f"data.batch_size={args.batch}",
+            f"data.synthetic.train_size={args.batch * args.steps}",
+            f"train.device={args.device}",
+            f"train.amp={args.amp}",
+            f"train.channels_last={str(args.channels_last).lower()}",
+            "train.progress=false",
+            "train.ema=null",
+            "augment.mix=[]",
+            "augment.train=[]",
+        ],
+    )
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True  # as segdet sets it when train.deterministic is false
     amp = select_amp(args.amp, device)
@@ -134,9 +145,11 @@ def main() -> None:
             seg.append(s)
     mb, ms = statistics.median(bare), statistics.median(seg)
     paired = statistics.median(s / b for s, b in zip(seg, bare))
-    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
-          f"{cfg['model']['arch']}-{cfg['model']['encoder']} {args.batch}x3x{args.height}x{args.width}, "
-          f"amp {args.amp}, channels_last {args.channels_last}, {args.rounds} rounds x {args.steps} steps")
+    print(
+        f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
+        f"{cfg['model']['arch']}-{cfg['model']['encoder']} {args.batch}x3x{args.height}x{args.width}, "
+        f"amp {args.amp}, channels_last {args.channels_last}, {args.rounds} rounds x {args.steps} steps"
+    )
     print(f"bare PyTorch loop : {mb * 1000:8.1f} ms/step  (rounds: {', '.join(f'{v * 1000:.0f}' for v in bare)})")
     print(f"segdet loop       : {ms * 1000:8.1f} ms/step  (rounds: {', '.join(f'{v * 1000:.0f}' for v in seg)})")
     print(f"ratio segdet/bare : {ms / mb:.3f} of the medians, {paired:.3f} median of the paired rounds  (goal <= 1.05)")

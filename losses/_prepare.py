@@ -76,9 +76,7 @@ def check_reduction(reduction: str, name: str) -> str:
 
 def check_logits(logits: torch.Tensor, mode: str, name: str) -> None:
     if not isinstance(logits, torch.Tensor):
-        raise InputTypeError(
-            f"{name}: logits must be a torch.Tensor, got {type(logits).__name__}"
-        )
+        raise InputTypeError(f"{name}: logits must be a torch.Tensor, got {type(logits).__name__}")
     if not logits.is_floating_point():
         raise InputTypeError(f"{name}: logits must be floating, got dtype {logits.dtype}")
     if logits.dim() < 2:
@@ -110,8 +108,7 @@ def class_weight_vector(
         cw = torch.as_tensor(class_weights, dtype=dtype, device=device).reshape(-1)
         if cw.numel() != num_classes:
             raise ValueError(
-                f"{name}: class_weights has {cw.numel()} values but the logits have "
-                f"{num_classes} channels"
+                f"{name}: class_weights has {cw.numel()} values but the logits have {num_classes} channels"
             )
         w = cw
     if classes is not None:
@@ -149,9 +146,7 @@ def prepare(
     """
     check_logits(logits, mode, name)
     if not isinstance(target, torch.Tensor):
-        raise InputTypeError(
-            f"{name}: target must be a torch.Tensor, got {type(target).__name__}"
-        )
+        raise InputTypeError(f"{name}: target must be a torch.Tensor, got {type(target).__name__}")
     n, c = logits.shape[:2]
     spatial = tuple(logits.shape[2:])
     dtype = compute_dtype(logits)
@@ -174,8 +169,7 @@ def prepare(
             if not (lo >= 0 and hi <= 1):
                 bad = (t < 0) | (t > 1) | torch.isnan(t)
                 raise ValueError(
-                    f"{name}: soft multiclass target values must lie in [0, 1], found "
-                    f"{_bad_values(t[bad])}"
+                    f"{name}: soft multiclass target values must lie in [0, 1], found {_bad_values(t[bad])}"
                 )
             if top > 1 + 1e-3:
                 raise ValueError(
@@ -210,10 +204,7 @@ def prepare(
         target = target.unsqueeze(1)
     if tuple(target.shape) != tuple(logits.shape):
         expect = "(N, *S) or (N, 1, *S)" if mode == BINARY_MODE else "(N, C, *S)"
-        raise ValueError(
-            f"{name}: {mode} target must be {expect} matching logits {tuple(logits.shape)}, "
-            f"got {tshape}"
-        )
+        raise ValueError(f"{name}: {mode} target must be {expect} matching logits {tuple(logits.shape)}, got {tshape}")
     raw = target.reshape(n, c, -1)
     valid = None if ignore_index is None else raw != ignore_index
     checked = raw if valid is None else raw.masked_fill(~valid, 0)
@@ -245,9 +236,7 @@ def dense_target(p: Prepared) -> torch.Tensor:
     return t.scatter_(1, p.idx.unsqueeze(1), src)
 
 
-def reduce_terms(
-    loss: torch.Tensor, weights: torch.Tensor | None, reduction: str
-) -> torch.Tensor:
+def reduce_terms(loss: torch.Tensor, weights: torch.Tensor | None, reduction: str) -> torch.Tensor:
     """Reduces per-term losses (..., C) with per-class ``weights`` (C,) over every term.
 
     mean = sum(w * L) / sum(w); sum = sum(w * L); none = L unchanged.

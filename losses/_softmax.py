@@ -109,9 +109,7 @@ def softmax_image_sums(
     return num, den
 
 
-def reduce_image_sums(
-    num: torch.Tensor, den: torch.Tensor, reduction: str, per_image: bool
-) -> torch.Tensor:
+def reduce_image_sums(num: torch.Tensor, den: torch.Tensor, reduction: str, per_image: bool) -> torch.Tensor:
     """mean (over the batch, or per image then over images) or sum of per-image sums."""
     if reduction == "sum":
         return num.sum()

@@ -41,10 +41,7 @@ def _weights(p, t_weight, classes, class_weights, name):
 def _channel_vector(value, num_classes, ref, name, what):
     vec = torch.as_tensor(value, dtype=ref.dtype, device=ref.device).reshape(-1)
     if vec.numel() not in (1, num_classes):
-        raise ValueError(
-            f"{name}: {what} has {vec.numel()} values; give one value or one per channel "
-            f"({num_classes})"
-        )
+        raise ValueError(f"{name}: {what} has {vec.numel()} values; give one value or one per channel ({num_classes})")
     return vec.view(1, -1, 1)
 
 
@@ -194,8 +191,16 @@ class BCELoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return bce_loss(
-            logits, target, self.mode, self.pos_weight, self.label_smoothing, self.per_image,
-            self.classes, self.class_weights, self.ignore_index, self.reduction,
+            logits,
+            target,
+            self.mode,
+            self.pos_weight,
+            self.label_smoothing,
+            self.per_image,
+            self.classes,
+            self.class_weights,
+            self.ignore_index,
+            self.reduction,
         )
 
 
@@ -232,6 +237,13 @@ class BalancedBCELoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return balanced_bce_loss(
-            logits, target, self.mode, self.beta, self.per_image, self.classes,
-            self.class_weights, self.ignore_index, self.reduction,
+            logits,
+            target,
+            self.mode,
+            self.beta,
+            self.per_image,
+            self.classes,
+            self.class_weights,
+            self.ignore_index,
+            self.reduction,
         )

@@ -73,8 +73,7 @@ def cross_entropy_loss(
         raise ValueError(f"{name}: label_smoothing={label_smoothing} is outside [0, 1]")
     with no_autocast(logits.device):
         p = prepare(logits, target, mode, ignore_index, name)
-        cw = class_weight_vector(classes, class_weights, p.x.shape[1], p.x.device, p.x.dtype,
-                                 name)
+        cw = class_weight_vector(classes, class_weights, p.x.shape[1], p.x.device, p.x.dtype, name)
         if reduction != "none":
             num, den = softmax_image_sums(p, 0.0, None, cw, label_smoothing)
             return reduce_image_sums(num, den, reduction, per_image)
@@ -113,6 +112,13 @@ class CrossEntropyLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return cross_entropy_loss(
-            logits, target, self.mode, self.label_smoothing, self.per_image, self.classes,
-            self.class_weights, self.ignore_index, self.reduction,
+            logits,
+            target,
+            self.mode,
+            self.label_smoothing,
+            self.per_image,
+            self.classes,
+            self.class_weights,
+            self.ignore_index,
+            self.reduction,
         )

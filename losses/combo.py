@@ -63,9 +63,7 @@ class ComboLoss(nn.Module):
         for raw_name, entry in spec.items():
             name = str(raw_name).lower()
             if name not in LOSSES:
-                raise ValueError(
-                    f"ComboLoss: unknown loss {raw_name!r}; {did_you_mean(name, LOSSES)}"
-                )
+                raise ValueError(f"ComboLoss: unknown loss {raw_name!r}; {did_you_mean(name, LOSSES)}")
             if name in terms:
                 raise ValueError(
                     f"ComboLoss: loss {raw_name!r} appears twice in the spec (names are "
@@ -78,9 +76,7 @@ class ComboLoss(nn.Module):
             else:
                 options, weight = {}, entry
             if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
-                raise ValueError(
-                    f"ComboLoss: weight of {raw_name!r} must be a number, got {weight!r}"
-                )
+                raise ValueError(f"ComboLoss: weight of {raw_name!r} must be a number, got {weight!r}")
             valid = [n for n in _option_names(cls) if n not in _RESERVED]
             for option in options:
                 if option in _RESERVED:
@@ -90,8 +86,7 @@ class ComboLoss(nn.Module):
                     )
                 if option not in valid:
                     raise ValueError(
-                        f"ComboLoss: unknown option {option!r} for loss {raw_name!r}; "
-                        f"{did_you_mean(option, valid)}"
+                        f"ComboLoss: unknown option {option!r} for loss {raw_name!r}; {did_you_mean(option, valid)}"
                     )
             try:
                 terms[name] = cls(mode=mode, ignore_index=ignore_index, **options)

@@ -40,8 +40,7 @@ def _box_iou_terms(pred: torch.Tensor, target: torch.Tensor, kind: str, eps: flo
         return loss
     # Aspect term; clamping w and h at eps keeps zero-size boxes finite (no gradient there).
     v = (4 / math.pi**2) * (
-        torch.atan(wg.clamp_min(eps) / hg.clamp_min(eps))
-        - torch.atan(w.clamp_min(eps) / h.clamp_min(eps))
+        torch.atan(wg.clamp_min(eps) / hg.clamp_min(eps)) - torch.atan(w.clamp_min(eps) / h.clamp_min(eps))
     ) ** 2
     with torch.no_grad():
         alpha = v / (1 - iou + v + eps)
@@ -84,15 +83,12 @@ def box_iou_loss(
     check_reduction(reduction, name)
     for label, box in (("pred", pred), ("target", target)):
         if not isinstance(box, torch.Tensor):
-            raise InputTypeError(
-                f"{name}: {label} must be a torch.Tensor, got {type(box).__name__}"
-            )
+            raise InputTypeError(f"{name}: {label} must be a torch.Tensor, got {type(box).__name__}")
         if box.dim() != 2 or box.shape[-1] != 4:
             raise ValueError(f"{name}: {label} must be (N, 4) xyxy boxes, got {tuple(box.shape)}")
     if pred.shape != target.shape:
         raise ValueError(
-            f"{name}: pred {tuple(pred.shape)} and target {tuple(target.shape)} must be matched "
-            "pairs of the same shape"
+            f"{name}: pred {tuple(pred.shape)} and target {tuple(target.shape)} must be matched pairs of the same shape"
         )
     with no_autocast(pred.device):
         dtype = torch.float64 if pred.dtype == torch.float64 else torch.float32
@@ -140,8 +136,7 @@ def sigmoid_focal_loss(
     check_reduction(reduction, name)
     if logits.shape != targets.shape:
         raise ValueError(
-            f"{name}: logits {tuple(logits.shape)} and targets {tuple(targets.shape)} must have "
-            "the same shape"
+            f"{name}: logits {tuple(logits.shape)} and targets {tuple(targets.shape)} must have the same shape"
         )
     if normalizer is not None and reduction != "sum":
         raise ValueError(f"{name}: normalizer needs reduction='sum', got {reduction!r}")
@@ -200,8 +195,7 @@ class SigmoidFocalLoss(nn.Module):
         >>> value = loss(torch.randn(4, 10), torch.zeros(4, 10), normalizer=0)
     """
 
-    def __init__(self, alpha: float | None = 0.25, gamma: float = 2.0,
-                 reduction: str = "sum") -> None:
+    def __init__(self, alpha: float | None = 0.25, gamma: float = 2.0, reduction: str = "sum") -> None:
         super().__init__()
         check_reduction(reduction, "SigmoidFocalLoss")
         self.alpha = alpha
@@ -215,5 +209,4 @@ class SigmoidFocalLoss(nn.Module):
         normalizer: float | torch.Tensor | None = None,
         valid: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        return sigmoid_focal_loss(logits, targets, self.alpha, self.gamma, normalizer, valid,
-                                  self.reduction)
+        return sigmoid_focal_loss(logits, targets, self.alpha, self.gamma, normalizer, valid, self.reduction)

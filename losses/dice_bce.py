@@ -109,8 +109,7 @@ class DiceBCELoss(nn.Module):
         check_mode(mode, "DiceBCELoss")
         if mode == MULTICLASS_MODE:
             raise ValueError(
-                "DiceBCELoss: mode='multiclass' is not sigmoid-based; combine 'dice' and 'ce' "
-                "in ComboLoss instead"
+                "DiceBCELoss: mode='multiclass' is not sigmoid-based; combine 'dice' and 'ce' in ComboLoss instead"
             )
         self.mode = mode
         self.dice_weight = float(dice_weight)
@@ -123,6 +122,14 @@ class DiceBCELoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return dice_bce_loss(
-            logits, target, self.mode, self.dice_weight, self.bce_weight, self.smooth,
-            self.per_image, self.classes, self.class_weights, self.ignore_index,
+            logits,
+            target,
+            self.mode,
+            self.dice_weight,
+            self.bce_weight,
+            self.smooth,
+            self.per_image,
+            self.classes,
+            self.class_weights,
+            self.ignore_index,
         )

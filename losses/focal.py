@@ -154,6 +154,14 @@ class FocalLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return focal_loss(
-            logits, target, self.mode, self.gamma, self.alpha, self.per_image, self.classes,
-            self.class_weights, self.ignore_index, self.reduction,
+            logits,
+            target,
+            self.mode,
+            self.gamma,
+            self.alpha,
+            self.per_image,
+            self.classes,
+            self.class_weights,
+            self.ignore_index,
+            self.reduction,
         )

@@ -57,8 +57,7 @@ def kd_loss(
     if not isinstance(teacher_logits, torch.Tensor) or teacher_logits.shape != student_logits.shape:
         got = getattr(teacher_logits, "shape", type(teacher_logits).__name__)
         raise ValueError(
-            f"{name}: teacher logits {tuple(got)} must have the student's shape "
-            f"{tuple(student_logits.shape)}"
+            f"{name}: teacher logits {tuple(got)} must have the student's shape {tuple(student_logits.shape)}"
         )
     if temperature <= 0:
         raise ValueError(f"{name}: temperature={temperature} must be > 0")
@@ -72,15 +71,13 @@ def kd_loss(
             kl = (log_q.exp() * (log_q - F.log_softmax(s, dim=1))).sum(1, keepdim=True)
         else:
             q = torch.sigmoid(t)
-            kl = (q * (F.logsigmoid(t) - F.logsigmoid(s))
-                  + (1 - q) * (F.logsigmoid(-t) - F.logsigmoid(-s)))
+            kl = q * (F.logsigmoid(t) - F.logsigmoid(s)) + (1 - q) * (F.logsigmoid(-t) - F.logsigmoid(-s))
         kl = kl * temperature**2
         w = None
         if mask is not None:
             if tuple(mask.shape) != (n, *student_logits.shape[2:]):
                 raise ValueError(
-                    f"{name}: mask shape {tuple(mask.shape)} must be (N, *S) = "
-                    f"{(n, *student_logits.shape[2:])}"
+                    f"{name}: mask shape {tuple(mask.shape)} must be (N, *S) = {(n, *student_logits.shape[2:])}"
                 )
             w = mask.reshape(n, 1, -1).to(dtype)
             kl = kl * w
@@ -123,5 +120,6 @@ class KDLoss(nn.Module):
         teacher_logits: torch.Tensor,
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        return kd_loss(student_logits, teacher_logits, self.mode, self.temperature, mask,
-                       self.per_image, self.reduction)
+        return kd_loss(
+            student_logits, teacher_logits, self.mode, self.temperature, mask, self.per_image, self.reduction
+        )

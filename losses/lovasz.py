@@ -117,8 +117,7 @@ def lovasz_loss(
             else:
                 qk = prob[:, k] if vk is None or p.v_mask else prob[:, k] * vk
                 err = (tk - qk).abs()
-            terms.append(_lovasz_terms(rows(err), rows(tk), None if vk is None else rows(vk),
-                                       hinge))
+            terms.append(_lovasz_terms(rows(err), rows(tk), None if vk is None else rows(vk), hinge))
             present.append(rows(tk).sum(-1) > 0)
         terms = torch.stack(terms, -1)  # (N, C) or (1, C)
         present = torch.stack(present, -1)
@@ -172,6 +171,14 @@ class LovaszLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return lovasz_loss(
-            logits, target, self.mode, self.per_image, self.only_present, self.classes,
-            self.class_weights, self.ignore_index, self.from_logits, self.reduction,
+            logits,
+            target,
+            self.mode,
+            self.per_image,
+            self.only_present,
+            self.classes,
+            self.class_weights,
+            self.ignore_index,
+            self.from_logits,
+            self.reduction,
         )

@@ -124,9 +124,7 @@ def tversky_loss(
             act = SOFTMAX if mode == MULTICLASS_MODE else SIGMOID
         inter, sp, st = region_sums(p.x, p.t, p.idx, p.v, act, p.hard, p.v_mask)
         loss = tversky_terms(inter, sp, st, alpha, beta, gamma, smooth, log_loss, per_image, eps)
-        weights = class_weight_vector(
-            classes, class_weights, p.x.shape[1], p.x.device, p.x.dtype, _name
-        )
+        weights = class_weight_vector(classes, class_weights, p.x.shape[1], p.x.device, p.x.dtype, _name)
         return reduce_terms(loss, weights, reduction)
 
 
@@ -140,18 +138,14 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, mode: str, **kwargs) -
     return tversky_loss(logits, target, mode, alpha=0.5, beta=0.5, _name="dice_loss", **kwargs)
 
 
-def jaccard_loss(
-    logits: torch.Tensor, target: torch.Tensor, mode: str, **kwargs
-) -> torch.Tensor:
+def jaccard_loss(logits: torch.Tensor, target: torch.Tensor, mode: str, **kwargs) -> torch.Tensor:
     """Soft IoU loss, 1 - (TP + s) / (Sp + St - TP + s) per class; :func:`tversky_loss` with
     alpha = beta = 1 (same options apart from alpha and beta).
 
     Example:
         >>> jaccard_loss(torch.randn(2, 4, 8, 8), torch.randint(0, 4, (2, 8, 8)), "multiclass")
     """
-    return tversky_loss(
-        logits, target, mode, alpha=1.0, beta=1.0, _name="jaccard_loss", **kwargs
-    )
+    return tversky_loss(logits, target, mode, alpha=1.0, beta=1.0, _name="jaccard_loss", **kwargs)
 
 
 class _RegionLoss(nn.Module):
@@ -186,10 +180,15 @@ class _RegionLoss(nn.Module):
 
     def _common(self) -> dict:
         return dict(
-            smooth=self.smooth, log_loss=self.log_loss, per_image=self.per_image,
-            classes=self.classes, class_weights=self.class_weights,
-            ignore_index=self.ignore_index, from_logits=self.from_logits,
-            reduction=self.reduction, eps=self.eps,
+            smooth=self.smooth,
+            log_loss=self.log_loss,
+            per_image=self.per_image,
+            classes=self.classes,
+            class_weights=self.class_weights,
+            ignore_index=self.ignore_index,
+            from_logits=self.from_logits,
+            reduction=self.reduction,
+            eps=self.eps,
         )
 
 
@@ -202,9 +201,7 @@ class DiceLoss(_RegionLoss):
     """
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return tversky_loss(
-            logits, target, self.mode, 0.5, 0.5, _name="DiceLoss", **self._common()
-        )
+        return tversky_loss(logits, target, self.mode, 0.5, 0.5, _name="DiceLoss", **self._common())
 
 
 class JaccardLoss(_RegionLoss):
@@ -215,9 +212,7 @@ class JaccardLoss(_RegionLoss):
     """
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return tversky_loss(
-            logits, target, self.mode, 1.0, 1.0, _name="JaccardLoss", **self._common()
-        )
+        return tversky_loss(logits, target, self.mode, 1.0, 1.0, _name="JaccardLoss", **self._common())
 
 
 class TverskyLoss(_RegionLoss):
@@ -246,14 +241,21 @@ class TverskyLoss(_RegionLoss):
         reduction: str = "mean",
         eps: float = 1e-7,
     ) -> None:
-        super().__init__(mode, smooth, log_loss, per_image, classes, class_weights,
-                         ignore_index, from_logits, reduction, eps)
+        super().__init__(
+            mode, smooth, log_loss, per_image, classes, class_weights, ignore_index, from_logits, reduction, eps
+        )
         self.alpha = float(alpha)
         self.beta = float(beta)
         self.gamma = float(gamma)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return tversky_loss(
-            logits, target, self.mode, self.alpha, self.beta, self.gamma,
-            _name="TverskyLoss", **self._common(),
+            logits,
+            target,
+            self.mode,
+            self.alpha,
+            self.beta,
+            self.gamma,
+            _name="TverskyLoss",
+            **self._common(),
         )

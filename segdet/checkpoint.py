@@ -103,12 +103,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist; pass the path of a .pt file written by segdet train")
+        raise FileNotFoundError(
+            f"checkpoint {path} does not exist; pass the path of a .pt file written by segdet train"
+        )
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as exc:  # corrupt, truncated, or not a torch file
-        raise ValueError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); "
-                         "it may be truncated or not a torch file") from exc
+        raise ValueError(
+            f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); it may be truncated or not a torch file"
+        ) from exc
     if not isinstance(ckpt, dict):
         raise ValueError(f"checkpoint {path} holds a {type(ckpt).__name__}, expected a dict")
     return ckpt

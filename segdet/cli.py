@@ -36,8 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a config")
     p.add_argument("config", type=Path, help="YAML config")
     p.add_argument("overrides", nargs="*", help=override_help)
-    p.add_argument("--resume", nargs="?", const=_RESUME_LATEST, default=None, metavar="PATH",
-                   help="continue from PATH, or (no PATH) from the latest weights/last.pt of output_dir")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const=_RESUME_LATEST,
+        default=None,
+        metavar="PATH",
+        help="continue from PATH, or (no PATH) from the latest weights/last.pt of output_dir",
+    )
 
     p = sub.add_parser("eval", help="evaluate a checkpoint on the config's validation set")
     p.add_argument("config", type=Path)
@@ -129,7 +135,8 @@ def _run(args: argparse.Namespace) -> int:
         train_ds, _ = task.build_datasets()
         out = args.output or Path(cfg["output_dir"]) / "preview.png"
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_preview(train_ds, task.classes, out, num=args.num, ignore_index=cfg["data"]["ignore_index"],
-                      seed=cfg["seed"])
+        write_preview(
+            train_ds, task.classes, out, num=args.num, ignore_index=cfg["data"]["ignore_index"], seed=cfg["seed"]
+        )
         print(f"wrote {out}")
     return 0

@@ -23,7 +23,14 @@ from torch import nn
 
 from segdet._suggest import did_you_mean
 
-__all__ = ["SegmentationModel", "build_segmentation_model", "check_model_names", "load_weights", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = [
+    "SegmentationModel",
+    "build_segmentation_model",
+    "check_model_names",
+    "load_weights",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -44,8 +51,13 @@ class SegmentationModel(nn.Module):
         input (B, C, H, W) float in ``[0, 1]`` -> logits (B, K, H, W).
     """
 
-    def __init__(self, net: nn.Module, mean: Sequence[float] = IMAGENET_MEAN,
-                 std: Sequence[float] = IMAGENET_STD, stride: int = 32) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+        stride: int = 32,
+    ) -> None:
         super().__init__()
         if len(mean) != len(std):
             raise ValueError(f"model.mean has {len(mean)} values but model.std has {len(std)}")
@@ -86,9 +98,13 @@ def build_segmentation_model(model_cfg: Mapping[str, Any], num_classes: int, in_
         raise ValueError(f"a segmentation model needs at least one class, got num_classes={num_classes}")
     arch, encoder = check_model_names(model_cfg), model_cfg["encoder"]
     try:
-        net = smp.create_model(arch, encoder_name=encoder,
-                               encoder_weights=model_cfg.get("encoder_weights"),
-                               in_channels=in_channels, classes=num_classes)
+        net = smp.create_model(
+            arch,
+            encoder_name=encoder,
+            encoder_weights=model_cfg.get("encoder_weights"),
+            in_channels=in_channels,
+            classes=num_classes,
+        )
     except (KeyError, ValueError, RuntimeError) as exc:
         raise ValueError(f"cannot build model.arch={arch} with model.encoder={encoder}: {exc}") from exc
     model = SegmentationModel(net, model_cfg.get("mean", IMAGENET_MEAN), model_cfg.get("std", IMAGENET_STD))
@@ -110,11 +126,15 @@ def check_model_names(model_cfg: Mapping[str, Any]) -> str:
     archs = [a.__name__ for a in smp.MODEL_ARCHITECTURES_MAPPING.values()]
     by_lower = {name.lower(): name for name in archs}
     if arch.lower() not in by_lower:
-        raise ValueError(f"model.arch {arch!r} is not an smp architecture{did_you_mean(arch, archs, cutoff=0.5)}; "
-                         f"available: {', '.join(archs)}")
+        raise ValueError(
+            f"model.arch {arch!r} is not an smp architecture{did_you_mean(arch, archs, cutoff=0.5)}; "
+            f"available: {', '.join(archs)}"
+        )
     encoders = get_encoder_names()
     if encoder not in encoders:
-        raise ValueError(f"model.encoder {encoder!r} is not an smp encoder{did_you_mean(encoder, encoders, cutoff=0.5)}")
+        raise ValueError(
+            f"model.encoder {encoder!r} is not an smp encoder{did_you_mean(encoder, encoders, cutoff=0.5)}"
+        )
     return by_lower[arch.lower()]
 
 
@@ -146,10 +166,14 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
-        raise ValueError(f"model.weights: {path} does not fit this model (model.arch/encoder/classes differ?): "
-                         f"{len(missing)} missing keys {missing[:3]}, {len(unexpected)} unexpected keys {unexpected[:3]}")
+        raise ValueError(
+            f"model.weights: {path} does not fit this model (model.arch/encoder/classes differ?): "
+            f"{len(missing)} missing keys {missing[:3]}, {len(unexpected)} unexpected keys {unexpected[:3]}"
+        )
     for k, v in state.items():
         if own[k].shape != v.shape:
-            raise ValueError(f"model.weights: {path}: {k} has shape {tuple(v.shape)} but the model expects "
-                             f"{tuple(own[k].shape)} (a different number of classes?)")
+            raise ValueError(
+                f"model.weights: {path}: {k} has shape {tuple(v.shape)} but the model expects "
+                f"{tuple(own[k].shape)} (a different number of classes?)"
+            )
     model.load_state_dict(state)

@@ -132,7 +132,11 @@ def _render(sample: dict, classes: list[str], box_classes: list[str], ignore_ind
         if mask.ndim == 3:  # soft (H, W, C)
             probs = mask.astype(np.float32)
             weight = probs[:, :, 1:].sum(axis=2, keepdims=True)  # class 0 transparent
-            colour = probs @ palette[: probs.shape[2]] if probs.shape[2] <= len(palette) else probs[:, :, :len(palette)] @ palette
+            colour = (
+                probs @ palette[: probs.shape[2]]
+                if probs.shape[2] <= len(palette)
+                else probs[:, :, : len(palette)] @ palette
+            )
             image = image * (1 - ALPHA * weight) + ALPHA * colour
             ignored = probs.sum(axis=2) <= 1e-6
         else:

@@ -32,7 +32,9 @@ def test_losses_import_torch_only():
     allowed = {"torch", "losses"} | set(sys.stdlib_module_names)
     for f in sorted((ROOT / "losses").rglob("*.py")):
         extra = _imported_roots(f) - allowed
-        assert not extra, f"{f.relative_to(ROOT)} imports {sorted(extra)}; losses/ depends on torch and the standard library alone"
+        assert not extra, (
+            f"{f.relative_to(ROOT)} imports {sorted(extra)}; losses/ depends on torch and the standard library alone"
+        )
 
 
 def test_detector_catches_a_segdet_import(tmp_path):

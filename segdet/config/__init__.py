@@ -11,5 +11,14 @@ from ._load import all_keys, apply_overrides, load_config, save_config, validate
 from .errors import ConfigError
 from .schema import KIND_SECTIONS, SCHEMA, Field
 
-__all__ = ["ConfigError", "Field", "SCHEMA", "KIND_SECTIONS", "load_config", "validate_config",
-           "apply_overrides", "save_config", "all_keys"]
+__all__ = [
+    "ConfigError",
+    "Field",
+    "SCHEMA",
+    "KIND_SECTIONS",
+    "load_config",
+    "validate_config",
+    "apply_overrides",
+    "save_config",
+    "all_keys",
+]

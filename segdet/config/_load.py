@@ -14,8 +14,14 @@ from .._atomic import atomic_write_text
 from .errors import ConfigError
 from .schema import KIND_SECTIONS, SCHEMA, Field
 
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true/false",
-               list: "a list", dict: "a mapping"}
+_TYPE_NAMES = {
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    bool: "true/false",
+    list: "a list",
+    dict: "a mapping",
+}
 
 
 def load_config(path: str | os.PathLike, overrides: Iterable[str] = ()) -> dict[str, Any]:
@@ -52,8 +58,9 @@ def load_config(path: str | os.PathLike, overrides: Iterable[str] = ()) -> dict[
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must hold a mapping of sections (task:, data:, model:, ...), "
-                          f"got {type(raw).__name__}")
+        raise ConfigError(
+            f"{path} must hold a mapping of sections (task:, data:, model:, ...), got {type(raw).__name__}"
+        )
     base = path.resolve().parent
     cfg = validate_config(raw, source=str(path), base_dir=base)
     if overrides:
@@ -97,8 +104,10 @@ def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
         try:
             value = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{source}: the value {text!r} is not valid YAML ({exc.__class__.__name__}); "
-                              "quote strings with spaces or brackets") from None
+            raise ConfigError(
+                f"{source}: the value {text!r} is not valid YAML ({exc.__class__.__name__}); "
+                "quote strings with spaces or brackets"
+            ) from None
         parts = key.split(".")
         node: Any = SCHEMA
         target = cfg
@@ -113,8 +122,10 @@ def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
                     target[part] = value
                 elif isinstance(node, Field):
                     if not (dict in node.types):
-                        raise ConfigError(f"{source}: {'.'.join(parts[:i + 1])} is {_expected(node)}, "
-                                          f"it has no sub-key {parts[i + 1]!r}")
+                        raise ConfigError(
+                            f"{source}: {'.'.join(parts[: i + 1])} is {_expected(node)}, "
+                            f"it has no sub-key {parts[i + 1]!r}"
+                        )
                     if not isinstance(target.get(part), dict):
                         target[part] = {}
                     target = target[part]
@@ -154,8 +165,10 @@ def all_keys(schema: dict[str, Any] = SCHEMA, prefix: str = "") -> list[tuple[st
 
 # --------------------------------------------------------------------------------------------
 
-def _validate_section(raw: Any, schema: dict[str, Any], where: tuple[str, ...], source: str,
-                      errors: list[str], base_dir: Path) -> dict[str, Any]:
+
+def _validate_section(
+    raw: Any, schema: dict[str, Any], where: tuple[str, ...], source: str, errors: list[str], base_dir: Path
+) -> dict[str, Any]:
     name = ".".join(where)
     if raw is None:
         raw = {}

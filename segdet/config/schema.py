@@ -64,8 +64,9 @@ SCHEMA: dict[str, Any] = {
     "task": Field(str, "segmentation", choices=("segmentation", "detection"), help="problem to train"),
     "seed": Field(int, 0, help="seed of every random generator (python, numpy, torch, data order)"),
     "deterministic": Field(bool, False, help="deterministic algorithms (slower); same seed gives the same weights"),
-    "output_dir": Field(str, "runs/train", help="run folder, relative to the current directory; "
-                        "an existing run gets a -2, -3... suffix"),
+    "output_dir": Field(
+        str, "runs/train", help="run folder, relative to the current directory; an existing run gets a -2, -3... suffix"
+    ),
     "data": {
         "kind": Field(str, "synthetic", choices=("synthetic", "folder", "coco"), help="dataset kind"),
         "classes": Field(list, None, nullable=True, help="class names (index 0 first); null = from the data"),
@@ -80,8 +81,14 @@ SCHEMA: dict[str, Any] = {
             "seed": Field(int, 0, help="seed of the generated images"),
         },
         "folder": {
-            "train": Field(str, None, nullable=True, required=True, path=True,
-                           help="folder with images/ and masks/ (matched by file stem)"),
+            "train": Field(
+                str,
+                None,
+                nullable=True,
+                required=True,
+                path=True,
+                help="folder with images/ and masks/ (matched by file stem)",
+            ),
             "val": Field(str, None, nullable=True, required=True, path=True, help="validation folder, same layout"),
             "mask_values": Field(dict, None, nullable=True, help="mask value -> class index, e.g. {255: 1, 0: 0}"),
         },
@@ -101,20 +108,30 @@ SCHEMA: dict[str, Any] = {
     "model": {
         "arch": Field(str, "Unet", help="smp architecture (Unet, FPN, DeepLabV3Plus, ...)"),
         "encoder": Field(str, "resnet18", help="smp encoder (resnet18, resnet34, efficientnet-b0, ...)"),
-        "encoder_weights": Field(str, None, nullable=True, help="smp pretrained weights name; null = random init, no download"),
-        "weights": Field(str, None, nullable=True, path=True, help="local state dict or segdet checkpoint to start from"),
-        "mean": Field(list, [0.485, 0.456, 0.406], help="per-channel mean subtracted inside the model (input in [0, 1])"),
+        "encoder_weights": Field(
+            str, None, nullable=True, help="smp pretrained weights name; null = random init, no download"
+        ),
+        "weights": Field(
+            str, None, nullable=True, path=True, help="local state dict or segdet checkpoint to start from"
+        ),
+        "mean": Field(
+            list, [0.485, 0.456, 0.406], help="per-channel mean subtracted inside the model (input in [0, 1])"
+        ),
         "std": Field(list, [0.229, 0.224, 0.225], help="per-channel std divided inside the model"),
     },
     "loss": Field(dict, {"ce": 1.0, "dice": 1.0}, help="losses.ComboLoss spec: name -> weight or {weight, options}"),
     "optim": {
         "name": Field(str, "adamw", choices=("adamw", "sgd"), help="optimizer"),
         "lr": Field(float, 0.001, minimum=0.0, help="peak learning rate"),
-        "weight_decay": Field(float, 0.0001, minimum=0.0, help="decoupled (adamw) / L2 (sgd) decay; not on biases and norms"),
+        "weight_decay": Field(
+            float, 0.0001, minimum=0.0, help="decoupled (adamw) / L2 (sgd) decay; not on biases and norms"
+        ),
         "momentum": Field(float, 0.9, minimum=0.0, help="SGD momentum (adamw: beta1)"),
     },
     "schedule": {
-        "name": Field(str, "cosine", choices=("cosine", "poly", "onecycle", "constant"), help="LR schedule, stepped per iteration"),
+        "name": Field(
+            str, "cosine", choices=("cosine", "poly", "onecycle", "constant"), help="LR schedule, stepped per iteration"
+        ),
         "warmup_epochs": Field(float, 0.0, minimum=0.0, help="linear warmup length (fractions allowed)"),
         "min_lr_ratio": Field(float, 0.01, minimum=0.0, help="final LR as a fraction of optim.lr (cosine, poly)"),
         "power": Field(float, 0.9, minimum=0.0, help="exponent of the poly schedule"),
@@ -122,12 +139,23 @@ SCHEMA: dict[str, Any] = {
     "train": {
         "epochs": Field(int, 10, minimum=1, help="training epochs"),
         "device": Field(str, "auto", help="auto | cpu | cuda | cuda:N"),
-        "amp": Field(str, "auto", choices=("auto", "none", "fp16", "bf16"),
-                     help="mixed precision on CUDA; auto = bf16 if supported else fp16; CPU: none"),
+        "amp": Field(
+            str,
+            "auto",
+            choices=("auto", "none", "fp16", "bf16"),
+            help="mixed precision on CUDA; auto = bf16 if supported else fp16; CPU: none",
+        ),
         "channels_last": Field(bool, False, help="NHWC memory format (faster convolutions on recent GPUs)"),
         "accumulate": Field(int, 1, minimum=1, help="batches per optimizer step"),
         "clip_grad_norm": Field(float, None, nullable=True, minimum=0.0, help="max gradient norm; null = no clipping"),
-        "ema": Field(float, None, nullable=True, minimum=0.0, maximum=1.0, help="EMA decay of the weights (e.g. 0.999); null = off"),
+        "ema": Field(
+            float,
+            None,
+            nullable=True,
+            minimum=0.0,
+            maximum=1.0,
+            help="EMA decay of the weights (e.g. 0.999); null = off",
+        ),
         "metric": Field(str, "miou", help="validation metric that picks best.pt (higher is better)"),
         "patience": Field(int, None, nullable=True, minimum=1, help="stop after this many epochs without improvement"),
         "progress": Field(bool, True, help="tqdm progress bars"),
@@ -138,34 +166,61 @@ SCHEMA: dict[str, Any] = {
 SCHEMA["data"]["kind"].choices += ("voc", "yolo")
 SCHEMA["data"]["kind"].help = "dataset kind (voc and yolo: detection only)"
 SCHEMA["data"]["voc"] = {
-    "train": Field(str, None, nullable=True, required=True, path=True,
-                   help="Pascal VOC folder with Annotations/*.xml and JPEGImages/"),
+    "train": Field(
+        str,
+        None,
+        nullable=True,
+        required=True,
+        path=True,
+        help="Pascal VOC folder with Annotations/*.xml and JPEGImages/",
+    ),
     "val": Field(str, None, nullable=True, required=True, path=True, help="validation VOC folder (may equal train)"),
-    "train_split": Field(str, None, nullable=True, help="ImageSets/Main/<name>.txt listing the training ids; null = every xml"),
+    "train_split": Field(
+        str, None, nullable=True, help="ImageSets/Main/<name>.txt listing the training ids; null = every xml"
+    ),
     "val_split": Field(str, None, nullable=True, help="ImageSets/Main/<name>.txt listing the validation ids"),
     "keep_difficult": Field(bool, False, help="keep objects marked difficult (dropped by default)"),
 }
 SCHEMA["data"]["yolo"] = {
-    "train": Field(str, None, nullable=True, required=True, path=True,
-                   help="YOLO folder with images/ and labels/*.txt (class cx cy w h, normalised)"),
+    "train": Field(
+        str,
+        None,
+        nullable=True,
+        required=True,
+        path=True,
+        help="YOLO folder with images/ and labels/*.txt (class cx cy w h, normalised)",
+    ),
     "val": Field(str, None, nullable=True, required=True, path=True, help="validation YOLO folder"),
 }
 KIND_SECTIONS += ["voc", "yolo"]
-SCHEMA["augment"]["mix_off_last_epochs"] = Field(int, 0, minimum=0,
-                                                 help="switch mixing off for the last N epochs (detection)")
-SCHEMA["model"]["min_size"] = Field(int, None, nullable=True, minimum=8,
-                                    help="detector input: shorter side resized to this; null = torchvision default")
+SCHEMA["augment"]["mix_off_last_epochs"] = Field(
+    int, 0, minimum=0, help="switch mixing off for the last N epochs (detection)"
+)
+SCHEMA["model"]["min_size"] = Field(
+    int, None, nullable=True, minimum=8, help="detector input: shorter side resized to this; null = torchvision default"
+)
 SCHEMA["model"]["max_size"] = Field(int, None, nullable=True, minimum=8, help="detector input: longer side cap")
-SCHEMA["model"]["score_thresh"] = Field(float, 0.05, minimum=0.0, maximum=1.0,
-                                        help="detector: drop detections below this score at inference")
+SCHEMA["model"]["score_thresh"] = Field(
+    float, 0.05, minimum=0.0, maximum=1.0, help="detector: drop detections below this score at inference"
+)
 SCHEMA["model"]["detections_per_img"] = Field(int, 100, minimum=1, help="detector: detections kept per image")
-SCHEMA["train"]["eval_backend"] = Field(str, "pycocotools", choices=("pycocotools", "faster-coco-eval"),
-                                        help="detection: COCO evaluation backend (identical numbers)")
+SCHEMA["train"]["eval_backend"] = Field(
+    str,
+    "pycocotools",
+    choices=("pycocotools", "faster-coco-eval"),
+    help="detection: COCO evaluation backend (identical numbers)",
+)
 # --- scale-out (torchrun / DDP) and batch-level mixing on the device ----------------------------
 SCHEMA["train"]["sync_bn"] = Field(bool, False, help="DDP: SyncBatchNorm across processes (CUDA only)")
-SCHEMA["train"]["dist_timeout"] = Field(float, 600.0, minimum=1.0,
-                                        help="DDP: seconds a collective may wait before the run stops with the stalled stage")
-SCHEMA["augment"]["batch_mix"] = Field(list, [], help="segmentation: batch-level mixers on the device, "
-                                       "[{CutMix: {p, alpha}}, {MixUp: {p, alpha}}]")
-SCHEMA["model"]["detector_args"] = Field(dict, {}, help="detector: extra torchvision builder arguments, e.g. "
-                                         "{box_batch_size_per_image: 64, rpn_post_nms_top_n_train: 300}")
+SCHEMA["train"]["dist_timeout"] = Field(
+    float, 600.0, minimum=1.0, help="DDP: seconds a collective may wait before the run stops with the stalled stage"
+)
+SCHEMA["augment"]["batch_mix"] = Field(
+    list, [], help="segmentation: batch-level mixers on the device, [{CutMix: {p, alpha}}, {MixUp: {p, alpha}}]"
+)
+SCHEMA["model"]["detector_args"] = Field(
+    dict,
+    {},
+    help="detector: extra torchvision builder arguments, e.g. "
+    "{box_batch_size_per_image: 64, rpn_post_nms_top_n_train: 300}",
+)

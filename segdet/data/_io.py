@@ -31,9 +31,7 @@ def read_mask(path: Path) -> np.ndarray:
             mode = im.mode
             arr = np.asarray(im)
     except Exception as exc:
-        raise ValueError(
-            f"cannot read mask file {path}: {exc}; re-export it as a single-channel PNG"
-        ) from exc
+        raise ValueError(f"cannot read mask file {path}: {exc}; re-export it as a single-channel PNG") from exc
     if mode == "1":
         return arr.astype(np.uint8)
     if arr.ndim == 3:

@@ -46,15 +46,21 @@ def build_segmentation_data(cfg: Mapping[str, Any]) -> tuple[Any, Any, tuple[str
     ignore = int(data["ignore_index"])
     train_base, val_base, classes = _base_datasets(data, ignore)
     train_pipe = build_pipeline(aug.get("train") or [], boxes=True, key="augment.train")
-    post_pipe = build_pipeline(aug.get("post") or [], boxes=True, label_fields=("labels", "weights"),
-                               key="augment.post")
+    post_pipe = build_pipeline(
+        aug.get("post") or [], boxes=True, label_fields=("labels", "weights"), key="augment.post"
+    )
     val_pipe = build_pipeline(aug.get("val") or [], boxes=True, key="augment.val")
     mixers = build_mixers(aug.get("mix") or [], num_classes=len(classes), ignore_index=ignore)
 
     import augment
 
-    train = augment.MixDataset(train_base, mixers, pre=train_pipe if train_pipe.transforms else None,
-                               post=post_pipe if post_pipe.transforms else None, seed=int(cfg.get("seed", 0)))
+    train = augment.MixDataset(
+        train_base,
+        mixers,
+        pre=train_pipe if train_pipe.transforms else None,
+        post=post_pipe if post_pipe.transforms else None,
+        seed=int(cfg.get("seed", 0)),
+    )
     val = TransformedDataset(val_base, val_pipe, seed=int(cfg.get("seed", 0)))
     for ds in (train_base, val_base, train, val):
         ds.classes = classes

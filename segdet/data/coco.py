@@ -204,9 +204,13 @@ class CocoDataset:
         if clipped or dropped:
             parts = []
             if clipped:
-                parts.append(f"{len(clipped)} boxes partly outside their image were clipped (annotation ids {_ids(clipped)})")
+                parts.append(
+                    f"{len(clipped)} boxes partly outside their image were clipped (annotation ids {_ids(clipped)})"
+                )
             if dropped:
-                parts.append(f"{len(dropped)} zero-area or inverted boxes were dropped (annotation ids {_ids(dropped)})")
+                parts.append(
+                    f"{len(dropped)} zero-area or inverted boxes were dropped (annotation ids {_ids(dropped)})"
+                )
             warnings.warn(f"{self.annotation_file}: " + "; ".join(parts), stacklevel=3)
         self.num_clipped_boxes, self.num_dropped_boxes = len(clipped), len(dropped)
         return out

@@ -78,8 +78,12 @@ def collate_segmentation(
         for i, m in enumerate(masks):
             if m.ndim == 3:
                 if m.shape[2] != num_classes:
-                    raise ValueError(f"sample {i}: soft mask has {m.shape[2]} channels but num_classes is {num_classes}")
-                mask[i, :, : m.shape[0], : m.shape[1]] = torch.from_numpy(np.ascontiguousarray(m, np.float32)).permute(2, 0, 1)
+                    raise ValueError(
+                        f"sample {i}: soft mask has {m.shape[2]} channels but num_classes is {num_classes}"
+                    )
+                mask[i, :, : m.shape[0], : m.shape[1]] = torch.from_numpy(np.ascontiguousarray(m, np.float32)).permute(
+                    2, 0, 1
+                )
             else:
                 hard = _hard(m, i, ignore_index, num_classes)
                 valid = hard != ignore_index

@@ -96,8 +96,12 @@ class FolderSegmentation:
                 f"{self.images[index]} is {image.shape[0]}x{image.shape[1]}; resize the mask "
                 f"with nearest-neighbour interpolation to the image size"
             )
-        return {"image": image, "mask": mask,
-                "bboxes": np.zeros((0, 4), np.float32), "labels": np.zeros((0,), np.int64)}
+        return {
+            "image": image,
+            "mask": mask,
+            "bboxes": np.zeros((0, 4), np.float32),
+            "labels": np.zeros((0,), np.int64),
+        }
 
     def _map_and_check(self, raw: np.ndarray, path: Path) -> np.ndarray:
         if raw.dtype == np.uint8:  # bincount is much faster than unique for 8-bit masks

@@ -81,8 +81,13 @@ class SyntheticShapes:
         texture: float = 1.0,
         hue_jitter: float | None = 20.0,
     ) -> None:
-        for name, value, low in (("num_samples", num_samples, 0), ("height", height, 16),
-                                 ("width", width, 16), ("seed", seed, 0), ("max_objects", max_objects, 1)):
+        for name, value, low in (
+            ("num_samples", num_samples, 0),
+            ("height", height, 16),
+            ("width", width, 16),
+            ("seed", seed, 0),
+            ("max_objects", max_objects, 1),
+        ):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise TypeError(f"SyntheticShapes {name} must be an int, got {value!r}")
             if value < low:
@@ -120,13 +125,18 @@ class SyntheticShapes:
             raise IndexError(f"SyntheticShapes index {index} out of range for length {self.num_samples}")
         index = int(index) % self.num_samples
         rng = np.random.default_rng([self.seed, self.split_id, index])
-        return _generate(rng, self.height, self.width, self.max_objects, self.size_range, self.texture,
-                         self.hue_jitter)
+        return _generate(rng, self.height, self.width, self.max_objects, self.size_range, self.texture, self.hue_jitter)
 
 
-def _generate(rng: np.random.Generator, h: int, w: int, max_objects: int,
-              size_range: tuple[float, float], texture: float,
-              hue_jitter: float | None) -> dict[str, np.ndarray]:
+def _generate(
+    rng: np.random.Generator,
+    h: int,
+    w: int,
+    max_objects: int,
+    size_range: tuple[float, float],
+    texture: float,
+    hue_jitter: float | None,
+) -> dict[str, np.ndarray]:
     image = _background(rng, h, w, texture)
     owner = np.full((h, w), -1, np.int16)  # index of the object that owns each pixel
     areas: list[int] = []
@@ -155,8 +165,7 @@ def _generate(rng: np.random.Generator, h: int, w: int, max_objects: int,
     mask = np.zeros((h, w), np.uint8)
     painted = owner >= 0
     mask[painted] = (label_arr[owner[painted]] + 1).astype(np.uint8)
-    return {"image": image, "mask": mask, "masks": masks,
-            "bboxes": boxes_from_masks(masks), "labels": label_arr}
+    return {"image": image, "mask": mask, "masks": masks, "bboxes": boxes_from_masks(masks), "labels": label_arr}
 
 
 def boxes_from_masks(masks: np.ndarray) -> np.ndarray:
@@ -189,14 +198,20 @@ def _keeps_half_visible(owner: np.ndarray, shape: np.ndarray, areas: list[int]) 
     return bool(np.all((visible - covered) * 2 >= np.asarray(areas)))
 
 
-def _draw_shape(label: int, cx: float, cy: float, radius: float, angle: float,
-                h: int, w: int) -> np.ndarray:
+def _draw_shape(label: int, cx: float, cy: float, radius: float, angle: float, h: int, w: int) -> np.ndarray:
     canvas = np.zeros((h, w), np.uint8)
     shift = 4  # sub-pixel precision for cv2 drawing
     scale = 1 << shift
     if label == 0:
-        cv2.circle(canvas, (round(cx * scale), round(cy * scale)), round(radius * scale), 1, -1,
-                   lineType=cv2.LINE_8, shift=shift)
+        cv2.circle(
+            canvas,
+            (round(cx * scale), round(cy * scale)),
+            round(radius * scale),
+            1,
+            -1,
+            lineType=cv2.LINE_8,
+            shift=shift,
+        )
     else:
         n, r = (4, radius * 1.05) if label == 1 else (3, radius * 1.25)
         t = angle + np.arange(n) * (2 * math.pi / n)
@@ -210,7 +225,7 @@ def _background(rng: np.random.Generator, h: int, w: int, texture: float) -> np.
     c0, c1 = rng.uniform(20, 235, size=(2, 3)).astype(np.float32)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     theta = rng.uniform(0, 2 * math.pi)
-    proj = (xx * math.cos(theta) + yy * math.sin(theta))
+    proj = xx * math.cos(theta) + yy * math.sin(theta)
     proj = (proj - proj.min()) / max(float(np.ptp(proj)), 1.0)
     image = c0 + (c1 - c0) * proj[:, :, None]
     period = rng.uniform(5.0, 18.0)
@@ -222,8 +237,9 @@ def _background(rng: np.random.Generator, h: int, w: int, texture: float) -> np.
     return image
 
 
-def _paint(image: np.ndarray, shape: np.ndarray, rng: np.random.Generator, label: int,
-           hue_jitter: float | None) -> None:
+def _paint(
+    image: np.ndarray, shape: np.ndarray, rng: np.random.Generator, label: int, hue_jitter: float | None
+) -> None:
     """Fill ``shape`` with a colour that stands apart from the background under it.
 
     With ``hue_jitter`` the hue is drawn around the class's own hue (``CLASS_HUES``), else any

@@ -25,8 +25,10 @@ _COMPOSE_NAMES = ("Compose", "OneOf", "SomeOf", "Sequential", "OneOrOther", "Sel
 def transform_names() -> list[str]:
     """Names of every albumentations transform and composition usable in a config."""
     return sorted(
-        n for n in dir(A)
-        if isinstance(getattr(A, n), type) and issubclass(getattr(A, n), (BasicTransform, BaseCompose))
+        n
+        for n in dir(A)
+        if isinstance(getattr(A, n), type)
+        and issubclass(getattr(A, n), (BasicTransform, BaseCompose))
         and n not in ("BasicTransform", "BaseCompose", "DualTransform", "ImageOnlyTransform")
     )
 
@@ -208,7 +210,9 @@ def _apply(pipeline, call, data: dict, force_apply: bool) -> dict:
             out[field] = np.asarray(out[field], dtype=dtype).reshape(-1)
         if track:
             keep = out[_INDEX_FIELD]
-            out["masks"] = np.asarray(out["masks"])[keep] if len(keep) else np.zeros((0, *out["image"].shape[:2]), np.uint8)
+            out["masks"] = (
+                np.asarray(out["masks"])[keep] if len(keep) else np.zeros((0, *out["image"].shape[:2]), np.uint8)
+            )
         out.pop(_INDEX_FIELD, None)
         for field in injected:
             out.pop(field, None)

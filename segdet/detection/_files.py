@@ -17,8 +17,9 @@ class BoxCleaner:
         self.first_clipped: str | None = None
         self.first_dropped: str | None = None
 
-    def __call__(self, boxes: np.ndarray, labels: np.ndarray, height: int, width: int,
-                 source: str) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, boxes: np.ndarray, labels: np.ndarray, height: int, width: int, source: str
+    ) -> tuple[np.ndarray, np.ndarray]:
         """boxes (N, 4) xyxy pixels -> clipped boxes with positive area, and their labels."""
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
@@ -40,9 +41,13 @@ class BoxCleaner:
     def warn(self) -> None:
         parts = []
         if self.clipped:
-            parts.append(f"{self.clipped} boxes partly outside their image were clipped (first in {self.first_clipped})")
+            parts.append(
+                f"{self.clipped} boxes partly outside their image were clipped (first in {self.first_clipped})"
+            )
         if self.dropped:
-            parts.append(f"{self.dropped} zero-area, inverted or fully outside boxes were dropped "
-                         f"(first in {self.first_dropped})")
+            parts.append(
+                f"{self.dropped} zero-area, inverted or fully outside boxes were dropped "
+                f"(first in {self.first_dropped})"
+            )
         if parts:
             warnings.warn(f"{self.what}: " + "; ".join(parts), stacklevel=3)

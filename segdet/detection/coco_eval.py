@@ -54,8 +54,13 @@ class DetectionEvaluator(Evaluator):
         1.0
     """
 
-    def __init__(self, class_names: Sequence[str], cat_ids: Sequence[int] | None = None,
-                 backend: str = "pycocotools", gt: dict | None = None) -> None:
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        cat_ids: Sequence[int] | None = None,
+        backend: str = "pycocotools",
+        gt: dict | None = None,
+    ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown eval backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.class_names = [str(c) for c in class_names]
@@ -68,7 +73,7 @@ class DetectionEvaluator(Evaluator):
             images = {int(im["id"]): im for im in gt.get("images", [])}
             anns: dict[int, list[dict]] = {}
             for k, a in enumerate(gt.get("annotations", [])):
-                a = {"iscrowd": 0, "id": 10 ** 12 + k, **a}
+                a = {"iscrowd": 0, "id": 10**12 + k, **a}
                 if "area" not in a:  # COCOeval reads it for the small/medium/large ranges
                     a["area"] = float(a["bbox"][2]) * float(a["bbox"][3])
                 anns.setdefault(int(a["image_id"]), []).append(a)
@@ -88,8 +93,16 @@ class DetectionEvaluator(Evaluator):
             self._auto_id += 1
         return self._auto_id
 
-    def add(self, image_id: int | None, size: tuple[int, int], gt_boxes: torch.Tensor, gt_labels: torch.Tensor,
-            boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor) -> int:
+    def add(
+        self,
+        image_id: int | None,
+        size: tuple[int, int],
+        gt_boxes: torch.Tensor,
+        gt_labels: torch.Tensor,
+        boxes: torch.Tensor,
+        scores: torch.Tensor,
+        labels: torch.Tensor,
+    ) -> int:
         """Record one image: ground truth and detections, boxes (N, 4) xyxy pixels, labels 0-based.
 
         Returns the image id used (``image_id``, or the next free integer when None).
@@ -108,8 +121,7 @@ class DetectionEvaluator(Evaluator):
         else:
             self._images[image_id] = {"id": image_id, "height": h, "width": w, "file_name": f"{image_id}"}
             self._gt[image_id] = [
-                {"image_id": image_id, "category_id": self._cat(int(c)), "bbox": b, "area": b[2] * b[3],
-                 "iscrowd": 0}
+                {"image_id": image_id, "category_id": self._cat(int(c)), "bbox": b, "area": b[2] * b[3], "iscrowd": 0}
                 for b, c in zip(self._xywh(gt_boxes), gt_labels.tolist())
             ]
         self._dets[image_id] = [
@@ -136,8 +148,15 @@ class DetectionEvaluator(Evaluator):
         outputs = model(list(images))
         ids = batch.get("image_id") or [None] * len(images)
         for img, target, out, image_id in zip(images, batch["targets"], outputs, ids):
-            self.add(image_id, tuple(img.shape[-2:]), target["boxes"], target["labels"],
-                     out["boxes"], out["scores"], out["labels"])
+            self.add(
+                image_id,
+                tuple(img.shape[-2:]),
+                target["boxes"],
+                target["labels"],
+                out["boxes"],
+                out["scores"],
+                out["labels"],
+            )
 
     def sync(self) -> None:
         """Gather every rank's images and detections (``all_gather_object``); the first rank that
@@ -181,16 +200,24 @@ class DetectionEvaluator(Evaluator):
             stats, precision, cat_ids = evaluate(self.ground_truth(), self.detections(), backend=self.backend)
             per_class = {}
             for k, cat in enumerate(int(c) for c in cat_ids):
-                name = (self.class_names[self.cat_ids.index(cat)] if cat in self.cat_ids
-                        else next(c.get("name", str(cat)) for c in self.ground_truth()["categories"] if c["id"] == cat))
+                name = (
+                    self.class_names[self.cat_ids.index(cat)]
+                    if cat in self.cat_ids
+                    else next(c.get("name", str(cat)) for c in self.ground_truth()["categories"] if c["id"] == cat)
+                )
                 p = precision[:, :, k, 0, -1]  # area all, maxDets 100
                 valid = p[p > -1]
                 p50 = p[0][p[0] > -1]
                 per_class[name] = {
                     "ap": float(valid.mean()) if valid.size else float("nan"),
                     "ap50": float(p50.mean()) if p50.size else float("nan"),
-                    "gt": int(sum(a["category_id"] == cat and not a.get("iscrowd", 0)
-                                  for anns in self._gt.values() for a in anns)),
+                    "gt": int(
+                        sum(
+                            a["category_id"] == cat and not a.get("iscrowd", 0)
+                            for anns in self._gt.values()
+                            for a in anns
+                        )
+                    ),
                 }
             self._result = {"stats": dict(zip(STAT_NAMES, map(float, stats))), "per_class": per_class}
         return self._result

@@ -46,17 +46,20 @@ def detection_collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
         boxes = torch.as_tensor(np.asarray(s.get("bboxes", np.zeros((0, 4))), dtype=np.float32)).reshape(-1, 4)
         labels = torch.as_tensor(np.asarray(s.get("labels", np.zeros(0)), dtype=np.int64)).reshape(-1)
         if len(boxes) != len(labels):
-            raise ValueError(f"sample {i}: {len(boxes)} boxes but {len(labels)} labels; "
-                             "pass labels through the pipeline's label_fields")
+            raise ValueError(
+                f"sample {i}: {len(boxes)} boxes but {len(labels)} labels; "
+                "pass labels through the pipeline's label_fields"
+            )
         w = s.get("weights")
-        weights = (torch.ones(len(boxes)) if w is None
-                   else torch.as_tensor(np.asarray(w, dtype=np.float32)).reshape(-1))
+        weights = torch.ones(len(boxes)) if w is None else torch.as_tensor(np.asarray(w, dtype=np.float32)).reshape(-1)
         target = {"boxes": boxes, "labels": labels, "weights": weights}
         if s.get("masks") is not None:
             masks = torch.as_tensor(np.asarray(s["masks"], dtype=np.uint8))
             if masks.ndim != 3 or masks.shape[0] != len(boxes):
-                raise ValueError(f"sample {i}: {tuple(masks.shape)} instance masks for {len(boxes)} boxes; "
-                                 "expected (N, H, W) with one mask per box")
+                raise ValueError(
+                    f"sample {i}: {tuple(masks.shape)} instance masks for {len(boxes)} boxes; "
+                    "expected (N, H, W) with one mask per box"
+                )
             target["masks"] = masks.reshape(-1, img.shape[1], img.shape[2])
         images.append(img)
         targets.append(target)

@@ -96,8 +96,10 @@ class Detector(nn.Module):
                 s = {"boxes": t["boxes"].float().reshape(-1, 4), "labels": t["labels"].long() + self.label_offset}
                 if self.needs_masks:
                     if "masks" not in t:
-                        raise ValueError("Mask R-CNN trains on instance masks but the batch has no 'masks'; "
-                                         "use a dataset with instance masks or a box-only detector")
+                        raise ValueError(
+                            "Mask R-CNN trains on instance masks but the batch has no 'masks'; "
+                            "use a dataset with instance masks or a box-only detector"
+                        )
                     s["masks"] = t["masks"]
                 shifted.append(s)
             return self.model(images, shifted)
@@ -148,8 +150,10 @@ def build_detector(
         0
     """
     if name not in _SPECS:
-        raise ValueError(f"unknown detector model.arch={name!r}{did_you_mean(name, DETECTORS, cutoff=0.4)}; "
-                         f"choose one of: {', '.join(DETECTORS)}")
+        raise ValueError(
+            f"unknown detector model.arch={name!r}{did_you_mean(name, DETECTORS, cutoff=0.4)}; "
+            f"choose one of: {', '.join(DETECTORS)}"
+        )
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int (classes in the data), got {num_classes!r}")
     spec = _SPECS[name]
@@ -174,7 +178,9 @@ def build_detector(
     try:
         model = getattr(tvd, spec.builder)(**args)
     except TypeError as exc:
-        raise ValueError(f"{name} does not accept the arguments {sorted(kwargs)} (model.detector_args): {exc}") from None
+        raise ValueError(
+            f"{name} does not accept the arguments {sorted(kwargs)} (model.detector_args): {exc}"
+        ) from None
     if light:
         heads = _light_box_head(num_classes + spec.label_offset, box_head_size or 1024, box_roi_size or 7)
         for attr, module in heads.items():
@@ -188,13 +194,20 @@ def _light_box_head(num_labels: int, size: int, roi: int) -> dict[str, nn.Module
 
     if size < 1 or roi < 1:
         raise ValueError(f"box_head_size and box_roi_size must be >= 1, got {size} and {roi}")
-    return {"box_roi_pool": MultiScaleRoIAlign(["0", "1", "2", "3"], roi, 2),
-            "box_head": TwoMLPHead(256 * roi * roi, size),
-            "box_predictor": FastRCNNPredictor(size, num_labels)}
+    return {
+        "box_roi_pool": MultiScaleRoIAlign(["0", "1", "2", "3"], roi, 2),
+        "box_head": TwoMLPHead(256 * roi * roi, size),
+        "box_predictor": FastRCNNPredictor(size, num_labels),
+    }
 
 
-_MODEL_CLASSES = {"fasterrcnn": "FasterRCNN", "maskrcnn": "MaskRCNN", "retinanet": "RetinaNet", "fcos": "FCOS",
-                  "ssd": "SSD"}
+_MODEL_CLASSES = {
+    "fasterrcnn": "FasterRCNN",
+    "maskrcnn": "MaskRCNN",
+    "retinanet": "RetinaNet",
+    "fcos": "FCOS",
+    "ssd": "SSD",
+}
 
 
 def _check_kwargs(name: str, spec: _Spec, kwargs: dict[str, Any]) -> None:
@@ -209,10 +222,16 @@ def _check_kwargs(name: str, spec: _Spec, kwargs: dict[str, Any]) -> None:
     prefix = next(p for p in _MODEL_CLASSES if name.startswith(p))
     cls = getattr(tvd, _MODEL_CLASSES[prefix], None) or getattr(tvd.ssd, _MODEL_CLASSES[prefix])
     allowed: set[str] = set()
-    for fn in [getattr(tvd, spec.builder), GeneralizedRCNNTransform.__init__,
-               *(c.__init__ for c in cls.__mro__ if c.__module__.startswith("torchvision"))]:
-        allowed |= {p.name for p in inspect.signature(fn).parameters.values()
-                    if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self"}
+    for fn in [
+        getattr(tvd, spec.builder),
+        GeneralizedRCNNTransform.__init__,
+        *(c.__init__ for c in cls.__mro__ if c.__module__.startswith("torchvision")),
+    ]:
+        allowed |= {
+            p.name
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self"
+        }
     for key in kwargs:
         if key not in allowed:
             raise ValueError(f"model.detector_args: {name} has no argument {key!r}{did_you_mean(key, allowed, n=2)}")

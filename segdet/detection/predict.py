@@ -17,8 +17,9 @@ from segdet.inference import box_colour
 __all__ = ["draw_detections", "predict_images"]
 
 
-def draw_detections(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray,
-                    class_names: Sequence[str]) -> np.ndarray:
+def draw_detections(
+    image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray, class_names: Sequence[str]
+) -> np.ndarray:
     """Draw boxes with ``name score`` captions on a copy of ``image``.
 
     Args:
@@ -54,9 +55,15 @@ def draw_detections(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, sc
 
 
 @torch.no_grad()
-def predict_images(model: nn.Module, image_paths: Sequence[Path], out_dir: Path, device: torch.device,
-                   class_names: Sequence[str], cat_ids: Sequence[int] | None = None,
-                   draw_thresh: float = 0.3) -> Path:
+def predict_images(
+    model: nn.Module,
+    image_paths: Sequence[Path],
+    out_dir: Path,
+    device: torch.device,
+    class_names: Sequence[str],
+    cat_ids: Sequence[int] | None = None,
+    draw_thresh: float = 0.3,
+) -> Path:
     """Detect objects in image files; write drawn images and ``predictions.json`` under ``out_dir``.
 
     Args:
@@ -95,15 +102,27 @@ def predict_images(model: nn.Module, image_paths: Sequence[Path], out_dir: Path,
         images.append({"id": image_id, "file_name": str(path), "height": rgb.shape[0], "width": rgb.shape[1]})
         for b, s, c in zip(boxes, scores, labels):
             w, h = float(b[2] - b[0]), float(b[3] - b[1])
-            anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": cat_ids[int(c)],
-                         "bbox": [float(b[0]), float(b[1]), w, h], "area": w * h, "score": float(s), "iscrowd": 0})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": image_id,
+                    "category_id": cat_ids[int(c)],
+                    "bbox": [float(b[0]), float(b[1]), w, h],
+                    "area": w * h,
+                    "score": float(s),
+                    "iscrowd": 0,
+                }
+            )
         keep = scores >= draw_thresh
         drawn = draw_detections(rgb, boxes[keep], labels[keep], scores[keep], class_names)
         ok, png = cv2.imencode(".png", cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
         if not ok:
             raise ValueError(f"could not encode the drawing of {path}")
         atomic_write_bytes(out_dir / f"{path.stem}.png", png.tobytes())
-    result = {"images": images, "annotations": anns,
-              "categories": [{"id": c, "name": n} for c, n in zip(cat_ids, class_names)]}
+    result = {
+        "images": images,
+        "annotations": anns,
+        "categories": [{"id": c, "name": n} for c, n in zip(cat_ids, class_names)],
+    }
     target = out_dir / "predictions.json"
     return atomic_write_text(target, json.dumps(result))

@@ -18,8 +18,10 @@ def _text(node: ET.Element, tag: str, xml: Path, required: bool = True) -> str |
     child = node.find(tag)
     if child is None or child.text is None or not child.text.strip():
         if required:
-            raise ValueError(f"{xml}: <{node.tag}> has no <{tag}>; every object needs <name> and "
-                             "<bndbox> with xmin, ymin, xmax, ymax")
+            raise ValueError(
+                f"{xml}: <{node.tag}> has no <{tag}>; every object needs <name> and "
+                "<bndbox> with xmin, ymin, xmax, ymax"
+            )
         return None
     return child.text.strip()
 
@@ -62,8 +64,12 @@ def parse_voc_xml(xml: Path) -> dict[str, Any]:
         bnd = obj.find("bndbox")
         if bnd is None:
             raise ValueError(f"{xml}: object {name!r} has no <bndbox>")
-        box = [_number(bnd, "xmin", xml) - 1, _number(bnd, "ymin", xml) - 1,
-               _number(bnd, "xmax", xml), _number(bnd, "ymax", xml)]
+        box = [
+            _number(bnd, "xmin", xml) - 1,
+            _number(bnd, "ymin", xml) - 1,
+            _number(bnd, "xmax", xml),
+            _number(bnd, "ymax", xml),
+        ]
         difficult = (_text(obj, "difficult", xml, False) or "0") == "1"
         objects.append((name, box, difficult))
     return {"filename": _text(root, "filename", xml, False), "size": size, "objects": objects}
@@ -97,14 +103,21 @@ class VocDataset:
         (['aeroplane', 'bicycle'], (2, 4))
     """
 
-    def __init__(self, root: str | Path, split: str | None = None, classes: Sequence[str] | None = None,
-                 keep_difficult: bool = False) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        split: str | None = None,
+        classes: Sequence[str] | None = None,
+        keep_difficult: bool = False,
+    ) -> None:
         self.root = Path(root)
         ann_dir, img_dir = self.root / "Annotations", self.root / "JPEGImages"
         for d in (ann_dir, img_dir):
             if not d.is_dir():
-                raise ValueError(f"VOC folder {self.root} has no {d.name}/; expected Annotations/*.xml and "
-                                 "JPEGImages/ (set data.voc.train/val to the folder holding both)")
+                raise ValueError(
+                    f"VOC folder {self.root} has no {d.name}/; expected Annotations/*.xml and "
+                    "JPEGImages/ (set data.voc.train/val to the folder holding both)"
+                )
         if split is None:
             xmls = sorted(ann_dir.glob("*.xml"))
         else:
@@ -133,8 +146,10 @@ class VocDataset:
                 if difficult and not keep_difficult:
                     continue
                 if name not in index:
-                    raise ValueError(f"{xml}: class {name!r} is not in data.classes {self.classes}; "
-                                     "add it there or set data.classes to null to take the names from the files")
+                    raise ValueError(
+                        f"{xml}: class {name!r} is not in data.classes {self.classes}; "
+                        "add it there or set data.classes to null to take the names from the files"
+                    )
                 boxes.append(box)
                 labels.append(index[name])
             b, lab = cleaner(np.asarray(boxes, np.float32), np.asarray(labels, np.int64), h, w, str(xml))
@@ -149,8 +164,9 @@ class VocDataset:
             for cand in (img_dir / f"{xml.stem}{ext}", img_dir / f"{xml.stem}{ext.upper()}"):
                 if cand.is_file():
                     return cand
-        raise ValueError(f"{xml}: image {filename or xml.stem} not found in {img_dir}; "
-                         "restore the image or remove the annotation")
+        raise ValueError(
+            f"{xml}: image {filename or xml.stem} not found in {img_dir}; restore the image or remove the annotation"
+        )
 
     def __len__(self) -> int:
         return len(self.items)

@@ -34,16 +34,20 @@ def parse_yolo_labels(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndar
         if not fields:
             continue
         if len(fields) != 5:
-            raise ValueError(f"{path}:{n}: expected 'class cx cy w h' (5 fields), got {len(fields)}: {line.strip()!r}"
-                             "; polygon (segment) labels are not supported for detection")
+            raise ValueError(
+                f"{path}:{n}: expected 'class cx cy w h' (5 fields), got {len(fields)}: {line.strip()!r}"
+                "; polygon (segment) labels are not supported for detection"
+            )
         try:
             cls_f = float(fields[0])
             cx, cy, w, h = (float(v) for v in fields[1:])
         except ValueError:
             raise ValueError(f"{path}:{n}: {line.strip()!r} holds a value that is not a number") from None
         if cls_f != int(cls_f) or not 0 <= int(cls_f) < num_classes:
-            raise ValueError(f"{path}:{n}: class {fields[0]} is not an index in 0..{num_classes - 1} "
-                             f"({num_classes} classes); fix the label or data.classes")
+            raise ValueError(
+                f"{path}:{n}: class {fields[0]} is not an index in 0..{num_classes - 1} "
+                f"({num_classes} classes); fix the label or data.classes"
+            )
         if w < 0 or h < 0:
             raise ValueError(f"{path}:{n}: negative box size w={w}, h={h}")
         boxes.append([cx, cy, w, h])
@@ -87,12 +91,15 @@ class YoloDataset:
         self.root = Path(root)
         img_dir, lab_dir = self.root / "images", self.root / "labels"
         if not img_dir.is_dir():
-            raise ValueError(f"YOLO folder {self.root} has no images/; expected images/ and labels/ "
-                             "(set data.yolo.train/val to the folder holding both)")
+            raise ValueError(
+                f"YOLO folder {self.root} has no images/; expected images/ and labels/ "
+                "(set data.yolo.train/val to the folder holding both)"
+            )
         names = list(classes) if classes is not None else _read_names(self.root)
         if not names:
-            raise ValueError(f"YOLO folder {self.root}: no class names; set data.classes or add a classes.txt "
-                             "with one name per line")
+            raise ValueError(
+                f"YOLO folder {self.root}: no class names; set data.classes or add a classes.txt with one name per line"
+            )
         self.classes = [str(c) for c in names]
         images = sorted(p for p in img_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         if not images:

@@ -12,5 +12,16 @@ from .optim import LRFactor, build_optimizer, build_scheduler
 from .trainer import NonFiniteLossError, TrainingInterrupted, train, train_one_epoch
 from .validate import validate
 
-__all__ = ["train", "train_one_epoch", "validate", "evaluate", "predict", "ModelEMA", "build_optimizer",
-           "build_scheduler", "LRFactor", "NonFiniteLossError", "TrainingInterrupted"]
+__all__ = [
+    "train",
+    "train_one_epoch",
+    "validate",
+    "evaluate",
+    "predict",
+    "ModelEMA",
+    "build_optimizer",
+    "build_scheduler",
+    "LRFactor",
+    "NonFiniteLossError",
+    "TrainingInterrupted",
+]

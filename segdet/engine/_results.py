@@ -68,7 +68,7 @@ def plot_results(csv_path: Path, png_path: Path) -> Path | None:
         ax.set_title(key, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(series):]:
+    for ax in list(axes.flat)[len(series) :]:
         ax.axis("off")
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.12, top=0.9, wspace=0.35, hspace=0.6)
     png = io.BytesIO()

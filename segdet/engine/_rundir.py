@@ -29,12 +29,16 @@ def find_last_checkpoint(output_dir: str | Path) -> Path:
     base = Path(output_dir)
     candidates = [base / "weights" / "last.pt"]
     if base.parent.is_dir():
-        candidates += [p / "weights" / "last.pt" for p in base.parent.glob(f"{base.name}-*")
-                       if p.name[len(base.name) + 1:].isdigit()]
+        candidates += [
+            p / "weights" / "last.pt"
+            for p in base.parent.glob(f"{base.name}-*")
+            if p.name[len(base.name) + 1 :].isdigit()
+        ]
     found = [c for c in candidates if c.is_file()]
     if not found:
-        raise FileNotFoundError(f"--resume: no weights/last.pt under {base} (or its -N siblings); "
-                                f"give the checkpoint with --resume PATH")
+        raise FileNotFoundError(
+            f"--resume: no weights/last.pt under {base} (or its -N siblings); give the checkpoint with --resume PATH"
+        )
     return max(found, key=lambda p: p.stat().st_mtime)
 
 

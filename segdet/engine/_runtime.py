@@ -59,19 +59,23 @@ def configure_determinism(deterministic: bool) -> None:
 
 def epoch_seed(seed: int, epoch: int) -> int:
     """A seed for epoch ``epoch`` of a run seeded with ``seed`` (stable across resumes)."""
-    return (seed * 1_000_003 + epoch * 7919 + 17) % (2 ** 63)
+    return (seed * 1_000_003 + epoch * 7919 + 17) % (2**63)
 
 
 def seed_everything(seed: int) -> None:
     """Seed python's, numpy's and torch's global generators (all devices)."""
     random.seed(seed)
-    np.random.seed(seed % (2 ** 32))
+    np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
 
 
 def rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
 
 
 def set_rng_state(state: dict[str, Any]) -> None:

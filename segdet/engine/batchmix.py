@@ -31,8 +31,9 @@ __all__ = ["BATCH_MIXERS", "build_batch_mixers", "BatchMixing", "batch_mixing_fo
 BATCH_MIXERS = ("CutMix", "MixUp")
 
 
-def build_batch_mixers(steps: list, *, num_classes: int, ignore_index: int,
-                       key: str = "augment.batch_mix") -> list[Callable]:
+def build_batch_mixers(
+    steps: list, *, num_classes: int, ignore_index: int, key: str = "augment.batch_mix"
+) -> list[Callable]:
     """Mixers from ``[{Name: {options}}, ...]`` (names in :data:`BATCH_MIXERS`).
 
     Raises:
@@ -94,8 +95,9 @@ class BatchMixing:
         return {**batch, "image": images, "mask": target}
 
 
-def batch_mixing_for_epoch(cfg: dict[str, Any], task: Any, device: torch.device, epoch: int,
-                           rank: int = 0) -> BatchMixing | None:
+def batch_mixing_for_epoch(
+    cfg: dict[str, Any], task: Any, device: torch.device, epoch: int, rank: int = 0
+) -> BatchMixing | None:
     """The batch mixing of ``epoch`` (``None`` when ``augment.batch_mix`` is empty).
 
     Raises:
@@ -105,11 +107,13 @@ def batch_mixing_for_epoch(cfg: dict[str, Any], task: Any, device: torch.device,
     if not steps:
         return None
     if getattr(task, "name", "") != "segmentation":
-        raise ValueError(f"augment.batch_mix works on segmentation batches only (task is {task.name!r}); "
-                         "use augment.mix for detection, or set augment.batch_mix=[]")
+        raise ValueError(
+            f"augment.batch_mix works on segmentation batches only (task is {task.name!r}); "
+            "use augment.mix for detection, or set augment.batch_mix=[]"
+        )
     mixers = build_batch_mixers(steps, num_classes=task.num_classes, ignore_index=cfg["data"]["ignore_index"])
     from ._runtime import epoch_seed
 
-    seed = (epoch_seed(cfg["seed"], epoch) * 31 + 7 + 1_000_003 * rank) % (2 ** 63)
+    seed = (epoch_seed(cfg["seed"], epoch) * 31 + 7 + 1_000_003 * rank) % (2**63)
     generator = torch.Generator(device=device).manual_seed(seed)
     return BatchMixing(mixers, generator, channels_last=cfg["train"]["channels_last"])

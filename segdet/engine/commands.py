@@ -32,8 +32,10 @@ def load_trained_model(task: Task, checkpoint: str | Path) -> nn.Module:
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise ValueError(f"checkpoint {checkpoint} does not fit the model of this config "
-                         f"(model.arch/model.encoder/data.classes differ?): {str(exc).splitlines()[0]}") from None
+        raise ValueError(
+            f"checkpoint {checkpoint} does not fit the model of this config "
+            f"(model.arch/model.encoder/data.classes differ?): {str(exc).splitlines()[0]}"
+        ) from None
     return model.eval()
 
 
@@ -44,7 +46,9 @@ def _without_init_weights(cfg: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
-def evaluate(cfg: dict[str, Any], checkpoint: str | Path, output: str | Path | None = None) -> tuple[dict[str, float], str]:
+def evaluate(
+    cfg: dict[str, Any], checkpoint: str | Path, output: str | Path | None = None
+) -> tuple[dict[str, float], str]:
     """Score ``checkpoint`` on the config's validation set with the same pass as training.
 
     Args:
@@ -61,11 +65,18 @@ def evaluate(cfg: dict[str, Any], checkpoint: str | Path, output: str | Path | N
     _, val_ds = task.build_datasets()
     model = load_trained_model(task, checkpoint).to(device)
     bs = cfg["data"]["batch_size"]
-    loader = make_val_loader(val_ds, task.collate, bs, auto_num_workers(cfg["data"]["num_workers"], len(val_ds), bs),
-                             device=device)
+    loader = make_val_loader(
+        val_ds, task.collate, bs, auto_num_workers(cfg["data"]["num_workers"], len(val_ds), bs), device=device
+    )
     evaluator = task.make_evaluator(device)
-    metrics = validate(model, loader, evaluator, device, select_amp(cfg["train"]["amp"], device),
-                       progress=cfg["train"]["progress"] and _dist.is_main())
+    metrics = validate(
+        model,
+        loader,
+        evaluator,
+        device,
+        select_amp(cfg["train"]["amp"], device),
+        progress=cfg["train"]["progress"] and _dist.is_main(),
+    )
     if not _dist.is_main():  # the metrics are the same on every rank; rank 0 writes the report
         return metrics, ""
     out_dir = Path(output) if output else run_dir_of(checkpoint) / "eval"

@@ -34,8 +34,18 @@ from torch import nn
 from . import _dist
 from ._runtime import select_device
 
-__all__ = ["DistributedTimeout", "setup", "env_world_size", "is_distributed", "prepare_model", "wrap_model",
-           "broadcast_module", "any_rank", "watch", "cleanup"]
+__all__ = [
+    "DistributedTimeout",
+    "setup",
+    "env_world_size",
+    "is_distributed",
+    "prepare_model",
+    "wrap_model",
+    "broadcast_module",
+    "any_rank",
+    "watch",
+    "cleanup",
+]
 
 
 class DistributedTimeout(RuntimeError):
@@ -51,8 +61,9 @@ def env_world_size() -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ValueError(f"environment variable WORLD_SIZE={raw!r} is not an integer; launch with "
-                         "torchrun --nproc_per_node=N") from None
+        raise ValueError(
+            f"environment variable WORLD_SIZE={raw!r} is not an integer; launch with torchrun --nproc_per_node=N"
+        ) from None
     if value < 1:
         raise ValueError(f"environment variable WORLD_SIZE={value} must be >= 1")
     return value
@@ -68,8 +79,10 @@ def _env_int(name: str, default: int | None = None) -> int:
     if raw is None and default is not None:
         return default
     if raw is None:
-        raise ValueError(f"WORLD_SIZE is set but {name} is not: launch with torchrun --nproc_per_node=N, "
-                         f"which sets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT")
+        raise ValueError(
+            f"WORLD_SIZE is set but {name} is not: launch with torchrun --nproc_per_node=N, "
+            f"which sets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT"
+        )
     try:
         return int(raw)
     except ValueError:
@@ -97,15 +110,19 @@ def setup(cfg: dict[str, Any]) -> torch.device:
     name = t["device"]
     use_cuda = name.startswith("cuda") or (name == "auto" and torch.cuda.is_available())
     if use_cuda and ":" in name:
-        raise ValueError(f"train.device={name!r} under torchrun: each process uses cuda:LOCAL_RANK; "
-                         "set train.device=cuda (or auto) and choose GPUs with CUDA_VISIBLE_DEVICES")
+        raise ValueError(
+            f"train.device={name!r} under torchrun: each process uses cuda:LOCAL_RANK; "
+            "set train.device=cuda (or auto) and choose GPUs with CUDA_VISIBLE_DEVICES"
+        )
     local_rank = _env_int("LOCAL_RANK", default=0)
     if use_cuda:
         if not torch.cuda.is_available():
             raise ValueError(f"train.device is {name!r} but CUDA is not available here; use train.device=cpu")
         if local_rank >= torch.cuda.device_count():
-            raise ValueError(f"LOCAL_RANK={local_rank} but only {torch.cuda.device_count()} CUDA device(s) are "
-                             "visible: use at most that many processes per node (--nproc_per_node)")
+            raise ValueError(
+                f"LOCAL_RANK={local_rank} but only {torch.cuda.device_count()} CUDA device(s) are "
+                "visible: use at most that many processes per node (--nproc_per_node)"
+            )
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     else:
@@ -115,8 +132,13 @@ def setup(cfg: dict[str, Any]) -> torch.device:
             raise ValueError(f"WORLD_SIZE={world} but this torch build has no torch.distributed")
         rank = _env_int("RANK")
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout), rank=rank, world_size=world,
-                                device_id=device if device.type == "cuda" else None)
+        dist.init_process_group(
+            backend,
+            timeout=datetime.timedelta(seconds=timeout),
+            rank=rank,
+            world_size=world,
+            device_id=device if device.type == "cuda" else None,
+        )
         _STATE["owned"] = True
         atexit.register(cleanup)
     _STATE["timeout"] = timeout
@@ -144,8 +166,9 @@ def prepare_model(model: nn.Module, cfg: dict[str, Any], device: torch.device) -
     if not cfg["train"].get("sync_bn") or not is_distributed():
         return model
     if device.type != "cuda":
-        raise ValueError("train.sync_bn=true needs CUDA (SyncBatchNorm has no CPU kernel); "
-                         "set train.sync_bn=false for CPU runs")
+        raise ValueError(
+            "train.sync_bn=true needs CUDA (SyncBatchNorm has no CPU kernel); set train.sync_bn=false for CPU runs"
+        )
     return nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
 
@@ -159,8 +182,9 @@ def wrap_model(model: nn.Module, device: torch.device, find_unused_parameters: b
         return model
     ids = [device.index] if device.type == "cuda" else None
     with watch("wrapping the model in DistributedDataParallel (weight broadcast)"):
-        return nn.parallel.DistributedDataParallel(model, device_ids=ids, output_device=ids[0] if ids else None,
-                                                   find_unused_parameters=find_unused_parameters)
+        return nn.parallel.DistributedDataParallel(
+            model, device_ids=ids, output_device=ids[0] if ids else None, find_unused_parameters=find_unused_parameters
+        )
 
 
 @torch.no_grad()
@@ -222,4 +246,5 @@ def watch(what: str, timeout: float | None = None) -> Iterator[None]:
             f"rank {_dist.rank()}/{_dist.world_size()}: {what} did not complete within {limit}. Another "
             f"process stopped or is stuck (look for an error or out-of-memory message in its output, or a "
             f"data loader that stalls); raise train.dist_timeout if a step is legitimately that slow. "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from exc

@@ -36,8 +36,16 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from . import _dist
 
-__all__ = ["auto_num_workers", "make_train_loader", "make_val_loader", "set_loader_epoch", "EpochDataset",
-           "EpochSampler", "ShardedBatchSampler", "DataWaitMeter"]
+__all__ = [
+    "auto_num_workers",
+    "make_train_loader",
+    "make_val_loader",
+    "set_loader_epoch",
+    "EpochDataset",
+    "EpochSampler",
+    "ShardedBatchSampler",
+    "DataWaitMeter",
+]
 
 #: batches queued per worker when workers are used
 PREFETCH_FACTOR = 4
@@ -75,7 +83,7 @@ def auto_num_workers(setting: int | str, dataset_size: int, batch_size: int) -> 
 
 def _seed_worker(worker_id: int, rank: int = 0) -> None:
     """Seed python and numpy in a worker from its torch seed, this rank and the worker id."""
-    seed = (torch.initial_seed() + 1_000_003 * rank) % (2 ** 32)
+    seed = (torch.initial_seed() + 1_000_003 * rank) % (2**32)
     random.seed(seed)
     np.random.seed(seed)
     # Ctrl-C reaches the whole process group: the main process saves last.pt and stops the
@@ -114,7 +122,7 @@ class EpochDataset(Dataset):
         self._epoch = epoch
         info = torch.utils.data.get_worker_info()
         if info is not None:  # the main process's generators belong to the training loop
-            state = np.random.SeedSequence([self.seed % (2 ** 63), epoch, self.rank, info.id]).generate_state(2)
+            state = np.random.SeedSequence([self.seed % (2**63), epoch, self.rank, info.id]).generate_state(2)
             random.seed(int(state[0]))
             np.random.seed(int(state[1]))
 
@@ -169,7 +177,7 @@ class ShardedBatchSampler(Sampler):
 
     def _batches(self) -> Sequence[range]:
         starts = range(0, self.size, self.batch_size)
-        return [range(s, min(s + self.batch_size, self.size)) for s in starts][self.rank::self.world_size]
+        return [range(s, min(s + self.batch_size, self.size)) for s in starts][self.rank :: self.world_size]
 
     def __len__(self) -> int:
         return len(self._batches())
@@ -180,15 +188,26 @@ class ShardedBatchSampler(Sampler):
 
 
 def _loader_options(num_workers: int, device: torch.device, rank: int) -> dict[str, Any]:
-    opts: dict[str, Any] = {"num_workers": num_workers, "pin_memory": torch.device(device).type == "cuda",
-                            "worker_init_fn": functools.partial(_seed_worker, rank=rank)}
+    opts: dict[str, Any] = {
+        "num_workers": num_workers,
+        "pin_memory": torch.device(device).type == "cuda",
+        "worker_init_fn": functools.partial(_seed_worker, rank=rank),
+    }
     if num_workers > 0:
         opts.update(persistent_workers=True, prefetch_factor=PREFETCH_FACTOR)
     return opts
 
 
-def make_train_loader(dataset: Dataset, collate: Callable, batch_size: int, num_workers: int, *, seed: int,
-                      device: torch.device | str = "cpu", generator: torch.Generator | None = None) -> DataLoader:
+def make_train_loader(
+    dataset: Dataset,
+    collate: Callable,
+    batch_size: int,
+    num_workers: int,
+    *,
+    seed: int,
+    device: torch.device | str = "cpu",
+    generator: torch.Generator | None = None,
+) -> DataLoader:
     """The training loader: this rank's shard, reshuffled per epoch (call :func:`set_loader_epoch`).
 
     The batch size is per process. The last incomplete batch is dropped (a batch of one breaks
@@ -210,16 +229,25 @@ def make_train_loader(dataset: Dataset, collate: Callable, batch_size: int, num_
         >>> batch = next(iter(loader))
     """
     rank, world = _dist.rank(), _dist.world_size()
-    shard = DistributedSampler(range(len(dataset)), num_replicas=world, rank=rank, shuffle=True,
-                               seed=int(seed) % (2 ** 63), drop_last=False)
+    shard = DistributedSampler(
+        range(len(dataset)), num_replicas=world, rank=rank, shuffle=True, seed=int(seed) % (2**63), drop_last=False
+    )
     sampler = EpochSampler(shard)
     drop_last = len(sampler) > batch_size
-    return DataLoader(EpochDataset(dataset, seed, rank), batch_size=batch_size, sampler=sampler, collate_fn=collate,
-                      drop_last=drop_last, generator=generator, **_loader_options(num_workers, device, rank))
+    return DataLoader(
+        EpochDataset(dataset, seed, rank),
+        batch_size=batch_size,
+        sampler=sampler,
+        collate_fn=collate,
+        drop_last=drop_last,
+        generator=generator,
+        **_loader_options(num_workers, device, rank),
+    )
 
 
-def make_val_loader(dataset: Dataset, collate: Callable, batch_size: int, num_workers: int, *,
-                    device: torch.device | str = "cpu") -> DataLoader:
+def make_val_loader(
+    dataset: Dataset, collate: Callable, batch_size: int, num_workers: int, *, device: torch.device | str = "cpu"
+) -> DataLoader:
     """The validation loader: this rank's batches of the single-process order (see
     :class:`ShardedBatchSampler`); in a single process simply every batch in order."""
     rank = _dist.rank()

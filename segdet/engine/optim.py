@@ -22,8 +22,7 @@ def build_optimizer(model: nn.Module, optim_cfg: dict[str, Any]) -> torch.optim.
     for p in model.parameters():
         if p.requires_grad:
             (no_decay if p.ndim <= 1 else decay).append(p)
-    groups = [{"params": decay, "weight_decay": optim_cfg["weight_decay"]},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": optim_cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
     name, lr = optim_cfg["name"], optim_cfg["lr"]
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr, betas=(optim_cfg["momentum"], 0.999))
@@ -67,8 +66,9 @@ class LRFactor:
         return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * t))  # onecycle
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, schedule_cfg: dict[str, Any], epochs: int,
-                    steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, schedule_cfg: dict[str, Any], epochs: int, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """A :class:`~torch.optim.lr_scheduler.LambdaLR` to be stepped after every optimizer step.
 
     Args:
@@ -76,9 +76,13 @@ def build_scheduler(optimizer: torch.optim.Optimizer, schedule_cfg: dict[str, An
         epochs: training epochs.
         steps_per_epoch: optimizer steps per epoch (batches / accumulate, rounded up).
     """
-    factor = LRFactor(schedule_cfg["name"], epochs * steps_per_epoch,
-                      round(schedule_cfg["warmup_epochs"] * steps_per_epoch),
-                      schedule_cfg.get("min_lr_ratio", 0.0), schedule_cfg.get("power", 0.9))
+    factor = LRFactor(
+        schedule_cfg["name"],
+        epochs * steps_per_epoch,
+        round(schedule_cfg["warmup_epochs"] * steps_per_epoch),
+        schedule_cfg.get("min_lr_ratio", 0.0),
+        schedule_cfg.get("power", 0.9),
+    )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 

@@ -27,8 +27,16 @@ from ..tasks.base import Task
 from . import _dist, distributed
 from ._results import ResultsLog, plot_results
 from ._rundir import new_run_dir, run_dir_of
-from ._runtime import (autocast, configure_determinism, epoch_seed, rng_state, seed_everything, select_amp,
-                       set_rng_state, to_device)
+from ._runtime import (
+    autocast,
+    configure_determinism,
+    epoch_seed,
+    rng_state,
+    seed_everything,
+    select_amp,
+    set_rng_state,
+    to_device,
+)
 from .batchmix import batch_mixing_for_epoch
 from .loader import DataWaitMeter, auto_num_workers, make_train_loader, make_val_loader, set_loader_epoch
 from .ema import ModelEMA
@@ -111,7 +119,9 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
         if _dist.is_main():
             print(f"resuming {resume} at epoch {start_epoch + 1}/{t['epochs']}")
         if changed and _dist.is_main():
-            print(f"note: the config differs from the checkpoint's in {', '.join(changed)}; continuing with the new values")
+            print(
+                f"note: the config differs from the checkpoint's in {', '.join(changed)}; continuing with the new values"
+            )
     model = distributed.wrap_model(model, device, find_unused_parameters=task.name == "detection")
 
     if _dist.is_main():
@@ -121,11 +131,21 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
     evaluator = task.make_evaluator(device)
 
     def checkpoint(epoch_done: int, interrupted: bool = False) -> dict[str, Any]:
-        return {"model": _dist.unwrap(model).state_dict(), "ema": ema.module.state_dict() if ema else None,
-                "ema_state": ema.state_dict() if ema else None, "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-                "epoch": epoch_done, "best_metric": best, "stale_epochs": stale, "rng": rng_state(),
-                "config": cfg, "interrupted": interrupted, "classes": getattr(task, "classes", None)}
+        return {
+            "model": _dist.unwrap(model).state_dict(),
+            "ema": ema.module.state_dict() if ema else None,
+            "ema_state": ema.state_dict() if ema else None,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+            "epoch": epoch_done,
+            "best_metric": best,
+            "stale_epochs": stale,
+            "rng": rng_state(),
+            "config": cfg,
+            "interrupted": interrupted,
+            "classes": getattr(task, "classes", None),
+        }
 
     stop = _StopFlag()
     with stop.installed():
@@ -138,26 +158,46 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
                 train_ds.set_epoch(epoch)
             try:
                 with distributed.watch(f"training epoch {epoch + 1} (gradient all-reduce of a step)"):
-                    stats = train_one_epoch(task, model, waits := DataWaitMeter(train_loader), optimizer, scheduler,
-                                            scaler, ema, device, amp, cfg, epoch, stop)
+                    stats = train_one_epoch(
+                        task,
+                        model,
+                        waits := DataWaitMeter(train_loader),
+                        optimizer,
+                        scheduler,
+                        scaler,
+                        ema,
+                        device,
+                        amp,
+                        cfg,
+                        epoch,
+                        stop,
+                    )
             except NonFiniteLossError as exc:
                 last = weights_dir / "last.pt" if weights_dir and (weights_dir / "last.pt").is_file() else None
                 hint = "Try train.clip_grad_norm=1.0 or a lower optim.lr"
-                where = f"last good checkpoint: {last}. {hint}, then resume with --resume {last}" if last \
+                where = (
+                    f"last good checkpoint: {last}. {hint}, then resume with --resume {last}"
+                    if last
                     else f"no checkpoint written yet. {hint}"
+                )
                 raise NonFiniteLossError(f"{exc}; {where}") from None
             if stats is not None:
                 stats["data_wait"] = round(waits.fraction(), 4)  # share of the epoch spent waiting for batches
             if stats is None:  # Ctrl-C mid-epoch: keep the weights, redo this epoch on resume
-                path = save_checkpoint(checkpoint(epoch, interrupted=True), weights_dir / "last.pt") \
-                    if _dist.is_main() else None
+                path = (
+                    save_checkpoint(checkpoint(epoch, interrupted=True), weights_dir / "last.pt")
+                    if _dist.is_main()
+                    else None
+                )
                 raise TrainingInterrupted(path)
             eval_model = distributed.broadcast_module(ema.module if ema else _dist.unwrap(model))  # rank 0's weights
             metrics = validate(eval_model, val_loader, evaluator, device, amp, t["progress"] and _dist.is_main())
             score = metrics.get(t["metric"])
             if score is None:
-                raise ValueError(f"train.metric {t['metric']!r} is not computed by the {task.name} evaluator; "
-                                 f"choose one of {', '.join(metrics)}")
+                raise ValueError(
+                    f"train.metric {t['metric']!r} is not computed by the {task.name} evaluator; "
+                    f"choose one of {', '.join(metrics)}"
+                )
             improved = not math.isnan(score) and (best is None or score > best)
             best, stale = (score, 0) if improved else (best, stale + 1)
             if _dist.is_main():
@@ -167,8 +207,11 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
                 save_checkpoint(state, weights_dir / "last.pt")
                 if improved:  # the same file: a hard link, no second write
                     copy_checkpoint(weights_dir / "last.pt", weights_dir / "best.pt")
-                print(f"epoch {epoch + 1}/{t['epochs']}  loss {stats['loss']:.4f}  {t['metric']} {score:.4f}  "
-                      f"best {best:.4f}  ({row['time_s']:.1f} s)", flush=True)
+                print(
+                    f"epoch {epoch + 1}/{t['epochs']}  loss {stats['loss']:.4f}  {t['metric']} {score:.4f}  "
+                    f"best {best:.4f}  ({row['time_s']:.1f} s)",
+                    flush=True,
+                )
             if distributed.any_rank(stop.requested, device):
                 raise TrainingInterrupted(weights_dir / "last.pt" if weights_dir else None)
             if t["patience"] is not None and stale >= t["patience"]:
@@ -180,9 +223,20 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
     return run_dir
 
 
-def train_one_epoch(task: Task, model: nn.Module, loader, optimizer, scheduler, scaler, ema: ModelEMA | None,
-                    device: torch.device, amp: torch.dtype | None, cfg: dict[str, Any], epoch: int,
-                    stop: "_StopFlag") -> dict[str, float] | None:
+def train_one_epoch(
+    task: Task,
+    model: nn.Module,
+    loader,
+    optimizer,
+    scheduler,
+    scaler,
+    ema: ModelEMA | None,
+    device: torch.device,
+    amp: torch.dtype | None,
+    cfg: dict[str, Any],
+    epoch: int,
+    stop: "_StopFlag",
+) -> dict[str, float] | None:
     """One pass over ``loader``; returns mean loss terms and the last LR (``None`` if Ctrl-C)."""
     t = cfg["train"]
     accumulate, clip = t["accumulate"], t["clip_grad_norm"]
@@ -203,8 +257,10 @@ def train_one_epoch(task: Task, model: nn.Module, loader, optimizer, scheduler, 
             loss, terms = task.loss(model, batch)
         value = loss.item()
         if not math.isfinite(value):
-            raise NonFiniteLossError(f"the loss is {value} at epoch {epoch + 1}, step {i + 1} "
-                                     f"(terms: {', '.join(f'{k}={float(v):.4g}' for k, v in terms.items())})")
+            raise NonFiniteLossError(
+                f"the loss is {value} at epoch {epoch + 1}, step {i + 1} "
+                f"(terms: {', '.join(f'{k}={float(v):.4g}' for k, v in terms.items())})"
+            )
         if i % accumulate == 0:  # first micro-batch of a step; zeroing here rather than after the
             optimizer.zero_grad(set_to_none=True)  # step lets backward reuse the freed memory (faster)
         scaler.scale(loss / accumulate).backward()
@@ -222,8 +278,12 @@ def train_one_epoch(task: Task, model: nn.Module, loader, optimizer, scheduler, 
         n += 1
         images += _batch_size(batch)
         if bar is not loader:
-            bar.set_postfix(loss=f"{value:.4f}", lr=f"{optimizer.param_groups[0]['lr']:.2e}",
-                            img_s=f"{images / (time.perf_counter() - begin):.1f}", refresh=False)
+            bar.set_postfix(
+                loss=f"{value:.4f}",
+                lr=f"{optimizer.param_groups[0]['lr']:.2e}",
+                img_s=f"{images / (time.perf_counter() - begin):.1f}",
+                refresh=False,
+            )
         if distributed.any_rank(stop.requested, device):  # every rank stops after the same step
             return None
     stats = {f"train/{k}" if k != "loss" else "loss": float(v) / n for k, v in sums.items()}

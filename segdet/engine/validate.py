@@ -14,8 +14,14 @@ __all__ = ["validate"]
 
 
 @torch.no_grad()
-def validate(model: nn.Module, loader: DataLoader, evaluator: Evaluator, device: torch.device,
-             amp: torch.dtype | None = None, progress: bool = False) -> dict[str, float]:
+def validate(
+    model: nn.Module,
+    loader: DataLoader,
+    evaluator: Evaluator,
+    device: torch.device,
+    amp: torch.dtype | None = None,
+    progress: bool = False,
+) -> dict[str, float]:
     """Run ``evaluator`` over ``loader`` and return its metrics.
 
     The model is put in eval mode (and back in its previous mode afterwards); batches are moved to

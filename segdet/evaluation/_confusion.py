@@ -49,9 +49,7 @@ def labels_from_logits(logits: torch.Tensor, num_classes: int) -> torch.Tensor:
             "(B, num_classes, H, W) logits tensor"
         )
     if logits.ndim != 4:
-        raise ValueError(
-            f"model output has shape {tuple(logits.shape)}; expected (B, num_classes, H, W)"
-        )
+        raise ValueError(f"model output has shape {tuple(logits.shape)}; expected (B, num_classes, H, W)")
     channels = logits.shape[1]
     if channels == num_classes:
         return logits.argmax(dim=1)
@@ -63,17 +61,15 @@ def labels_from_logits(logits: torch.Tensor, num_classes: int) -> torch.Tensor:
     )
 
 
-def _hard_target(target: torch.Tensor, num_classes: int, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _hard_target(
+    target: torch.Tensor, num_classes: int, ignore_index: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Class indices, the valid-pixel mask and the invalid-pixel mask of a target tensor."""
     if target.ndim == 4:
         if not torch.is_floating_point(target):
-            raise TypeError(
-                f"a 4-D target must be soft probabilities (float), got dtype {target.dtype}"
-            )
+            raise TypeError(f"a 4-D target must be soft probabilities (float), got dtype {target.dtype}")
         if target.shape[1] != num_classes:
-            raise ValueError(
-                f"soft target has {target.shape[1]} channels but num_classes={num_classes}"
-            )
+            raise ValueError(f"soft target has {target.shape[1]} channels but num_classes={num_classes}")
         labels = target.argmax(dim=1)
         valid = (target != 0).any(dim=1)
         return labels, valid, torch.zeros_like(valid)

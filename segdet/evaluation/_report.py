@@ -35,9 +35,7 @@ def format_table(classes: Sequence[str], scores: dict[str, Any], ignore_index: i
         )
     lines.append("-" * len(header))
     lines.append(f"{'mean':<{width}}  {_fmt(scores['miou']):>7}  {_fmt(scores['mdice']):>7}")
-    lines.append(
-        f"pixel accuracy {_fmt(scores['pixel_acc'])} over {int(np.sum(scores['gt_pixels']))} scored pixels"
-    )
+    lines.append(f"pixel accuracy {_fmt(scores['pixel_acc'])} over {int(np.sum(scores['gt_pixels']))} scored pixels")
     lines.extend(textwrap.wrap(f"{AVERAGING} ignore_index = {ignore_index}.", width=100))
     return "\n".join(lines)
 
@@ -102,7 +100,9 @@ def confusion_png(classes: Sequence[str], cm: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def write_report(out_dir: Path, classes: Sequence[str], scores: dict[str, Any], cm: np.ndarray, ignore_index: int) -> str:
+def write_report(
+    out_dir: Path, classes: Sequence[str], scores: dict[str, Any], cm: np.ndarray, ignore_index: int
+) -> str:
     """Write ``metrics.json`` and ``confusion_matrix.png`` atomically; return the table."""
     out_dir = Path(out_dir)
     atomic_write_bytes(out_dir / "metrics.json", metrics_json(classes, scores, cm, ignore_index))

@@ -44,9 +44,7 @@ def collect_image_paths(source: str | os.PathLike) -> list[Path]:
     if source.suffix.lower() in IMAGE_EXTENSIONS:
         return [source]
     if source.suffix.lower() != ".txt":
-        raise ValueError(
-            f"input {source} is neither an image ({', '.join(IMAGE_EXTENSIONS)}) nor a .txt list of paths"
-        )
+        raise ValueError(f"input {source} is neither an image ({', '.join(IMAGE_EXTENSIONS)}) nor a .txt list of paths")
     paths = []
     for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
         line = line.strip()

@@ -109,8 +109,9 @@ def predict_segmentation(
             height, width = image.shape[:2]
             x = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).to(device=device, dtype=torch.float32)
             x = pad_to_stride(x / 255.0, stride)
-            with torch.inference_mode(), torch.autocast(
-                device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
+            with (
+                torch.inference_mode(),
+                torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None),
             ):
                 logits = model(x)
             labels = labels_from_logits(logits[..., :height, :width], num_classes)

@@ -79,8 +79,20 @@ class DetectionTask(Task):
     """
 
     name = "detection"
-    metrics = ("map", "map50", "map75", "map_small", "map_medium", "map_large",
-               "mar_1", "mar_10", "mar_100", "mar_small", "mar_medium", "mar_large")
+    metrics = (
+        "map",
+        "map50",
+        "map75",
+        "map_small",
+        "map_medium",
+        "map_large",
+        "mar_1",
+        "mar_10",
+        "mar_100",
+        "mar_small",
+        "mar_medium",
+        "mar_large",
+    )
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__(cfg)
@@ -101,8 +113,10 @@ class DetectionTask(Task):
             build_detector(self.cfg["model"]["arch"], 1)  # raises with the closest names
         build_mixers(self.cfg["augment"]["mix"], num_classes=1, ignore_index=self.cfg["data"]["ignore_index"])
         if self.cfg["train"]["metric"] not in self.metrics:
-            raise ValueError(f"train.metric {self.cfg['train']['metric']!r} is not a detection metric; "
-                             f"use one of {', '.join(self.metrics)} (map50 or map are usual)")
+            raise ValueError(
+                f"train.metric {self.cfg['train']['metric']!r} is not a detection metric; "
+                f"use one of {', '.join(self.metrics)} (map50 or map are usual)"
+            )
 
     # data --------------------------------------------------------------------------------------
     @property
@@ -127,13 +141,19 @@ class DetectionTask(Task):
             from ..data.coco import CocoDataset
 
             c = data["coco"]
-            opts = dict(with_mask=False, with_boxes=True, with_instance_masks=self.needs_masks,
-                        ignore_index=data["ignore_index"])
+            opts = dict(
+                with_mask=False,
+                with_boxes=True,
+                with_instance_masks=self.needs_masks,
+                ignore_index=data["ignore_index"],
+            )
             train = CocoDataset(c["train_json"], c["train_images"], **opts)
             val = CocoDataset(c["val_json"], c["val_images"], **opts)
             if val.cat_ids != train.cat_ids:
-                raise ValueError(f"{c['val_json']} has category ids {val.cat_ids} but {c['train_json']} has "
-                                 f"{train.cat_ids}; both files need the same categories")
+                raise ValueError(
+                    f"{c['val_json']} has category ids {val.cat_ids} but {c['train_json']} has "
+                    f"{train.cat_ids}; both files need the same categories"
+                )
             names, cat_ids = list(train.box_classes), list(train.cat_ids)
         elif kind == "voc":
             from ..detection.voc import VocDataset
@@ -152,8 +172,10 @@ class DetectionTask(Task):
         else:
             raise ValueError(f"data.kind {kind!r} has no detection loader; use synthetic, coco, voc or yolo")
         if data["classes"] is not None and len(data["classes"]) != len(names):
-            raise ValueError(f"data.classes lists {len(data['classes'])} names but the {kind} data has "
-                             f"{len(names)} classes ({names}); fix data.classes or set it to null")
+            raise ValueError(
+                f"data.classes lists {len(data['classes'])} names but the {kind} data has "
+                f"{len(names)} classes ({names}); fix data.classes or set it to null"
+            )
         return train, val, (list(data["classes"]) if data["classes"] is not None else names), cat_ids
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
@@ -195,8 +217,10 @@ class DetectionTask(Task):
             try:
                 cats = json.loads(Path(path).read_text())["categories"]
             except (OSError, ValueError, KeyError) as exc:  # e.g. predicting away from the data
-                warnings.warn(f"cannot read the categories of {path} ({exc}); category ids 1..K are used "
-                              "in the written json", stacklevel=2)
+                warnings.warn(
+                    f"cannot read the categories of {path} ({exc}); category ids 1..K are used in the written json",
+                    stacklevel=2,
+                )
                 return None
             self.cat_ids = sorted(int(c["id"]) for c in cats)
         return self.cat_ids
@@ -206,9 +230,15 @@ class DetectionTask(Task):
         from ..models import load_weights
 
         m = self.cfg["model"]
-        model = build_detector(m["arch"], len(self._class_names()), min_size=m["min_size"], max_size=m["max_size"],
-                               score_thresh=m["score_thresh"], detections_per_img=m["detections_per_img"],
-                               **(m.get("detector_args") or {}))
+        model = build_detector(
+            m["arch"],
+            len(self._class_names()),
+            min_size=m["min_size"],
+            max_size=m["max_size"],
+            score_thresh=m["score_thresh"],
+            detections_per_img=m["detections_per_img"],
+            **(m.get("detector_args") or {}),
+        )
         if m.get("weights"):
             load_weights(model, m["weights"])
         return model
@@ -229,8 +259,9 @@ class DetectionTask(Task):
                 gt = json.loads(path.read_text())
             except (OSError, ValueError) as exc:
                 raise ValueError(f"cannot read the COCO annotation file {path}: {exc}") from exc
-        return DetectionEvaluator(self._class_names(), self._category_ids(), backend=self.cfg["train"]["eval_backend"],
-                                  gt=gt)
+        return DetectionEvaluator(
+            self._class_names(), self._category_ids(), backend=self.cfg["train"]["eval_backend"], gt=gt
+        )
 
     def predict(self, model: nn.Module, image_paths: list[Path], out_dir: Path, device: torch.device) -> None:
         from ..detection.predict import predict_images

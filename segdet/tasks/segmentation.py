@@ -47,8 +47,9 @@ class SegmentationTask(Task):
             import losses
 
             try:
-                self._loss_fn = losses.ComboLoss(self.cfg["loss"], mode="multiclass",
-                                                 ignore_index=self.cfg["data"]["ignore_index"])
+                self._loss_fn = losses.ComboLoss(
+                    self.cfg["loss"], mode="multiclass", ignore_index=self.cfg["data"]["ignore_index"]
+                )
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"loss: {exc}") from None
         return self._loss_fn
@@ -63,14 +64,18 @@ class SegmentationTask(Task):
     def collate(self, samples: list[dict]) -> dict[str, Any]:
         from ..data import collate_segmentation
 
-        return collate_segmentation(samples, ignore_index=self.cfg["data"]["ignore_index"],
-                                    num_classes=len(self.classes) if self.classes is not None else None)
+        return collate_segmentation(
+            samples,
+            ignore_index=self.cfg["data"]["ignore_index"],
+            num_classes=len(self.classes) if self.classes is not None else None,
+        )
 
     @property
     def num_classes(self) -> int:
         if self.classes is None:
-            raise RuntimeError("class names are read from the data: call build_datasets() first "
-                               "(or set data.classes in the config)")
+            raise RuntimeError(
+                "class names are read from the data: call build_datasets() first (or set data.classes in the config)"
+            )
         return len(self.classes)
 
     def build_model(self) -> nn.Module:

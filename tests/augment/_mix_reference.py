@@ -46,18 +46,22 @@ def float_boxes(h, w, max_n=4):
     """Strategy: (N, 4) float32 pascal_voc boxes inside an h x w canvas (quarter-pixel grid)."""
     coord = st.tuples(st.integers(0, 4 * w), st.integers(0, 4 * w), st.integers(0, 4 * h), st.integers(0, 4 * h))
     boxes = st.lists(coord.filter(lambda c: c[0] != c[1] and c[2] != c[3]), max_size=max_n)
-    return boxes.map(lambda cs: np.array(
-        [[min(a, b) / 4, min(c, d) / 4, max(a, b) / 4, max(c, d) / 4] for a, b, c, d in cs],
-        dtype=np.float32).reshape(-1, 4))
+    return boxes.map(
+        lambda cs: np.array(
+            [[min(a, b) / 4, min(c, d) / 4, max(a, b) / 4, max(c, d) / 4] for a, b, c, d in cs], dtype=np.float32
+        ).reshape(-1, 4)
+    )
 
 
 def int_boxes(h, w, max_n=4):
     """Strategy: (N, 4) float32 integer-valued boxes inside an h x w canvas."""
     coord = st.tuples(st.integers(0, w), st.integers(0, w), st.integers(0, h), st.integers(0, h))
     boxes = st.lists(coord.filter(lambda c: c[0] != c[1] and c[2] != c[3]), max_size=max_n)
-    return boxes.map(lambda cs: np.array(
-        [[min(a, b), min(c, d), max(a, b), max(c, d)] for a, b, c, d in cs],
-        dtype=np.float32).reshape(-1, 4))
+    return boxes.map(
+        lambda cs: np.array(
+            [[min(a, b), min(c, d), max(a, b), max(c, d)] for a, b, c, d in cs], dtype=np.float32
+        ).reshape(-1, 4)
+    )
 
 
 def source(h, w, colour, cls, boxes, label_offset, instance_masks=False):
@@ -69,8 +73,11 @@ def source(h, w, colour, cls, boxes, label_offset, instance_masks=False):
         "labels": np.arange(len(boxes), dtype=np.int64) + label_offset,
     }
     if instance_masks:
-        s["masks"] = np.stack([occupancy(b, h, w) for b in boxes]).astype(np.uint8) if len(boxes) \
+        s["masks"] = (
+            np.stack([occupancy(b, h, w) for b in boxes]).astype(np.uint8)
+            if len(boxes)
             else np.zeros((0, h, w), np.uint8)
+        )
     return s
 
 

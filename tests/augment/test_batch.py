@@ -32,17 +32,30 @@ def _rect(region):
         return 0, 0
     rows, cols = np.flatnonzero(region.any(1)), np.flatnonzero(region.any(0))
     box = np.zeros_like(region)
-    box[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = True
+    box[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = True
     return (len(rows), len(cols)) if (box == region).all() else None
 
 
 @SETTINGS
-@given(st.integers(1, 6), st.integers(2, 17), st.integers(2, 23), st.integers(0, 2**31),
-       st.booleans(), st.sampled_from([0.3, 1.0, 4.0]), st.sampled_from(["permutation", "roll"]))
+@given(
+    st.integers(1, 6),
+    st.integers(2, 17),
+    st.integers(2, 23),
+    st.integers(0, 2**31),
+    st.booleans(),
+    st.sampled_from([0.3, 1.0, 4.0]),
+    st.sampled_from(["permutation", "roll"]),
+)
 def test_cutmix_matches_per_sample_paste(b, h, w, seed, per_sample, alpha, pairing):
     images, masks = _batch(b, h, w, 4, seed)
-    out = batch_cutmix(images, masks, generator=torch.Generator().manual_seed(seed), alpha=alpha,
-                       per_sample=per_sample, pairing=pairing)
+    out = batch_cutmix(
+        images,
+        masks,
+        generator=torch.Generator().manual_seed(seed),
+        alpha=alpha,
+        per_sample=per_sample,
+        pairing=pairing,
+    )
     assert out.images.shape == images.shape and out.target.shape == masks.shape
     assert out.target.dtype == masks.dtype and out.lam.dtype == torch.float32
     regions = []
@@ -65,7 +78,9 @@ def test_cutmix_matches_per_sample_paste(b, h, w, seed, per_sample, alpha, pairi
         # The sample-level CutMix with this region gives the same image, mask and lam.
         ref, ref_lam = cutmix(
             {"image": images[i].permute(1, 2, 0).numpy(), "mask": masks[i].numpy()},
-            {"image": images[j].permute(1, 2, 0).numpy(), "mask": masks[j].numpy()}, region)
+            {"image": images[j].permute(1, 2, 0).numpy(), "mask": masks[j].numpy()},
+            region,
+        )
         np.testing.assert_array_equal(out.images[i].permute(1, 2, 0).numpy(), ref["image"])
         np.testing.assert_array_equal(out.target[i].numpy(), ref["mask"])
         assert out.lam[i].item() == pytest.approx(ref_lam, abs=1e-7)
@@ -75,23 +90,41 @@ def test_cutmix_matches_per_sample_paste(b, h, w, seed, per_sample, alpha, pairi
 
 
 @SETTINGS
-@given(st.integers(1, 6), st.integers(2, 15), st.integers(2, 19), st.integers(0, 2**31),
-       st.booleans(), st.booleans(), st.sampled_from([IGNORE, 0]))
+@given(
+    st.integers(1, 6),
+    st.integers(2, 15),
+    st.integers(2, 19),
+    st.integers(0, 2**31),
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from([IGNORE, 0]),
+)
 def test_mixup_matches_sample_level_mixup(b, h, w, seed, per_sample, dominant, ignore):
     """``ignore`` 0 is a value inside the class range that still means unlabelled."""
     k = 4
     images, masks = _batch(b, h, w, k, seed, ignore_fraction=0.3)
     masks[masks == IGNORE] = ignore
-    out = batch_mixup(images, masks, generator=torch.Generator().manual_seed(seed), num_classes=k,
-                      ignore_index=ignore, per_sample=per_sample, primary_dominant=dominant)
+    out = batch_mixup(
+        images,
+        masks,
+        generator=torch.Generator().manual_seed(seed),
+        num_classes=k,
+        ignore_index=ignore,
+        per_sample=per_sample,
+        primary_dominant=dominant,
+    )
     assert out.target.shape == (b, k, h, w) and out.target.dtype == torch.float32
     for i in range(b):
         j, lam = int(out.index[i]), float(out.lam[i])
         if dominant:
             assert lam >= 0.5
-        ref = mixup({"image": images[i].permute(1, 2, 0).numpy(), "mask": masks[i].numpy()},
-                    {"image": images[j].permute(1, 2, 0).numpy(), "mask": masks[j].numpy()},
-                    lam, num_classes=k, ignore_index=ignore)
+        ref = mixup(
+            {"image": images[i].permute(1, 2, 0).numpy(), "mask": masks[i].numpy()},
+            {"image": images[j].permute(1, 2, 0).numpy(), "mask": masks[j].numpy()},
+            lam,
+            num_classes=k,
+            ignore_index=ignore,
+        )
         np.testing.assert_allclose(out.images[i].permute(1, 2, 0).numpy(), ref["image"], rtol=1e-5, atol=1e-4)
         np.testing.assert_allclose(out.target[i].permute(1, 2, 0).numpy(), ref["mask"], atol=1e-6)
     # Probabilities sum to 1 where either source is labelled, 0 where both are ignored.
@@ -112,8 +145,11 @@ def test_mixup_soft_targets_follow_the_unlabelled_rule():
     out = batch_mixup(images, soft, generator=torch.Generator().manual_seed(0), pairing="roll")
     for i in range(4):
         j, lam = int(out.index[i]), float(out.lam[i])
-        ref = mixup({"image": images[i].permute(1, 2, 0).numpy(), "mask": soft[i].permute(1, 2, 0).numpy()},
-                    {"image": images[j].permute(1, 2, 0).numpy(), "mask": soft[j].permute(1, 2, 0).numpy()}, lam)
+        ref = mixup(
+            {"image": images[i].permute(1, 2, 0).numpy(), "mask": soft[i].permute(1, 2, 0).numpy()},
+            {"image": images[j].permute(1, 2, 0).numpy(), "mask": soft[j].permute(1, 2, 0).numpy()},
+            lam,
+        )
         np.testing.assert_allclose(out.target[i].permute(1, 2, 0).numpy(), ref["mask"], atol=1e-6)
     # sample 1 pairs with 0 under roll: both unlabelled on rows 0-1 -> all zero.
     assert int(out.index[1]) == 0 and (out.target[1, :, :2] == 0).all()
@@ -238,8 +274,10 @@ def test_cuda_runs_without_sync_and_reproduces():
         torch.cuda.set_sync_debug_mode(0)
     b = batch_cutmix(images, masks, generator=torch.Generator(device="cuda").manual_seed(0))
     assert torch.equal(a.images, b.images) and torch.equal(a.target, b.target)
-    torch.testing.assert_close(m.target.sum(1)[(masks != IGNORE) | (masks[m.index] != IGNORE)],
-                               torch.ones_like(m.target.sum(1)[(masks != IGNORE) | (masks[m.index] != IGNORE)]))
+    torch.testing.assert_close(
+        m.target.sum(1)[(masks != IGNORE) | (masks[m.index] != IGNORE)],
+        torch.ones_like(m.target.sum(1)[(masks != IGNORE) | (masks[m.index] != IGNORE)]),
+    )
 
 
 def test_docstring_examples():

@@ -60,8 +60,9 @@ def test_visible_boxes_match_pixel_loop(h, w, data):
 
 
 @settings(max_examples=50, deadline=None)
-@given(hnp.arrays(np.uint8, st.tuples(st.integers(0, 3), st.integers(1, 8), st.integers(1, 8)),
-                  elements=st.integers(0, 2)))
+@given(
+    hnp.arrays(np.uint8, st.tuples(st.integers(0, 3), st.integers(1, 8), st.integers(1, 8)), elements=st.integers(0, 2))
+)
 def test_masks_to_boxes_match_loop(masks):
     boxes, nonempty = masks_to_boxes(masks)
     for k, m in enumerate(masks):

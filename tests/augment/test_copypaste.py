@@ -36,8 +36,9 @@ def _expected(box, m, keep_map, mv, ma):
         else:
             mb = _bbox(visible_mask)
             new_box = [max(geo[0], mb[0]), max(geo[1], mb[1]), min(geo[2], mb[2]), min(geo[3], mb[3])]
-    keep = expected_keep(vis, orig, mv, ma) and new_box is not None \
-        and new_box[2] > new_box[0] and new_box[3] > new_box[1]
+    keep = (
+        expected_keep(vis, orig, mv, ma) and new_box is not None and new_box[2] > new_box[0] and new_box[3] > new_box[1]
+    )
     return (np.asarray(new_box, np.float64) if keep else None), visible_mask, (vis, orig)
 
 
@@ -90,8 +91,9 @@ def test_copy_paste_matches_reference(c):
             if allowed is not None and not allowed[n]:
                 assert len(hits) == 0
                 continue
-            box, visible_mask, (vis, orig) = _expected(src["bboxes"][n].astype(np.float64),
-                                                       src["masks"][n] != 0, keep_map, mv, ma)
+            box, visible_mask, (vis, orig) = _expected(
+                src["bboxes"][n].astype(np.float64), src["masks"][n] != 0, keep_map, mv, ma
+            )
             assume(not near_threshold(vis, orig, mv, ma))
             if box is None:
                 assert len(hits) == 0, (n, offset)
@@ -109,8 +111,7 @@ def test_occluded_instance_box_shrinks_and_vanished_instance_is_dropped():
     m = np.zeros((2, h, w), np.uint8)
     m[0, 1:5, 1:7] = 1  # will lose its right half
     m[1, 0:2, 0:2] = 1  # will vanish entirely
-    a = {"image": np.zeros((h, w, 3), np.uint8), "bboxes": [[1, 1, 7, 5], [0, 0, 2, 2]],
-         "labels": [1, 2], "masks": m}
+    a = {"image": np.zeros((h, w, 3), np.uint8), "bboxes": [[1, 1, 7, 5], [0, 0, 2, 2]], "labels": [1, 2], "masks": m}
     pm = np.zeros((1, h, w), np.uint8)
     pm[0, :, 4:] = 1
     pm[0, 0:2, 0:2] = 1
@@ -127,10 +128,18 @@ def test_max_instances_and_empty_partner():
     masks = np.zeros((3, h, w), np.uint8)
     for k in range(3):
         masks[k, k, k] = 1
-    b = {"image": np.ones((h, w, 3), np.uint8), "bboxes": [[k, k, k + 1, k + 1] for k in range(3)],
-         "labels": [0, 1, 2], "masks": masks}
-    a = {"image": np.zeros((h, w, 3), np.uint8), "bboxes": np.zeros((0, 4)), "labels": [],
-         "masks": np.zeros((0, h, w), np.uint8)}
+    b = {
+        "image": np.ones((h, w, 3), np.uint8),
+        "bboxes": [[k, k, k + 1, k + 1] for k in range(3)],
+        "labels": [0, 1, 2],
+        "masks": masks,
+    }
+    a = {
+        "image": np.zeros((h, w, 3), np.uint8),
+        "bboxes": np.zeros((0, 4)),
+        "labels": [],
+        "masks": np.zeros((0, h, w), np.uint8),
+    }
     for seed in range(10):
         out = CopyPaste(max_instances=1)([a, b], np.random.default_rng(seed))
         assert len(out["labels"]) == 1 and out["image"].sum() == 3
@@ -148,10 +157,20 @@ def test_soft_primary_mask_takes_one_hot_partner_pixels():
     h, w = 4, 4
     pm = np.zeros((1, h, w), np.uint8)
     pm[0, :2, :2] = 1
-    a = {"image": np.zeros((h, w, 3), np.float32), "mask": np.full((h, w, 3), 1 / 3, np.float32),
-         "bboxes": np.zeros((0, 4)), "labels": [], "masks": np.zeros((0, h, w), np.uint8)}
-    b = {"image": np.ones((h, w, 3), np.uint8), "mask": np.full((h, w), 2, np.int64),
-         "bboxes": [[0, 0, 2, 2]], "labels": [5], "masks": pm}
+    a = {
+        "image": np.zeros((h, w, 3), np.float32),
+        "mask": np.full((h, w, 3), 1 / 3, np.float32),
+        "bboxes": np.zeros((0, 4)),
+        "labels": [],
+        "masks": np.zeros((0, h, w), np.uint8),
+    }
+    b = {
+        "image": np.ones((h, w, 3), np.uint8),
+        "mask": np.full((h, w), 2, np.int64),
+        "bboxes": [[0, 0, 2, 2]],
+        "labels": [5],
+        "masks": pm,
+    }
     out = copy_paste(a, b, np.array([True]), num_classes=3)
     np.testing.assert_array_equal(out["mask"][:2, :2], np.broadcast_to([0, 0, 1], (2, 2, 3)))
     np.testing.assert_allclose(out["mask"][2:], 1 / 3)

@@ -7,8 +7,16 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from _mix_reference import (expected_keep, float_boxes, int_boxes, near_threshold, occupancy,
-                            pixel_overlap_area, pixel_tight_box, source)
+from _mix_reference import (
+    expected_keep,
+    float_boxes,
+    int_boxes,
+    near_threshold,
+    occupancy,
+    pixel_overlap_area,
+    pixel_tight_box,
+    source,
+)
 from augment import CutMix, Mosaic, MixUp, cutmix, fmix_region, rect_region
 
 PRIMARY, PARTNER = 10, 200  # constant colours; classes 1 and 2
@@ -21,10 +29,11 @@ def mix_case(draw, boxes=float_boxes, instance_masks=False):
     a = draw(boxes(h, w))
     b = draw(boxes(h, w))
     return {
-        "h": h, "w": w,
+        "h": h,
+        "w": w,
         "primary": source(h, w, PRIMARY, 1, a, 0, instance_masks),
         "partner": source(h, w, PARTNER, 2, b, 100, instance_masks),
-        "seed": draw(st.integers(0, 2 ** 32 - 1)),
+        "seed": draw(st.integers(0, 2**32 - 1)),
         "shape": draw(st.sampled_from(["rect", "fmix"])),
         "alpha": draw(st.sampled_from([0.3, 1.0, 4.0])),
         "min_visibility": draw(st.sampled_from([0.0, 0.25, 0.5, 0.9])),
@@ -33,8 +42,9 @@ def mix_case(draw, boxes=float_boxes, instance_masks=False):
 
 
 def _run(case):
-    mixer = CutMix(alpha=case["alpha"], shape=case["shape"], min_visibility=case["min_visibility"],
-                   min_area=case["min_area"])
+    mixer = CutMix(
+        alpha=case["alpha"], shape=case["shape"], min_visibility=case["min_visibility"], min_area=case["min_area"]
+    )
     return mixer.mix([case["primary"], case["partner"]], np.random.default_rng(case["seed"]))
 
 
@@ -97,14 +107,15 @@ def test_cutmix_instance_masks_follow_one_keep_index(case):
                 k = hits[0]
                 np.testing.assert_array_equal(out["masks"][k], raster & keep_map)
                 rows, cols = np.nonzero(raster & keep_map)
-                np.testing.assert_array_equal(out["bboxes"][k],
-                                              [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1])
+                np.testing.assert_array_equal(
+                    out["bboxes"][k], [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]
+                )
             else:
                 assert len(hits) == 0
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.integers(1, 40), st.integers(1, 40), st.floats(0, 1), st.integers(0, 2 ** 32 - 1))
+@given(st.integers(1, 40), st.integers(1, 40), st.floats(0, 1), st.integers(0, 2**32 - 1))
 def test_rect_region_has_rows_by_cols_size_and_fits(h, w, lam, seed):
     region = rect_region(h, w, lam, np.random.default_rng(seed))
     rows, cols = np.nonzero(region)
@@ -134,7 +145,7 @@ def test_rect_region_placement_is_uniform_including_borders():
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(1, 30), st.integers(1, 30), st.floats(0, 1), st.integers(0, 2 ** 32 - 1))
+@given(st.integers(1, 30), st.integers(1, 30), st.floats(0, 1), st.integers(0, 2**32 - 1))
 def test_fmix_region_covers_exact_count(h, w, lam, seed):
     region = fmix_region(h, w, lam, np.random.default_rng(seed))
     assert region.sum() == int(round((1 - lam) * h * w))

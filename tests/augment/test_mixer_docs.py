@@ -6,9 +6,18 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("module", ["augment._boxes", "augment.box_formats", "augment.regions",
-                                    "augment.cutmix", "augment.mixup", "augment.copypaste",
-                                    "augment.dataset"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "augment._boxes",
+        "augment.box_formats",
+        "augment.regions",
+        "augment.cutmix",
+        "augment.mixup",
+        "augment.copypaste",
+        "augment.dataset",
+    ],
+)
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0

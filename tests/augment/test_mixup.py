@@ -38,13 +38,15 @@ def pair(draw):
     samples = []
     for _ in range(2):
         boxes = draw(float_boxes(h, w, max_n=3))
-        samples.append({
-            "image": draw(hnp.arrays(np.uint8, (h, w, 3))),
-            "mask": draw(hnp.arrays(np.int64, (h, w), elements=classes)),
-            "bboxes": boxes,
-            "labels": np.arange(len(boxes), dtype=np.int64) + 10 * len(samples),
-            "masks": draw(hnp.arrays(np.uint8, (len(boxes), h, w), elements=st.integers(0, 1))),
-        })
+        samples.append(
+            {
+                "image": draw(hnp.arrays(np.uint8, (h, w, 3))),
+                "mask": draw(hnp.arrays(np.int64, (h, w), elements=classes)),
+                "bboxes": boxes,
+                "labels": np.arange(len(boxes), dtype=np.int64) + 10 * len(samples),
+                "masks": draw(hnp.arrays(np.uint8, (len(boxes), h, w), elements=st.integers(0, 1))),
+            }
+        )
     return samples, c, draw(st.floats(0, 1))
 
 
@@ -63,8 +65,9 @@ def test_mixup_matches_reference(case):
     np.testing.assert_array_equal(out["bboxes"], np.concatenate([a["bboxes"], b["bboxes"]]))
     np.testing.assert_array_equal(out["labels"], np.concatenate([a["labels"], b["labels"]]))
     np.testing.assert_array_equal(out["masks"], np.concatenate([a["masks"], b["masks"]]))
-    np.testing.assert_allclose(out["weights"], [lam] * len(a["bboxes"]) + [1 - lam] * len(b["bboxes"]),
-                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        out["weights"], [lam] * len(a["bboxes"]) + [1 - lam] * len(b["bboxes"]), rtol=1e-6, atol=1e-7
+    )
     assert out["bboxes"].shape == (len(out["labels"]), 4) and out["bboxes"].dtype == np.float32
     for orig, now in zip(before, (a, b)):  # inputs untouched
         for key in orig:
@@ -91,8 +94,12 @@ def test_ignore_index_inside_the_class_range_is_unlabelled():
 
 
 def test_weights_multiply_along_a_chain_and_primary_dominant():
-    a = {"image": np.zeros((4, 5, 3), np.uint8), "bboxes": [[0, 0, 2, 2]], "labels": [1],
-         "weights": np.array([0.5], np.float32)}
+    a = {
+        "image": np.zeros((4, 5, 3), np.uint8),
+        "bboxes": [[0, 0, 2, 2]],
+        "labels": [1],
+        "weights": np.array([0.5], np.float32),
+    }
     b = {"image": np.zeros((4, 5, 3), np.uint8), "bboxes": [[1, 1, 3, 3]], "labels": [2]}
     mixer = MixUp(alpha=0.5, primary_dominant=True)
     for seed in range(20):

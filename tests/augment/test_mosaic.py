@@ -19,8 +19,12 @@ def _source(i, h, w, boxes, dtype=np.uint8):
     """Constant colour 10 * (i + 1) (channel c adds c) and class i + 1; box labels 100 i + j."""
     image = (np.full((h, w, 3), 10 * (i + 1)) + np.arange(3)).astype(dtype)
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-    return {"image": image, "mask": np.full((h, w), i + 1, np.uint8), "bboxes": boxes,
-            "labels": np.arange(len(boxes), dtype=np.int64) + 100 * i}
+    return {
+        "image": image,
+        "mask": np.full((h, w), i + 1, np.uint8),
+        "bboxes": boxes,
+        "labels": np.arange(len(boxes), dtype=np.int64) + 100 * i,
+    }
 
 
 @st.composite
@@ -40,11 +44,17 @@ def _case(draw):
     shapes = [(draw(st.integers(3, 24)), draw(st.integers(3, 24))) for _ in range(grid * grid)]
     samples = [_source(i, h, w, draw(_boxes(h, w))) for i, (h, w) in enumerate(shapes)]
     lo = draw(st.floats(0.0, 1.0))
-    mosaic = Mosaic(grid=grid, size=size, center_range=(lo, draw(st.floats(lo, 1.0))),
-                    fit=draw(st.sampled_from(["cover", "contain", "none"])),
-                    shuffle=draw(st.booleans()), fill=FILL, mask_fill=MASK_FILL,
-                    min_visibility=draw(st.sampled_from([0.0, 0.25, 0.5, 0.9, 1.0])),
-                    min_area=draw(st.sampled_from([0.0, 3.0, 10.0])))
+    mosaic = Mosaic(
+        grid=grid,
+        size=size,
+        center_range=(lo, draw(st.floats(lo, 1.0))),
+        fit=draw(st.sampled_from(["cover", "contain", "none"])),
+        shuffle=draw(st.booleans()),
+        fill=FILL,
+        mask_fill=MASK_FILL,
+        min_visibility=draw(st.sampled_from([0.0, 0.25, 0.5, 0.9, 1.0])),
+        min_area=draw(st.sampled_from([0.0, 3.0, 10.0])),
+    )
     return mosaic, samples, draw(st.integers(0, 2**32 - 1))
 
 
@@ -82,8 +92,9 @@ def _placed(box, placement):
     sy = Fraction(vy1 - vy0, cy1 - cy0) if vy1 > vy0 else 1
     sx = Fraction(vx1 - vx0, cx1 - cx0) if vx1 > vx0 else 1
     x0, y0, x1, y1 = (Fraction(float(v)) for v in box)
-    return [float(v) for v in ((x0 - cx0) * sx + vx0, (y0 - cy0) * sy + vy0,
-                               (x1 - cx0) * sx + vx0, (y1 - cy0) * sy + vy0)]
+    return [
+        float(v) for v in ((x0 - cx0) * sx + vx0, (y0 - cy0) * sy + vy0, (x1 - cx0) * sx + vx0, (y1 - cy0) * sy + vy0)
+    ]
 
 
 def _reference_visibility(box, placement):
@@ -98,7 +109,7 @@ def _reference_visibility(box, placement):
     occupancy = np.outer(_coverage(y0, y1, r0, r1), _coverage(x0, x1, c0, c1))
     vy0, vx0, vy1, vx1 = placement.visible
     inside = np.zeros_like(occupancy, dtype=bool)
-    inside[max(vy0 - r0, 0):max(vy1 - r0, 0), max(vx0 - c0, 0):max(vx1 - c0, 0)] = True
+    inside[max(vy0 - r0, 0) : max(vy1 - r0, 0), max(vx0 - c0, 0) : max(vx1 - c0, 0)] = True
     clipped = [min(max(x0, vx0), vx1), min(max(y0, vy0), vy1), min(max(x1, vx0), vx1), min(max(y1, vy0), vy1)]
     return occupancy[inside].sum(), occupancy.sum(), clipped
 
@@ -164,23 +175,35 @@ def test_boxes_and_pixels_match_naive_reference(case):
                 assert visible >= mosaic.min_visibility * full - eps * full, (visible, full)
                 assert visible >= mosaic.min_area - eps and visible > eps
                 np.testing.assert_allclose(kept[int(label)], clipped, atol=1e-4)
-            elif abs(visible - mosaic.min_visibility * full) > eps * max(full, 1) and \
-                    abs(visible - mosaic.min_area) > eps:
+            elif (
+                abs(visible - mosaic.min_visibility * full) > eps * max(full, 1)
+                and abs(visible - mosaic.min_area) > eps
+            ):
                 assert not vis_ok or p.is_empty, (label, visible, full)
 
 
 @SETTINGS
-@given(st.integers(3, 20), st.integers(3, 20), st.sampled_from(["cover", "contain", "none"]),
-       st.sampled_from([np.uint8, np.float32]), st.integers(0, 2**32 - 1), st.data())
+@given(
+    st.integers(3, 20),
+    st.integers(3, 20),
+    st.sampled_from(["cover", "contain", "none"]),
+    st.sampled_from([np.uint8, np.float32]),
+    st.integers(0, 2**32 - 1),
+    st.data(),
+)
 def test_one_by_one_with_input_size_is_identity(h, w, fit, dtype, seed, data):
     rng = np.random.default_rng(seed)
     boxes = np.asarray(data.draw(_boxes(h, w)), np.float32).reshape(-1, 4)
     n = len(boxes)
-    sample = {"image": (rng.random((h, w, 3)) * 255).astype(dtype),
-              "mask": rng.integers(0, 5, (h, w)).astype(np.int64),
-              "masks": np.stack([_box_mask(b, h, w) for b in boxes]) if n else np.zeros((0, h, w), np.uint8),
-              "bboxes": boxes, "labels": np.arange(n), "weights": np.linspace(0.1, 1, n).astype(np.float32),
-              "label_vector": np.array([0.2, 0.8], np.float32)}
+    sample = {
+        "image": (rng.random((h, w, 3)) * 255).astype(dtype),
+        "mask": rng.integers(0, 5, (h, w)).astype(np.int64),
+        "masks": np.stack([_box_mask(b, h, w) for b in boxes]) if n else np.zeros((0, h, w), np.uint8),
+        "bboxes": boxes,
+        "labels": np.arange(n),
+        "weights": np.linspace(0.1, 1, n).astype(np.float32),
+        "label_vector": np.array([0.2, 0.8], np.float32),
+    }
     out = Mosaic(grid=1, fit=fit, center_range=(0.5, 0.5), min_visibility=1.0)([sample], rng)
     for key in sample:
         assert out[key].dtype == sample[key].dtype, key
@@ -198,9 +221,13 @@ def _box_mask(box, h, w):
 @given(st.integers(0, 2**32 - 1), st.sampled_from(["cover", "contain"]), st.integers(1, 3))
 def test_scaled_tiles_match_naive_nearest_and_cv2_resize(seed, fit, grid):
     rng = np.random.default_rng(seed)
-    samples = [{"image": rng.integers(0, 256, (int(h), int(w), 3), dtype=np.uint8),
-                "mask": rng.integers(0, 6, (int(h), int(w)), dtype=np.uint8)}
-               for h, w in rng.integers(3, 25, (grid * grid, 2))]
+    samples = [
+        {
+            "image": rng.integers(0, 256, (int(h), int(w), 3), dtype=np.uint8),
+            "mask": rng.integers(0, 6, (int(h), int(w)), dtype=np.uint8),
+        }
+        for h, w in rng.integers(3, 25, (grid * grid, 2))
+    ]
     mosaic = Mosaic(grid=grid, size=(int(rng.integers(5, 40)), int(rng.integers(5, 40))), fit=fit)
     out = mosaic(samples, np.random.default_rng(seed))
     for p in mosaic.layout([s["image"].shape[:2] for s in samples], np.random.default_rng(seed)):
@@ -212,9 +239,8 @@ def test_scaled_tiles_match_naive_nearest_and_cv2_resize(seed, fit, grid):
         ref_mask = _nearest_resize(samples[p.source]["mask"][crop], vy1 - vy0, vx1 - vx0)
         np.testing.assert_array_equal(out["mask"][vy0:vy1, vx0:vx1], ref_mask)
         full, (top, left) = _extended_nearest(samples[p.source]["mask"], p)
-        np.testing.assert_array_equal(full[top:top + vy1 - vy0, left:left + vx1 - vx0], ref_mask)
-        ref_image = cv2.resize(samples[p.source]["image"][crop], (vx1 - vx0, vy1 - vy0),
-                               interpolation=cv2.INTER_LINEAR)
+        np.testing.assert_array_equal(full[top : top + vy1 - vy0, left : left + vx1 - vx0], ref_mask)
+        ref_image = cv2.resize(samples[p.source]["image"][crop], (vx1 - vx0, vy1 - vy0), interpolation=cv2.INTER_LINEAR)
         np.testing.assert_array_equal(out["image"][vy0:vy1, vx0:vx1], ref_image)
         if fit == "cover":  # the largest crop with the cell's aspect, to within half a pixel
             assert p.visible == p.cell
@@ -226,8 +252,7 @@ def test_scaled_tiles_match_naive_nearest_and_cv2_resize(seed, fit, grid):
 
 
 @SETTINGS
-@given(st.integers(0, 2**32 - 1), st.sampled_from(["cover", "contain", "none"]),
-       st.sampled_from([0.0, 0.5, 0.9]))
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["cover", "contain", "none"]), st.sampled_from([0.0, 0.5, 0.9]))
 def test_instance_masks_share_the_keep_index(seed, fit, min_visibility):
     rng = np.random.default_rng(seed)
     samples = []
@@ -267,7 +292,7 @@ def test_instance_masks_share_the_keep_index(seed, fit, min_visibility):
         full, (top, left) = _extended_nearest(samples[source]["masks"][j], p)
         assert mask.sum() >= min_visibility * full.sum() * (1 - 1e-9)
         vy0, vx0, vy1, vx1 = p.visible
-        win = full[top:top + vy1 - vy0, left:left + vx1 - vx0]
+        win = full[top : top + vy1 - vy0, left : left + vx1 - vx0]
         np.testing.assert_array_equal(mask[vy0:vy1, vx0:vx1], win)
         assert mask.sum() == win.sum()
 
@@ -298,8 +323,14 @@ def test_tiles_smaller_than_cells_fill_soft_masks(fill, expect):
     for i in range(4):
         soft = np.zeros((5, 7, 3), np.float32)
         soft[..., i % 3] = 1.0
-        samples.append({"image": np.full((5, 7, 3), 50 * i + 10, np.float32), "mask": soft,
-                        "bboxes": np.array([[0, 0, 7, 5]], np.float32), "labels": np.array([i])})
+        samples.append(
+            {
+                "image": np.full((5, 7, 3), 50 * i + 10, np.float32),
+                "mask": soft,
+                "bboxes": np.array([[0, 0, 7, 5]], np.float32),
+                "labels": np.array([i]),
+            }
+        )
     mosaic = Mosaic(size=(30, 44), fit="none", mask_fill=fill, fill=(1, 2, 3))
     out = mosaic(samples, np.random.default_rng(3))
     assert out["image"].dtype == np.float32 and out["mask"].shape == (30, 44, 3)
@@ -344,8 +375,9 @@ def test_empty_samples_and_border_boxes():
 
 def test_same_seed_same_output_and_inputs_untouched():
     rng = np.random.default_rng(5)
-    samples = [_source(i, int(rng.integers(5, 15)), int(rng.integers(5, 15)), [[0, 0, 4, 4], [1, 2, 5, 5]])
-               for i in range(9)]
+    samples = [
+        _source(i, int(rng.integers(5, 15)), int(rng.integers(5, 15)), [[0, 0, 4, 4], [1, 2, 5, 5]]) for i in range(9)
+    ]
     copies = [{k: v.copy() for k, v in s.items()} for s in samples]
     mosaic = Mosaic(grid=3, size=(21, 33), fit="cover", min_visibility=0.3)
     a = mosaic(samples, np.random.default_rng(11))
@@ -360,19 +392,27 @@ def test_same_seed_same_output_and_inputs_untouched():
 
 
 def test_label_vector_weighted_by_pixels():
-    samples = [{"image": np.zeros((4, 4, 3), np.uint8), "label_vector": np.eye(4, dtype=np.float32)[i]}
-               for i in range(4)]
+    samples = [
+        {"image": np.zeros((4, 4, 3), np.uint8), "label_vector": np.eye(4, dtype=np.float32)[i]} for i in range(4)
+    ]
     out = Mosaic(size=(4, 8), center_range=(0.5, 0.5), shuffle=False)(samples, np.random.default_rng(0))
     np.testing.assert_allclose(out["label_vector"], [0.25] * 4)
     out = Mosaic(size=(10, 10), center_range=(0.3, 0.3), shuffle=False)(samples, np.random.default_rng(0))
     np.testing.assert_allclose(out["label_vector"], [0.09, 0.21, 0.21, 0.49])
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"grid": 0}, "grid"), ({"size": (0, 4)}, "size"), ({"center_range": (0.8, 0.2)}, "center_range"),
-    ({"fit": "stretch"}, "fit"), ({"min_visibility": 1.5}, "min_visibility"),
-    ({"max_aspect_ratio": 0.5}, "max_aspect_ratio"), ({"p": 2}, "p must"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"grid": 0}, "grid"),
+        ({"size": (0, 4)}, "size"),
+        ({"center_range": (0.8, 0.2)}, "center_range"),
+        ({"fit": "stretch"}, "fit"),
+        ({"min_visibility": 1.5}, "min_visibility"),
+        ({"max_aspect_ratio": 0.5}, "max_aspect_ratio"),
+        ({"p": 2}, "p must"),
+    ],
+)
 def test_bad_options_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Mosaic(**kwargs)
@@ -421,10 +461,16 @@ def test_chain_through_mix_dataset_with_albumentations():
         s = _source(i, h, w, [[1, 2, w // 2, h // 2], [0, 0, w, h]])
         s["mask"] = s["mask"].astype(np.int64)
         data.append(s)
-    pre = A.Compose([A.HorizontalFlip(p=0.5)],
-                    bbox_params=A.BboxParams(format="pascal_voc", label_fields=["labels"]))
-    ds = MixDataset(data, [Mosaic(p=1.0, size=(32, 48), min_visibility=0.2, ignore_index=255),
-                           MixUp(p=1.0, num_classes=7, ignore_index=255)], pre=pre, seed=3)
+    pre = A.Compose([A.HorizontalFlip(p=0.5)], bbox_params=A.BboxParams(format="pascal_voc", label_fields=["labels"]))
+    ds = MixDataset(
+        data,
+        [
+            Mosaic(p=1.0, size=(32, 48), min_visibility=0.2, ignore_index=255),
+            MixUp(p=1.0, num_classes=7, ignore_index=255),
+        ],
+        pre=pre,
+        seed=3,
+    )
     out = ds[2]
     assert out["image"].shape == (32, 48, 3) and out["mask"].shape == (32, 48, 7)
     n = len(out["labels"])

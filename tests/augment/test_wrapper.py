@@ -18,9 +18,13 @@ def _sample(v):
     masks = np.zeros((2, H, W), np.uint8)
     masks[0, 2:10, 3:20] = 1
     masks[1, 12:22, 20:34] = 1
-    return {"image": np.full((H, W, 3), 10 * v, np.uint8), "mask": np.full((H, W), v, np.int64),
-            "masks": masks, "bboxes": np.array([[3, 2, 20, 10], [20, 12, 34, 22]], np.float32),
-            "labels": np.array([v, v], np.int64)}
+    return {
+        "image": np.full((H, W, 3), 10 * v, np.uint8),
+        "mask": np.full((H, W), v, np.int64),
+        "masks": masks,
+        "bboxes": np.array([[3, 2, 20, 10], [20, 12, 34, 22]], np.float32),
+        "labels": np.array([v, v], np.int64),
+    }
 
 
 DATA = [_sample(v) for v in range(6)]
@@ -31,9 +35,10 @@ def _same(a, b):
 
 
 def _pipeline():
-    return A.Compose([A.HorizontalFlip(p=0.5), A.Affine(translate_px=(-4, 4), p=0.5)],
-                     bbox_params=A.BboxParams(format="pascal_voc", label_fields=["labels"], clip=True,
-                                              min_visibility=0.0))
+    return A.Compose(
+        [A.HorizontalFlip(p=0.5), A.Affine(translate_px=(-4, 4), p=0.5)],
+        bbox_params=A.BboxParams(format="pascal_voc", label_fields=["labels"], clip=True, min_visibility=0.0),
+    )
 
 
 def test_same_seed_same_items_in_any_order_and_epochs_differ():
@@ -79,8 +84,12 @@ def test_mixers_with_p_zero_never_fire():
 
 
 def test_albumentations_pipelines_compose_and_are_seeded_from_the_item():
-    mixers = [CutMix(p=0.5, min_visibility=0.3), CopyPaste(p=0.5),
-              MixUp(p=0.5, num_classes=6), CutMix(p=0.5, shape="fmix")]
+    mixers = [
+        CutMix(p=0.5, min_visibility=0.3),
+        CopyPaste(p=0.5),
+        MixUp(p=0.5, num_classes=6),
+        CutMix(p=0.5, shape="fmix"),
+    ]
     post = _pipeline()
     ds = MixDataset(DATA, mixers, pre=_pipeline(), post=post, seed=7)
     again = MixDataset(DATA, mixers, pre=_pipeline(), post=_pipeline(), seed=7)
@@ -107,11 +116,13 @@ def _pipeline_view(ds, i):
 
 
 def test_mixers_from_config_entries():
-    config = [{"CutMix": {"p": 0.5, "alpha": 1.0, "shape": "fmix"}},
-              {"MixUp": {"p": 0.3, "primary_dominant": True}},
-              {"CopyPaste": {"p": 0.2, "max_instances": 3}}]
+    config = [
+        {"CutMix": {"p": 0.5, "alpha": 1.0, "shape": "fmix"}},
+        {"MixUp": {"p": 0.3, "primary_dominant": True}},
+        {"CopyPaste": {"p": 0.2, "max_instances": 3}},
+    ]
     for entry in config:
-        (name, args), = entry.items()
+        ((name, args),) = entry.items()
         mixer = MIXERS[name](**args, num_classes=6, ignore_index=255)
         assert mixer.p == args["p"] and mixer.num_sources == 2
     assert set(augment.__all__) >= {"MIXERS", "MixDataset", "CutMix", "MixUp", "CopyPaste"}
@@ -119,8 +130,10 @@ def test_mixers_from_config_entries():
 
 def test_boxes_dropped_by_albumentations_take_their_masks_and_weights_along():
     sample = {**_sample(1), "labels": np.array([7, 8]), "weights": np.array([0.25, 0.75], np.float32)}
-    crop = A.Compose([A.Crop(x_min=16, y_min=0, x_max=36, y_max=H)],
-                     bbox_params=A.BboxParams(format="pascal_voc", label_fields=["labels"], min_visibility=0.5))
+    crop = A.Compose(
+        [A.Crop(x_min=16, y_min=0, x_max=36, y_max=H)],
+        bbox_params=A.BboxParams(format="pascal_voc", label_fields=["labels"], min_visibility=0.5),
+    )
     out = MixDataset([sample], [], pre=crop)[0]
     # box 0 keeps 4 of 17 columns (dropped), box 1 lies inside the crop (kept)
     np.testing.assert_array_equal(out["labels"], [8])
@@ -155,8 +168,9 @@ def test_same_samples_with_zero_or_two_dataloader_workers():
     ds.set_epoch(2)
 
     def load(workers):
-        loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers,
-                                             multiprocessing_context="fork" if workers else None)
+        loader = torch.utils.data.DataLoader(
+            ds, batch_size=None, num_workers=workers, multiprocessing_context="fork" if workers else None
+        )
         return [{k: np.asarray(v) for k, v in item.items()} for item in loader]
 
     assert all(_same(a, b) for a, b in zip(load(0), load(2)))

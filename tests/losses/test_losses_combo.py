@@ -15,16 +15,14 @@ def _mc():
 
 
 def test_registry_names():
-    need = {"dice", "jaccard", "bce", "balanced_bce", "focal", "tversky", "lovasz", "ce",
-            "dice_bce"}
+    need = {"dice", "jaccard", "bce", "balanced_bce", "focal", "tversky", "lovasz", "ce", "dice_bce"}
     assert need <= set(losses.LOSSES)
     assert all(k == k.lower() for k in losses.LOSSES)
 
 
 def test_combo_is_weighted_sum_and_reports_terms():
     x, y = _mc()
-    spec = {"dice": {"weight": 1.0, "smooth": 1.0}, "focal": {"weight": 2.0, "gamma": 2.0},
-            "ce": 0.5}
+    spec = {"dice": {"weight": 1.0, "smooth": 1.0}, "focal": {"weight": 2.0, "gamma": 2.0}, "ce": 0.5}
     combo = losses.ComboLoss(spec, "multiclass", ignore_index=255)
     total = combo(x, y)
     dice = losses.dice_loss(x, y, "multiclass", smooth=1.0, ignore_index=255)
@@ -57,8 +55,17 @@ def test_binary_combo_backward():
     g = torch.Generator().manual_seed(1)
     x = torch.randn(2, 1, 4, 4, generator=g, requires_grad=True)
     y = torch.randint(0, 2, (2, 4, 4), generator=g)
-    combo = losses.ComboLoss({"bce": 1.0, "dice": 1.0, "lovasz": 0.5, "balanced_bce": 1.0,
-                              "tversky": {"alpha": 0.3, "beta": 0.7}, "jaccard": 1.0,
-                              "dice_bce": 1.0}, "binary")
+    combo = losses.ComboLoss(
+        {
+            "bce": 1.0,
+            "dice": 1.0,
+            "lovasz": 0.5,
+            "balanced_bce": 1.0,
+            "tversky": {"alpha": 0.3, "beta": 0.7},
+            "jaccard": 1.0,
+            "dice_bce": 1.0,
+        },
+        "binary",
+    )
     combo(x, y).backward()
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0

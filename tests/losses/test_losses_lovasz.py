@@ -40,8 +40,7 @@ def test_multilabel_is_mean_of_channel_hinges():
     x = torch.randn(2, 3, 4, 5, generator=g, dtype=torch.float64)
     y = torch.randint(0, 2, (2, 3, 4, 5), generator=g)
     ours = losses.lovasz_loss(x, y, "multilabel")
-    ref = sum(lovasz_hinge_flat(x[:, k].flatten(), y[:, k].flatten().double())
-              for k in range(3)) / 3
+    ref = sum(lovasz_hinge_flat(x[:, k].flatten(), y[:, k].flatten().double()) for k in range(3)) / 3
     assert float(ours) == pytest.approx(float(ref), abs=1e-10)
 
 

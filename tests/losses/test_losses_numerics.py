@@ -10,13 +10,10 @@ N, C, H, W = 2, 3, 2, 3
 # (name, function, extra kwargs, modes)
 SEG = [
     ("dice", losses.dice_loss, {}, ("binary", "multiclass", "multilabel")),
-    ("dice_smooth", losses.dice_loss, {"smooth": 1.0, "per_image": True},
-     ("binary", "multiclass", "multilabel")),
+    ("dice_smooth", losses.dice_loss, {"smooth": 1.0, "per_image": True}, ("binary", "multiclass", "multilabel")),
     ("jaccard", losses.jaccard_loss, {"log_loss": True}, ("binary", "multiclass", "multilabel")),
-    ("tversky", losses.tversky_loss, {"alpha": 0.3, "beta": 0.7, "gamma": 1.5},
-     ("binary", "multiclass", "multilabel")),
-    ("bce", losses.bce_loss, {"pos_weight": 2.0, "label_smoothing": 0.1},
-     ("binary", "multiclass", "multilabel")),
+    ("tversky", losses.tversky_loss, {"alpha": 0.3, "beta": 0.7, "gamma": 1.5}, ("binary", "multiclass", "multilabel")),
+    ("bce", losses.bce_loss, {"pos_weight": 2.0, "label_smoothing": 0.1}, ("binary", "multiclass", "multilabel")),
     ("balanced_bce", losses.balanced_bce_loss, {}, ("binary", "multiclass", "multilabel")),
     ("focal", losses.focal_loss, {"alpha": 0.25}, ("binary", "multilabel")),
     ("focal_softmax", losses.focal_loss, {"alpha": [0.2, 0.3, 0.5]}, ("multiclass",)),
@@ -56,14 +53,14 @@ def test_gradcheck(name, fn, kw, mode, soft):
     x.requires_grad_(True)
     # fast mode checks random directions; the hand-written backward of the region sums is also
     # checked in full below.
-    assert torch.autograd.gradcheck(lambda z: fn(z, y, mode, ignore_index=ii, **kw), (x,),
-                                    fast_mode=True)
+    assert torch.autograd.gradcheck(lambda z: fn(z, y, mode, ignore_index=ii, **kw), (x,), fast_mode=True)
 
 
 @pytest.mark.parametrize("soft", [False, True])
-@pytest.mark.parametrize("fn,mode", [(losses.dice_loss, "multiclass"),
-                                     (losses.tversky_loss, "multilabel"),
-                                     (losses.dice_bce_loss, "multilabel")])
+@pytest.mark.parametrize(
+    "fn,mode",
+    [(losses.dice_loss, "multiclass"), (losses.tversky_loss, "multilabel"), (losses.dice_bce_loss, "multilabel")],
+)
 def test_gradcheck_full_for_the_custom_backward(fn, mode, soft):
     x, y = _inputs(mode, soft=soft)
     ii = None if soft else 255
@@ -115,23 +112,28 @@ def test_fp16_dice_over_a_large_batch_does_not_overflow():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(8, 1, 128, 128, generator=g).half()
     y = torch.randint(0, 2, (8, 1, 128, 128), generator=g)
-    assert torch.allclose(losses.dice_loss(x, y, "binary"),
-                          losses.dice_loss(x.float(), y, "binary"), atol=1e-6)
+    assert torch.allclose(losses.dice_loss(x, y, "binary"), losses.dice_loss(x.float(), y, "binary"), atol=1e-6)
 
 
 def test_soft_multiclass_zero_vectors_count_as_ignored():
     x, t = _inputs("multiclass", soft=True)
     assert t[0, :, 0, 0].sum() == 0
-    for fn in (losses.dice_loss, losses.focal_loss, losses.cross_entropy_loss,
-               losses.lovasz_loss, losses.bce_loss):
+    for fn in (losses.dice_loss, losses.focal_loss, losses.cross_entropy_loss, losses.lovasz_loss, losses.bce_loss):
         base = fn(x, t, "multiclass")
         changed = x.clone()
         changed[0, :, 0, 0] = torch.tensor([50.0, -50.0, 3.0], dtype=x.dtype)
         assert torch.allclose(fn(changed, t, "multiclass"), base, atol=1e-12), fn.__name__
 
 
-MODULES = [losses.DiceLoss, losses.JaccardLoss, losses.TverskyLoss, losses.BCELoss,
-           losses.BalancedBCELoss, losses.FocalLoss, losses.LovaszLoss]
+MODULES = [
+    losses.DiceLoss,
+    losses.JaccardLoss,
+    losses.TverskyLoss,
+    losses.BCELoss,
+    losses.BalancedBCELoss,
+    losses.FocalLoss,
+    losses.LovaszLoss,
+]
 
 
 @pytest.mark.parametrize("cls", MODULES)

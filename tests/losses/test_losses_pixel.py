@@ -38,8 +38,7 @@ def test_bce_matches_smp_without_ignored_pixels(smooth_factor):
     x, y = _binary(c=C)
     eps = 0.0 if smooth_factor is None else 2 * smooth_factor  # smp's f is segdet's eps / 2
     ours = losses.bce_loss(x, y, "multilabel", label_smoothing=eps)
-    ref = smp.losses.SoftBCEWithLogitsLoss(ignore_index=None, smooth_factor=smooth_factor)(
-        x, y.double())
+    ref = smp.losses.SoftBCEWithLogitsLoss(ignore_index=None, smooth_factor=smooth_factor)(x, y.double())
     assert torch.allclose(ours, ref, atol=1e-6, rtol=0)
 
 
@@ -89,8 +88,7 @@ def test_sigmoid_focal_matches_smp_and_torchvision(mode, alpha):
     ref = smp.losses.FocalLoss(mode, gamma=2.0, alpha=alpha)(x, y)
     assert torch.allclose(ours, ref, atol=1e-6, rtol=0)
     if alpha is not None:
-        tv = torchvision.ops.sigmoid_focal_loss(x, y.double(), alpha=alpha, gamma=2.0,
-                                                reduction="mean")
+        tv = torchvision.ops.sigmoid_focal_loss(x, y.double(), alpha=alpha, gamma=2.0, reduction="mean")
         assert torch.allclose(ours, tv, atol=1e-6, rtol=0)
 
 
@@ -113,11 +111,11 @@ def test_softmax_focal_against_naive():
 
 def test_focal_gamma_zero_is_bce_and_ce():
     xb, yb = _binary(seed=7, c=C)
-    assert torch.allclose(losses.focal_loss(xb, yb, "multilabel", gamma=0.0),
-                          losses.bce_loss(xb, yb, "multilabel"), atol=1e-12)
+    assert torch.allclose(
+        losses.focal_loss(xb, yb, "multilabel", gamma=0.0), losses.bce_loss(xb, yb, "multilabel"), atol=1e-12
+    )
     x, y = _multiclass(seed=7)
-    assert torch.allclose(losses.focal_loss(x, y, "multiclass", gamma=0.0),
-                          F.cross_entropy(x, y), atol=1e-12)
+    assert torch.allclose(losses.focal_loss(x, y, "multiclass", gamma=0.0), F.cross_entropy(x, y), atol=1e-12)
 
 
 def test_soft_focal_matches_torchvision():
@@ -130,8 +128,9 @@ def test_soft_focal_matches_torchvision():
 
 
 # ---------------------------------------------------------------- cross-entropy
-@pytest.mark.parametrize("opts", [{}, {"label_smoothing": 0.1},
-                                  {"class_weights": [0.5, 1.0, 2.0], "label_smoothing": 0.2}])
+@pytest.mark.parametrize(
+    "opts", [{}, {"label_smoothing": 0.1}, {"class_weights": [0.5, 1.0, 2.0], "label_smoothing": 0.2}]
+)
 def test_ce_hard_matches_torch(opts):
     x, y = _multiclass(seed=9)
     y[0, 1] = 255
@@ -186,23 +185,22 @@ def test_dice_bce_equals_separate_terms():
         dice = losses.dice_loss(x, y, "multilabel", **kw)
         bce = losses.bce_loss(x, y, "multilabel", ignore_index=255, per_image=per_image)
         assert torch.allclose(fused, 0.7 * dice + 1.3 * bce, atol=1e-12)
-    smp_sum = smp.losses.DiceLoss("multilabel")(x, y.clamp_max(1)) + \
-        smp.losses.SoftBCEWithLogitsLoss(ignore_index=None)(x, y.clamp_max(1).double())
-    assert torch.allclose(losses.dice_bce_loss(x, y.clamp_max(1), "multilabel"), smp_sum,
-                          atol=1e-6, rtol=0)
+    smp_sum = smp.losses.DiceLoss("multilabel")(x, y.clamp_max(1)) + smp.losses.SoftBCEWithLogitsLoss(
+        ignore_index=None
+    )(x, y.clamp_max(1).double())
+    assert torch.allclose(losses.dice_bce_loss(x, y.clamp_max(1), "multilabel"), smp_sum, atol=1e-6, rtol=0)
 
 
 def test_ce_and_softmax_focal_per_image_average_images():
     x, y = _multiclass(seed=13)
     y[0, :3] = 255  # image 0 has fewer valid pixels, so per-image and batch means differ
-    per_img = torch.stack([F.cross_entropy(x[i:i + 1], y[i:i + 1], ignore_index=255,
-                                           label_smoothing=0.1) for i in range(N)]).mean()
+    per_img = torch.stack(
+        [F.cross_entropy(x[i : i + 1], y[i : i + 1], ignore_index=255, label_smoothing=0.1) for i in range(N)]
+    ).mean()
     ours = losses.cross_entropy_loss(x, y, ignore_index=255, label_smoothing=0.1, per_image=True)
     assert torch.allclose(ours, per_img, atol=1e-12)
-    focal = losses.focal_loss(x, y, "multiclass", gamma=0.0, ignore_index=255, per_image=True,
-                              reduction="mean")
-    plain = torch.stack([F.cross_entropy(x[i:i + 1], y[i:i + 1], ignore_index=255)
-                         for i in range(N)]).mean()
+    focal = losses.focal_loss(x, y, "multiclass", gamma=0.0, ignore_index=255, per_image=True, reduction="mean")
+    plain = torch.stack([F.cross_entropy(x[i : i + 1], y[i : i + 1], ignore_index=255) for i in range(N)]).mean()
     assert torch.allclose(focal, plain, atol=1e-12)
     total = losses.cross_entropy_loss(x, y, ignore_index=255, reduction="sum")
     assert torch.allclose(total, F.cross_entropy(x, y, ignore_index=255, reduction="sum"))

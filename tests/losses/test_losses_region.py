@@ -34,8 +34,7 @@ OURS = {"dice": losses.DiceLoss, "jaccard": losses.JaccardLoss}
 @pytest.mark.parametrize("name", ["dice", "jaccard"])
 @pytest.mark.parametrize("mode", ["binary", "multiclass", "multilabel"])
 @pytest.mark.parametrize("ignore", [False, True])
-@pytest.mark.parametrize("opts", [{}, {"log_loss": True}, {"classes": [0, 2]},
-                                  {"class_weights": [1.0, 2.0, 0.5]}])
+@pytest.mark.parametrize("opts", [{}, {"log_loss": True}, {"classes": [0, 2]}, {"class_weights": [1.0, 2.0, 0.5]}])
 def test_region_matches_smp(name, mode, ignore, opts):
     if mode == "binary" and opts.keys() & {"classes", "class_weights"}:
         pytest.skip("single channel")
@@ -73,8 +72,9 @@ def test_per_image_and_focal_tversky_against_naive(mode, per_image):
     # smp has no per_image for Dice, and it raises the class *mean* to gamma; segdet raises each
     # term to gamma (focal Tversky focuses on the hard classes/images, not on the average).
     x, y = _data(mode, seed=3, ignore=True)
-    ours = losses.tversky_loss(x, y, mode, alpha=0.4, beta=0.6, gamma=0.75, smooth=1.0,
-                               per_image=per_image, ignore_index=255, reduction="none")
+    ours = losses.tversky_loss(
+        x, y, mode, alpha=0.4, beta=0.6, gamma=0.75, smooth=1.0, per_image=per_image, ignore_index=255, reduction="none"
+    )
     ref = _ref_terms(mode, x, y, 0.4, 0.6, 1.0, per_image, 0.75, 255)
     assert ours.shape == ref.shape
     assert torch.allclose(ours, ref, atol=1e-9)
@@ -117,8 +117,9 @@ def test_hard_and_soft_targets_agree_on_0_1_values():
     for fn in (losses.dice_loss, losses.jaccard_loss, losses.tversky_loss):
         assert torch.allclose(fn(x, y, "multiclass"), fn(x, soft, "multiclass"), atol=1e-12)
     xb, yb = _data("multilabel")
-    assert torch.allclose(losses.dice_loss(xb, yb, "multilabel"),
-                          losses.dice_loss(xb, yb.double(), "multilabel"), atol=1e-12)
+    assert torch.allclose(
+        losses.dice_loss(xb, yb, "multilabel"), losses.dice_loss(xb, yb.double(), "multilabel"), atol=1e-12
+    )
 
 
 def test_reduction_sum_and_none():
@@ -126,8 +127,6 @@ def test_reduction_sum_and_none():
     w = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
     terms = losses.dice_loss(x, y, "multiclass", reduction="none")
     assert terms.shape == (C,)
-    assert torch.allclose(losses.dice_loss(x, y, "multiclass", reduction="sum",
-                                           class_weights=w), (terms * w).sum())
-    assert torch.allclose(losses.dice_loss(x, y, "multiclass", class_weights=w),
-                          (terms * w).sum() / w.sum())
+    assert torch.allclose(losses.dice_loss(x, y, "multiclass", reduction="sum", class_weights=w), (terms * w).sum())
+    assert torch.allclose(losses.dice_loss(x, y, "multiclass", class_weights=w), (terms * w).sum() / w.sum())
     assert losses.dice_loss(x, y, "multiclass", reduction="none", per_image=True).shape == (N, C)

@@ -16,16 +16,34 @@ CONFIG = Path(__file__).resolve().parents[2] / "configs" / "unet_cutmix.yaml"
 
 def tiny_overrides(out_dir: str) -> list[str]:
     """The default config shrunk to seconds on CPU: 8 training and 5 (odd) validation images."""
-    return ["data.synthetic.train_size=8", "data.synthetic.val_size=5", "data.synthetic.height=32",
-            "data.synthetic.width=64", "data.batch_size=2", "data.num_workers=0", "train.epochs=1",
-            "train.device=cpu", "train.progress=false", "train.dist_timeout=60", "schedule.warmup_epochs=0",
-            f"output_dir={out_dir}"]
+    return [
+        "data.synthetic.train_size=8",
+        "data.synthetic.val_size=5",
+        "data.synthetic.height=32",
+        "data.synthetic.width=64",
+        "data.batch_size=2",
+        "data.num_workers=0",
+        "train.epochs=1",
+        "train.device=cpu",
+        "train.progress=false",
+        "train.dist_timeout=60",
+        "schedule.warmup_epochs=0",
+        f"output_dir={out_dir}",
+    ]
 
 
 def _torchrun_env(rank: int, world: int, port: int) -> None:
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world),
-                       "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(world),
-                       "NO_ALBUMENTATIONS_UPDATE": "1"})
+    os.environ.update(
+        {
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "WORLD_SIZE": str(world),
+            "RANK": str(rank),
+            "LOCAL_RANK": str(rank),
+            "LOCAL_WORLD_SIZE": str(world),
+            "NO_ALBUMENTATIONS_UPDATE": "1",
+        }
+    )
 
 
 def train_then_eval(rank: int, port: int, out_dir: str, result_file: str) -> None:
@@ -53,6 +71,7 @@ def train_then_eval(rank: int, port: int, out_dir: str, result_file: str) -> Non
         except distributed.DistributedTimeout as exc:
             message = str(exc)
     dist.barrier()  # rank 1 waits here until rank 0's all-reduce timed out
-    torch.save({"run_dir": run_dir, "metrics": metrics, "table": table, "timeout_message": message},
-               f"{result_file}.{rank}")
+    torch.save(
+        {"run_dir": run_dir, "metrics": metrics, "table": table, "timeout_message": message}, f"{result_file}.{rank}"
+    )
     distributed.cleanup()

@@ -45,8 +45,10 @@ class NoiseSegmentation(torch.utils.data.Dataset):
 
 
 def collate(samples: list[dict]) -> dict:
-    return {"image": torch.from_numpy(np.stack([s["image"] for s in samples])),
-            "mask": torch.from_numpy(np.stack([s["mask"] for s in samples]))}
+    return {
+        "image": torch.from_numpy(np.stack([s["image"] for s in samples])),
+        "mask": torch.from_numpy(np.stack([s["mask"] for s in samples])),
+    }
 
 
 class AccuracyEvaluator(Evaluator):
@@ -74,8 +76,9 @@ class FakeTask(Task):
     name = "fake"
     metrics = ("acc",)
 
-    def __init__(self, cfg, fail_at_call: int | None = None, nan_at_call: int | None = None,
-                 delay: float = 0.0) -> None:
+    def __init__(
+        self, cfg, fail_at_call: int | None = None, nan_at_call: int | None = None, delay: float = 0.0
+    ) -> None:
         super().__init__(cfg)
         self.calls = 0
         self.fail_at_call, self.nan_at_call, self.delay = fail_at_call, nan_at_call, delay
@@ -88,8 +91,9 @@ class FakeTask(Task):
 
     def build_model(self) -> nn.Module:
         torch.manual_seed(self.cfg["seed"])
-        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                             nn.Dropout(0.2), nn.Conv2d(8, NUM_CLASSES, 1))
+        return nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Dropout(0.2), nn.Conv2d(8, NUM_CLASSES, 1)
+        )
 
     def loss(self, model, batch):
         self.calls += 1
@@ -107,11 +111,16 @@ class FakeTask(Task):
 
 def fake_config(out: Path, **train) -> dict:
     """A validated config for FakeTask writing to ``out``."""
-    cfg = {"task": "segmentation", "seed": 3, "deterministic": True, "output_dir": str(out),
-           "data": {"batch_size": 4, "num_workers": 0},
-           "optim": {"name": "adamw", "lr": 0.01},
-           "schedule": {"name": "cosine", "warmup_epochs": 0.5},
-           "train": {"epochs": 2, "device": "cpu", "metric": "acc", "progress": False, "ema": 0.9, **train}}
+    cfg = {
+        "task": "segmentation",
+        "seed": 3,
+        "deterministic": True,
+        "output_dir": str(out),
+        "data": {"batch_size": 4, "num_workers": 0},
+        "optim": {"name": "adamw", "lr": 0.01},
+        "schedule": {"name": "cosine", "warmup_epochs": 0.5},
+        "train": {"epochs": 2, "device": "cpu", "metric": "acc", "progress": False, "ema": 0.9, **train},
+    }
     return validate_config(cfg)
 
 

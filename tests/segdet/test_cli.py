@@ -18,9 +18,18 @@ from segdet.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "configs" / "unet_cutmix.yaml"
-TINY = ["data.synthetic.train_size=8", "data.synthetic.val_size=4", "data.synthetic.height=32",
-        "data.synthetic.width=32", "data.batch_size=4", "data.num_workers=0", "model.encoder=resnet18",
-        "train.epochs=1", "train.device=cpu", "train.progress=false"]
+TINY = [
+    "data.synthetic.train_size=8",
+    "data.synthetic.val_size=4",
+    "data.synthetic.height=32",
+    "data.synthetic.width=32",
+    "data.batch_size=4",
+    "data.num_workers=0",
+    "model.encoder=resnet18",
+    "train.epochs=1",
+    "train.device=cpu",
+    "train.progress=false",
+]
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +79,21 @@ def test_predict_writes_masks_and_overlays(trained, tmp_path, capsys):
     for i, (h, w) in enumerate([(32, 32), (40, 50)]):
         cv2.imwrite(str(images / f"im{i}.png"), np.random.default_rng(i).integers(0, 255, (h, w, 3), dtype=np.uint8))
     out = tmp_path / "pred"
-    assert main(["predict", str(trained / "config.yaml"), "--checkpoint", str(trained / "weights" / "best.pt"),
-                 "--input", str(images), "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(trained / "config.yaml"),
+                "--checkpoint",
+                str(trained / "weights" / "best.pt"),
+                "--input",
+                str(images),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     mask = cv2.imread(str(out / "im1.png"), cv2.IMREAD_UNCHANGED)
     assert mask.shape == (40, 50) and mask.max() < 4
     assert len(list(out.glob("*overlay*"))) == 2
@@ -91,14 +113,20 @@ def test_resume_of_a_finished_run_keeps_its_result(trained, capsys):
     assert "resuming" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", str(CONFIG), "train.epoch=2"], "unknown key 'train.epoch'; did you mean train.epochs?"),
-    (["train", str(CONFIG), "model.arch=Unte"], "model.arch 'Unte' is not an smp architecture (did you mean 'Unet'?)"),
-    (["train", str(CONFIG), "loss={dcie: 1.0}"], "loss: ComboLoss: unknown loss 'dcie'"),
-    (["train", "missing.yaml"], "config file missing.yaml does not exist"),
-    (["eval", str(CONFIG), "--checkpoint", "nope.pt"], "checkpoint nope.pt does not exist"),
-    (["train", str(CONFIG), "output_dir=/nonexistent-dir-xyz", "--resume"], "no weights/last.pt under"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", str(CONFIG), "train.epoch=2"], "unknown key 'train.epoch'; did you mean train.epochs?"),
+        (
+            ["train", str(CONFIG), "model.arch=Unte"],
+            "model.arch 'Unte' is not an smp architecture (did you mean 'Unet'?)",
+        ),
+        (["train", str(CONFIG), "loss={dcie: 1.0}"], "loss: ComboLoss: unknown loss 'dcie'"),
+        (["train", "missing.yaml"], "config file missing.yaml does not exist"),
+        (["eval", str(CONFIG), "--checkpoint", "nope.pt"], "checkpoint nope.pt does not exist"),
+        (["train", str(CONFIG), "output_dir=/nonexistent-dir-xyz", "--resume"], "no weights/last.pt under"),
+    ],
+)
 def test_user_errors_are_one_clean_message_with_status_2(args, message, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
@@ -107,7 +135,15 @@ def test_user_errors_are_one_clean_message_with_status_2(args, message, capsys):
 
 def test_python_dash_m_segdet_reports_errors_without_traceback(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "segdet", "train", str(CONFIG), "optim.lr=fast"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "segdet", "train", str(CONFIG), "optim.lr=fast"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "segdet: error: command-line override 'optim.lr=fast': optim.lr = 'fast' is a string, expected a number"
+    assert (
+        proc.stderr.strip()
+        == "segdet: error: command-line override 'optim.lr=fast': optim.lr = 'fast' is a string, expected a number"
+    )

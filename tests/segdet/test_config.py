@@ -7,7 +7,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from segdet.config import SCHEMA, ConfigError, Field, all_keys, apply_overrides, load_config, save_config, validate_config
+from segdet.config import (
+    SCHEMA,
+    ConfigError,
+    Field,
+    all_keys,
+    apply_overrides,
+    load_config,
+    save_config,
+    validate_config,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,8 +39,11 @@ def test_empty_config_gets_every_default():
 def test_schema_fields_all_have_help_and_valid_defaults():
     for key, spec in all_keys():
         assert isinstance(spec, Field) and spec.help, key
-        assert spec.default is None or isinstance(spec.default, spec.types) or (
-            float in spec.types and isinstance(spec.default, int)), key
+        assert (
+            spec.default is None
+            or isinstance(spec.default, spec.types)
+            or (float in spec.types and isinstance(spec.default, int))
+        ), key
 
 
 @pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
@@ -74,19 +86,24 @@ def test_all_problems_reported_at_once(tmp_path):
     assert len(str(err.value).splitlines()) == 2
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("train:\n  epochs: three\n", "train.epochs = 'three' is a string, expected an integer"),
-    ("train:\n  epochs: true\n", "train.epochs = True is true/false, expected an integer"),
-    ("train:\n  epochs: 2.5\n", "train.epochs = 2.5 is a number, expected an integer"),
-    ("optim:\n  lr: [1]\n", "optim.lr = [1] is a list, expected a number"),
-    ("data:\n  classes: background\n", "data.classes = 'background' is a string, expected a list or null"),
-    ("train:\n  epochs: 0\n", "train.epochs = 0 must be >= 1"),
-    ("train:\n  ema: 1.5\n", "train.ema = 1.5 must be <= 1.0"),
-    ("schedule:\n  name: cosin\n", "schedule.name = 'cosin' is not one of cosine, poly, onecycle, constant; "
-                                   "did you mean 'cosine'?"),
-    ("train: 3\n", "section 'train' must be a mapping of keys, got 3"),
-    ("task: null\n", "task is null but must be a string (one of segmentation, detection)"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("train:\n  epochs: three\n", "train.epochs = 'three' is a string, expected an integer"),
+        ("train:\n  epochs: true\n", "train.epochs = True is true/false, expected an integer"),
+        ("train:\n  epochs: 2.5\n", "train.epochs = 2.5 is a number, expected an integer"),
+        ("optim:\n  lr: [1]\n", "optim.lr = [1] is a list, expected a number"),
+        ("data:\n  classes: background\n", "data.classes = 'background' is a string, expected a list or null"),
+        ("train:\n  epochs: 0\n", "train.epochs = 0 must be >= 1"),
+        ("train:\n  ema: 1.5\n", "train.ema = 1.5 must be <= 1.0"),
+        (
+            "schedule:\n  name: cosin\n",
+            "schedule.name = 'cosin' is not one of cosine, poly, onecycle, constant; did you mean 'cosine'?",
+        ),
+        ("train: 3\n", "section 'train' must be a mapping of keys, got 3"),
+        ("task: null\n", "task is null but must be a string (one of segmentation, detection)"),
+    ],
+)
 def test_bad_values_name_key_value_and_expected_type(tmp_path, text, expected):
     path = _write(tmp_path, text)
     with pytest.raises(ConfigError) as err:
@@ -123,7 +140,9 @@ def test_required_keys_of_the_selected_data_kind(tmp_path):
 def test_relative_paths_resolve_against_the_config_folder(tmp_path, monkeypatch):
     sub = tmp_path / "configs"
     sub.mkdir()
-    path = _write(sub, "data:\n  kind: folder\n  folder: {train: ../data/train, val: /abs/val}\nmodel:\n  weights: w.pt\n")
+    path = _write(
+        sub, "data:\n  kind: folder\n  folder: {train: ../data/train, val: /abs/val}\nmodel:\n  weights: w.pt\n"
+    )
     monkeypatch.chdir(tmp_path / "..")
     cfg = load_config(path)
     assert cfg["data"]["folder"]["train"] == str((tmp_path / "data" / "train").resolve())
@@ -135,22 +154,43 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path, monkeypatch)
 
 
 def test_overrides_parse_yaml_values(tmp_path):
-    cfg = load_config(ROOT / "configs" / "unet_cutmix.yaml",
-                      ["train.epochs=3", "model.encoder=resnet34", "augment.mix=[]", "train.ema=0.99",
-                       "data.classes=[a, b]", "loss.dice.weight=0.5", "train.patience=null", "optim.lr=1e-4"])
+    cfg = load_config(
+        ROOT / "configs" / "unet_cutmix.yaml",
+        [
+            "train.epochs=3",
+            "model.encoder=resnet34",
+            "augment.mix=[]",
+            "train.ema=0.99",
+            "data.classes=[a, b]",
+            "loss.dice.weight=0.5",
+            "train.patience=null",
+            "optim.lr=1e-4",
+        ],
+    )
     assert cfg["train"]["epochs"] == 3 and cfg["model"]["encoder"] == "resnet34"
     assert cfg["augment"]["mix"] == [] and cfg["train"]["ema"] == 0.99
     assert cfg["data"]["classes"] == ["a", "b"] and cfg["loss"]["dice"] == {"weight": 0.5}
     assert cfg["train"]["patience"] is None and cfg["optim"]["lr"] == 1e-4
 
 
-@pytest.mark.parametrize("override, expected", [
-    ("train.epoch=3", "command-line override 'train.epoch=3': unknown key 'train.epoch'; did you mean train.epochs?"),
-    ("train.epochs=x", "command-line override 'train.epochs=x': train.epochs = 'x' is a string, expected an integer"),
-    ("train.epochs", "command-line override 'train.epochs' must look like key.sub=value, e.g. train.epochs=3"),
-    ("train.epochs.x=1", "command-line override 'train.epochs.x=1': train.epochs is an integer, "
-                         "it has no sub-key 'x'"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        (
+            "train.epoch=3",
+            "command-line override 'train.epoch=3': unknown key 'train.epoch'; did you mean train.epochs?",
+        ),
+        (
+            "train.epochs=x",
+            "command-line override 'train.epochs=x': train.epochs = 'x' is a string, expected an integer",
+        ),
+        ("train.epochs", "command-line override 'train.epochs' must look like key.sub=value, e.g. train.epochs=3"),
+        (
+            "train.epochs.x=1",
+            "command-line override 'train.epochs.x=1': train.epochs is an integer, it has no sub-key 'x'",
+        ),
+    ],
+)
 def test_bad_overrides(override, expected):
     base = validate_config({})
     with pytest.raises(ConfigError) as err:

@@ -13,8 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from segdet.engine.loader import (EpochDataset, EpochSampler, ShardedBatchSampler, auto_num_workers,
-                                  make_train_loader, make_val_loader, set_loader_epoch)
+from segdet.engine.loader import (
+    EpochDataset,
+    EpochSampler,
+    ShardedBatchSampler,
+    auto_num_workers,
+    make_train_loader,
+    make_val_loader,
+    set_loader_epoch,
+)
 
 HERE = Path(__file__).parent
 
@@ -41,16 +48,28 @@ def test_two_process_training_and_evaluation_equal_one_process(tmp_path, monkeyp
 
     out = tmp_path / "run"
     # fork: the ranks inherit the imported modules (seconds saved); each sets one thread first
-    torch.multiprocessing.start_processes(train_then_eval, args=(_free_port(), str(out), str(tmp_path / "result")),
-                                          nprocs=2, join=True, start_method="fork")
+    torch.multiprocessing.start_processes(
+        train_then_eval,
+        args=(_free_port(), str(out), str(tmp_path / "result")),
+        nprocs=2,
+        join=True,
+        start_method="fork",
+    )
     r0, r1 = (torch.load(tmp_path / f"result.{r}", weights_only=False) for r in (0, 1))
 
     # only rank 0 has a run folder and wrote files; no second run folder appeared
     assert r0["run_dir"] == out and r1["run_dir"] is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["result.0", "result.1", "run"]
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    assert written == ["config.yaml", "eval/confusion_matrix.png", "eval/metrics.json", "results.csv",
-                       "results.png", "weights/best.pt", "weights/last.pt"]
+    assert written == [
+        "config.yaml",
+        "eval/confusion_matrix.png",
+        "eval/metrics.json",
+        "results.csv",
+        "results.png",
+        "weights/best.pt",
+        "weights/last.pt",
+    ]
     assert r0["table"] and r1["table"] == ""
 
     # the reference: a single process scoring the same checkpoint on the same 5 images
@@ -79,8 +98,9 @@ def test_two_process_training_and_evaluation_equal_one_process(tmp_path, monkeyp
 def test_sharded_batches_are_the_single_process_batches_once(size, batch, world):
     reference = [list(range(s, min(s + batch, size))) for s in range(0, size, batch)]  # naive loop
     shards = [list(ShardedBatchSampler(size, batch, rank=r, world_size=world)) for r in range(world)]
-    assert [len(ShardedBatchSampler(size, batch, rank=r, world_size=world)) for r in range(world)] == \
-        [len(s) for s in shards]
+    assert [len(ShardedBatchSampler(size, batch, rank=r, world_size=world)) for r in range(world)] == [
+        len(s) for s in shards
+    ]
     dealt = sorted((b for s in shards for b in s), key=lambda b: b[0])
     assert dealt == reference
 
@@ -196,8 +216,9 @@ def test_batch_mixing_equals_the_mixers_called_in_order():
 
     from segdet.engine.batchmix import BatchMixing, build_batch_mixers
 
-    mixers = build_batch_mixers([{"CutMix": {"p": 1.0}}, {"MixUp": {"p": 1.0, "alpha": 0.4}}],
-                                num_classes=3, ignore_index=255)
+    mixers = build_batch_mixers(
+        [{"CutMix": {"p": 1.0}}, {"MixUp": {"p": 1.0, "alpha": 0.4}}], num_classes=3, ignore_index=255
+    )
     gen = torch.Generator().manual_seed(0)
     x, y = torch.rand(4, 3, 8, 12, generator=gen), torch.randint(0, 3, (4, 8, 12), generator=gen)
     y[0, :2] = 255
@@ -210,12 +231,15 @@ def test_batch_mixing_equals_the_mixers_called_in_order():
     assert out["extra"] == 1 and out["mask"].shape == (4, 3, 8, 12)
 
 
-@pytest.mark.parametrize("steps,match", [
-    ([{"Mosaic": {}}], r"augment.batch_mix\[0\]: unknown batch mixer 'Mosaic'; choose one of CutMix, MixUp"),
-    ([{"CutMix": {"q": 1}}], r"augment.batch_mix\[0\].CutMix: .*q"),
-    ([{"MixUp": {"p": 2.0}}], r"augment.batch_mix\[0\].MixUp: .*p must lie in \[0, 1\]"),
-    ([{"CutMix": {}, "MixUp": {}}], r"augment.batch_mix\[0\] must be one \{Name: \{args\}\} mapping"),
-])
+@pytest.mark.parametrize(
+    "steps,match",
+    [
+        ([{"Mosaic": {}}], r"augment.batch_mix\[0\]: unknown batch mixer 'Mosaic'; choose one of CutMix, MixUp"),
+        ([{"CutMix": {"q": 1}}], r"augment.batch_mix\[0\].CutMix: .*q"),
+        ([{"MixUp": {"p": 2.0}}], r"augment.batch_mix\[0\].MixUp: .*p must lie in \[0, 1\]"),
+        ([{"CutMix": {}, "MixUp": {}}], r"augment.batch_mix\[0\] must be one \{Name: \{args\}\} mapping"),
+    ],
+)
 def test_batch_mix_config_errors_name_the_key(steps, match):
     from segdet.engine.batchmix import build_batch_mixers
 
@@ -244,8 +268,15 @@ def test_training_loop_with_batch_mix_runs_a_step_with_soft_targets(monkeypatch)
     from segdet.engine.trainer import _StopFlag
     from segdet.tasks import build_task
 
-    cfg = load_config(CONFIG, tiny_overrides("unused") + [
-        "data.synthetic.train_size=2", "augment.mix=[]", "augment.batch_mix=[{CutMix: {p: 1.0}}, {MixUp: {p: 1.0}}]"])
+    cfg = load_config(
+        CONFIG,
+        tiny_overrides("unused")
+        + [
+            "data.synthetic.train_size=2",
+            "augment.mix=[]",
+            "augment.batch_mix=[{CutMix: {p: 1.0}}, {MixUp: {p: 1.0}}]",
+        ],
+    )
     task = build_task(cfg)
     train_ds, _ = task.build_datasets()
     loader = make_train_loader(train_ds, task.collate, 2, 0, seed=0)
@@ -263,8 +294,9 @@ def test_training_loop_with_batch_mix_runs_a_step_with_soft_targets(monkeypatch)
 
     monkeypatch.setattr(bm.BatchMixing, "__call__", spy)
     before = [p.detach().clone() for p in model.parameters()]
-    stats = train_one_epoch(task, model, loader, optimizer, scheduler, scaler, None, torch.device("cpu"), None,
-                            cfg, 0, _StopFlag())
+    stats = train_one_epoch(
+        task, model, loader, optimizer, scheduler, scaler, None, torch.device("cpu"), None, cfg, 0, _StopFlag()
+    )
     assert math.isfinite(stats["loss"])
     assert len(seen) == 1 and seen[0].dtype == torch.float32 and seen[0].shape == (2, 4, 32, 64)
     assert torch.all((seen[0].sum(1) - 1).abs() < 1e-5)  # soft probabilities reached the loss (nothing ignored)
@@ -276,11 +308,14 @@ def _cfg(**train):
     return {"train": {"device": "cpu", "dist_timeout": 5.0, "sync_bn": False, **train}}
 
 
-@pytest.mark.parametrize("env,match", [
-    ({"WORLD_SIZE": "two"}, "WORLD_SIZE='two' is not an integer"),
-    ({"WORLD_SIZE": "2"}, "WORLD_SIZE is set but RANK is not: launch with torchrun"),
-    ({"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "x"}, "LOCAL_RANK='x' is not an integer"),
-])
+@pytest.mark.parametrize(
+    "env,match",
+    [
+        ({"WORLD_SIZE": "two"}, "WORLD_SIZE='two' is not an integer"),
+        ({"WORLD_SIZE": "2"}, "WORLD_SIZE is set but RANK is not: launch with torchrun"),
+        ({"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "x"}, "LOCAL_RANK='x' is not an integer"),
+    ],
+)
 def test_setup_names_the_bad_environment(monkeypatch, env, match):
     from segdet.engine.distributed import setup
 

@@ -146,8 +146,13 @@ def test_absent_class_is_nan_not_one_like_smp():
     assert metrics["miou"] == pytest.approx((8 / 12 + 4 / 8) / 2)
 
     tp, fp, fn, tn = smp_stats([batch], 3, 255)
-    smp_per_class = smp.metrics.iou_score(tp.sum(0, keepdim=True), fp.sum(0, keepdim=True),
-                                          fn.sum(0, keepdim=True), tn.sum(0, keepdim=True), reduction="none")[0]
+    smp_per_class = smp.metrics.iou_score(
+        tp.sum(0, keepdim=True),
+        fp.sum(0, keepdim=True),
+        fn.sum(0, keepdim=True),
+        tn.sum(0, keepdim=True),
+        reduction="none",
+    )[0]
     assert smp_per_class[2].item() == 1.0
     assert smp.metrics.iou_score(tp, fp, fn, tn, reduction="macro").item() == pytest.approx((8 / 12 + 4 / 8 + 1) / 3)
 
@@ -155,7 +160,9 @@ def test_absent_class_is_nan_not_one_like_smp():
 def test_predicted_but_absent_from_ground_truth_scores_zero():
     logits = torch.zeros(1, 2, 2, 2)
     logits[0, 1, 0, 0] = 1.0  # one pixel predicted as class 1, which the target never has
-    metrics = run(SegmentationEvaluator(2, 255, None, "cpu"), [{"image": logits, "mask": torch.zeros(1, 2, 2, dtype=torch.long)}])
+    metrics = run(
+        SegmentationEvaluator(2, 255, None, "cpu"), [{"image": logits, "mask": torch.zeros(1, 2, 2, dtype=torch.long)}]
+    )
     assert metrics["iou/class_1"] == 0.0
     assert metrics["iou/class_0"] == pytest.approx(3 / 4)
     assert metrics["miou"] == pytest.approx(3 / 8)
@@ -313,9 +320,7 @@ def test_sync_sums_over_ranks(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).parent))  # the spawned ranks import the worker by name
     from _segdet_eval_dist_worker import run_rank
 
-    torch.multiprocessing.spawn(
-        run_rank, args=(str(tmp_path / "init"), str(tmp_path / "out")), nprocs=2, join=True
-    )
+    torch.multiprocessing.spawn(run_rank, args=(str(tmp_path / "init"), str(tmp_path / "out")), nprocs=2, join=True)
     r0, r1 = (torch.load(tmp_path / f"out.{r}") for r in (0, 1))
     expected = r0["local"] + r1["local"]
     torch.testing.assert_close(r0["synced"], expected, rtol=0, atol=0)

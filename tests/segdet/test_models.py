@@ -35,11 +35,14 @@ def test_input_not_divisible_by_32_is_padded_with_zeros_and_cropped_back():
     assert out.shape == (1, 2, 40, 50)
 
 
-@pytest.mark.parametrize("key, value, hint", [
-    ("arch", "Unte", "did you mean 'Unet'"),
-    ("arch", "deeplab", "available: Unet"),
-    ("encoder", "resnet-18", "did you mean 'resnet18'"),
-])
+@pytest.mark.parametrize(
+    "key, value, hint",
+    [
+        ("arch", "Unte", "did you mean 'Unet'"),
+        ("arch", "deeplab", "available: Unet"),
+        ("encoder", "resnet-18", "did you mean 'resnet18'"),
+    ],
+)
 def test_unknown_names_suggest_the_closest(key, value, hint):
     with pytest.raises(ValueError, match=f"model.{key} '{value}' is not an smp .*{hint}"):
         build_segmentation_model({**CFG, key: value}, num_classes=2)

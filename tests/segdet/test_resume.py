@@ -57,11 +57,17 @@ def test_crash_after_epoch_then_resume_equals_uninterrupted(tmp_path, workers):
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     """A real process killed with SIGKILL after its first checkpoint, then resumed."""
-    env = {**os.environ, "FAKE_THREADS": "1", "FAKE_DELAY": "0.004", "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parents[1])])}
+    env = {
+        **os.environ,
+        "FAKE_THREADS": "1",
+        "FAKE_DELAY": "0.004",
+        "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parents[1])]),
+    }
     script = str(HERE / "engine_fake_task.py")
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, script, str(out), "4"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, script, str(out), "4"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     last = out / "weights" / "last.pt"
     deadline = time.monotonic() + 60
     while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -71,8 +77,9 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
     done = load_checkpoint(last)["epoch"]
     assert 1 <= done < 4
-    subprocess.run([sys.executable, script, str(out), "4", str(last)], env=env, check=True,
-                   stdout=subprocess.DEVNULL, timeout=120)
+    subprocess.run(
+        [sys.executable, script, str(out), "4", str(last)], env=env, check=True, stdout=subprocess.DEVNULL, timeout=120
+    )
     resumed = load_checkpoint(last)
 
     threads = torch.get_num_threads()
@@ -110,11 +117,21 @@ def test_ctrl_c_saves_mid_epoch_checkpoint_and_resume_restarts_that_epoch(tmp_pa
 
 def test_ctrl_c_in_a_terminal_with_loader_workers_saves_last_pt(tmp_path):
     """SIGINT to the whole process group (what a terminal's Ctrl-C does), workers included."""
-    env = {**os.environ, "FAKE_THREADS": "1", "FAKE_DELAY": "0.01", "FAKE_WORKERS": "2",
-           "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parents[1])])}
+    env = {
+        **os.environ,
+        "FAKE_THREADS": "1",
+        "FAKE_DELAY": "0.01",
+        "FAKE_WORKERS": "2",
+        "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parents[1])]),
+    }
     out = tmp_path / "ctrlc"
-    proc = subprocess.Popen([sys.executable, str(HERE / "engine_fake_task.py"), str(out), "50"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "engine_fake_task.py"), str(out), "50"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     last = out / "weights" / "last.pt"
     deadline = time.monotonic() + 60
     while not last.exists() and proc.poll() is None and time.monotonic() < deadline:

@@ -13,13 +13,19 @@ from segdet.data import SyntheticShapes, TransformedDataset, build_segmentation_
 BASE = {
     "seed": 0,
     "data": {
-        "kind": "synthetic", "classes": None, "ignore_index": 255,
+        "kind": "synthetic",
+        "classes": None,
+        "ignore_index": 255,
         "synthetic": {"train_size": 6, "val_size": 3, "height": 32, "width": 48, "seed": 0},
         "folder": {"train": None, "val": None, "mask_values": None},
         "coco": {"train_json": None, "train_images": None, "val_json": None, "val_images": None},
     },
-    "augment": {"train": [{"HorizontalFlip": {"p": 0.5}}], "val": [], "mix": [{"CutMix": {"p": 1.0}}],
-                "post": [{"VerticalFlip": {"p": 0.5}}]},
+    "augment": {
+        "train": [{"HorizontalFlip": {"p": 0.5}}],
+        "val": [],
+        "mix": [{"CutMix": {"p": 1.0}}],
+        "post": [{"VerticalFlip": {"p": 0.5}}],
+    },
 }
 
 
@@ -88,10 +94,17 @@ def test_folder_kind(tmp_path):
         for sub in ("images", "masks"):
             (tmp_path / split / sub).mkdir(parents=True)
         for k in range(2):
-            Image.fromarray(rng.integers(0, 256, (16, 20, 3), dtype=np.uint8)).save(tmp_path / split / "images" / f"{k}.png")
-            Image.fromarray((rng.integers(0, 2, (16, 20)) * 255).astype(np.uint8)).save(tmp_path / split / "masks" / f"{k}.png")
-    cfg = _cfg(data__kind="folder", data__classes=["bg", "fg"],
-               data__folder={"train": str(tmp_path / "train"), "val": str(tmp_path / "val"), "mask_values": {255: 1}})
+            Image.fromarray(rng.integers(0, 256, (16, 20, 3), dtype=np.uint8)).save(
+                tmp_path / split / "images" / f"{k}.png"
+            )
+            Image.fromarray((rng.integers(0, 2, (16, 20)) * 255).astype(np.uint8)).save(
+                tmp_path / split / "masks" / f"{k}.png"
+            )
+    cfg = _cfg(
+        data__kind="folder",
+        data__classes=["bg", "fg"],
+        data__folder={"train": str(tmp_path / "train"), "val": str(tmp_path / "val"), "mask_values": {255: 1}},
+    )
     train, val, classes = build_segmentation_data(cfg)
     assert classes == ("bg", "fg") and val.classes == classes
     assert set(np.unique(val[0]["mask"]).tolist()) <= {0, 1}
@@ -100,13 +113,27 @@ def test_folder_kind(tmp_path):
 
 def test_coco_kind(tmp_path):
     Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(tmp_path / "a.png")
-    ann = {"images": [{"id": 1, "file_name": "a.png", "height": 10, "width": 12}],
-           "annotations": [{"id": 1, "image_id": 1, "category_id": 4, "iscrowd": 0, "bbox": [1, 1, 4, 4],
-                            "segmentation": [[1, 1, 5, 1, 5, 5, 1, 5]]}],
-           "categories": [{"id": 4, "name": "cell"}]}
+    ann = {
+        "images": [{"id": 1, "file_name": "a.png", "height": 10, "width": 12}],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 4,
+                "iscrowd": 0,
+                "bbox": [1, 1, 4, 4],
+                "segmentation": [[1, 1, 5, 1, 5, 5, 1, 5]],
+            }
+        ],
+        "categories": [{"id": 4, "name": "cell"}],
+    }
     (tmp_path / "ann.json").write_text(json.dumps(ann))
-    paths = {"train_json": str(tmp_path / "ann.json"), "train_images": str(tmp_path),
-             "val_json": str(tmp_path / "ann.json"), "val_images": str(tmp_path)}
+    paths = {
+        "train_json": str(tmp_path / "ann.json"),
+        "train_images": str(tmp_path),
+        "val_json": str(tmp_path / "ann.json"),
+        "val_images": str(tmp_path),
+    }
     train, val, classes = build_segmentation_data(_cfg(data__kind="coco", data__coco=paths, augment__mix=[]))
     assert classes == ("background", "cell")
     assert val[0]["mask"][2, 2] == 1 and val[0]["mask"][8, 10] == 0

@@ -35,8 +35,10 @@ def _make(tmp_path, extra_anns=(), categories=None, write_images=True):
     rng = np.random.default_rng(0)
     img_dir = tmp_path / "images"
     img_dir.mkdir(exist_ok=True)
-    images = [{"id": 5, "file_name": "b.png", "height": H, "width": W},
-              {"id": 2, "file_name": "a.png", "height": H, "width": W}]  # id 5 has no annotations
+    images = [
+        {"id": 5, "file_name": "b.png", "height": H, "width": W},
+        {"id": 2, "file_name": "a.png", "height": H, "width": W},
+    ]  # id 5 has no annotations
     if write_images:
         for im in images:
             Image.fromarray(rng.integers(0, 256, (H, W, 3), dtype=np.uint8)).save(img_dir / im["file_name"])
@@ -48,20 +50,43 @@ def _make(tmp_path, extra_anns=(), categories=None, write_images=True):
     crowd[10:19, 1:14] = 1
     anns = [
         # large polygon (category 7) overlapping the RLE block
-        {"id": 1, "image_id": 2, "category_id": 7, "iscrowd": 0, "bbox": [1, 1, 14, 12],
-         "segmentation": [[1.0, 1.0, 15.0, 1.0, 15.0, 13.0, 1.0, 13.0]]},
+        {
+            "id": 1,
+            "image_id": 2,
+            "category_id": 7,
+            "iscrowd": 0,
+            "bbox": [1, 1, 14, 12],
+            "segmentation": [[1.0, 1.0, 15.0, 1.0, 15.0, 13.0, 1.0, 13.0]],
+        },
         # smaller uncompressed RLE (category 3) on top of the polygon
-        {"id": 2, "image_id": 2, "category_id": 3, "iscrowd": 0, "bbox": [3, 2, 9, 7],
-         "segmentation": _uncompressed_rle(rle_block)},
+        {
+            "id": 2,
+            "image_id": 2,
+            "category_id": 3,
+            "iscrowd": 0,
+            "bbox": [3, 2, 9, 7],
+            "segmentation": _uncompressed_rle(rle_block),
+        },
         # compressed RLE (category 7) inside the crowd region, partly
-        {"id": 3, "image_id": 2, "category_id": 7, "iscrowd": 0, "bbox": [15, 12, 5, 5],
-         "segmentation": compressed},
+        {"id": 3, "image_id": 2, "category_id": 7, "iscrowd": 0, "bbox": [15, 12, 5, 5], "segmentation": compressed},
         # crowd (category 3): ignore where no object covers it; never a training box
-        {"id": 4, "image_id": 2, "category_id": 3, "iscrowd": 1, "bbox": [1, 10, 13, 9],
-         "segmentation": _uncompressed_rle(crowd)},
+        {
+            "id": 4,
+            "image_id": 2,
+            "category_id": 3,
+            "iscrowd": 1,
+            "bbox": [1, 10, 13, 9],
+            "segmentation": _uncompressed_rle(crowd),
+        },
         # a second polygon made of two parts
-        {"id": 6, "image_id": 2, "category_id": 3, "iscrowd": 0, "bbox": [17, 1, 6, 8],
-         "segmentation": [[17, 1, 22, 1, 22, 4], [17, 6, 23, 6, 23, 9, 17, 9]]},
+        {
+            "id": 6,
+            "image_id": 2,
+            "category_id": 3,
+            "iscrowd": 0,
+            "bbox": [17, 1, 6, 8],
+            "segmentation": [[17, 1, 22, 1, 22, 4], [17, 6, 23, 6, 23, 9, 17, 9]],
+        },
         *extra_anns,
     ]
     cats = categories or [{"id": 7, "name": "dog"}, {"id": 3, "name": "cat"}]  # json order != id order
@@ -158,8 +183,16 @@ def test_clipped_and_degenerate_boxes_counted_in_one_warning(tmp_path):
 
 
 def test_unknown_category(tmp_path):
-    extra = [{"id": 99, "image_id": 2, "category_id": 42, "iscrowd": 0, "bbox": [1, 1, 2, 2],
-              "segmentation": [[1, 1, 3, 1, 3, 3]]}]
+    extra = [
+        {
+            "id": 99,
+            "image_id": 2,
+            "category_id": 42,
+            "iscrowd": 0,
+            "bbox": [1, 1, 2, 2],
+            "segmentation": [[1, 1, 3, 1, 3, 3]],
+        }
+    ]
     path, img_dir = _make(tmp_path, extra)
     with pytest.raises(ValueError, match=r"annotation 99 has category_id 42.*not in 'categories'"):
         CocoDataset(path, img_dir)
@@ -212,7 +245,17 @@ def test_bccd_boxes():
         info = coco.imgs[ds.image_ids[i]]
         assert s["image"].shape == (info["height"], info["width"], 3)
         anns = coco.loadAnns(coco.getAnnIds(imgIds=[ds.image_ids[i]], iscrowd=False))
-        ref = np.asarray([[a["bbox"][0], a["bbox"][1], min(a["bbox"][0] + a["bbox"][2], info["width"]),
-                           min(a["bbox"][1] + a["bbox"][3], info["height"])] for a in anns], np.float32)
+        ref = np.asarray(
+            [
+                [
+                    a["bbox"][0],
+                    a["bbox"][1],
+                    min(a["bbox"][0] + a["bbox"][2], info["width"]),
+                    min(a["bbox"][1] + a["bbox"][3], info["height"]),
+                ]
+                for a in anns
+            ],
+            np.float32,
+        )
         np.testing.assert_allclose(s["bboxes"], ref)
         assert [ds.label_to_cat_id[int(v)] for v in s["labels"]] == [a["category_id"] for a in anns]

@@ -12,7 +12,9 @@ def _naive(samples, ignore, num_classes, stride):
     wp = -(-max(s["image"].shape[1] for s in samples) // stride) * stride
     soft = any(s["mask"].ndim == 3 for s in samples)
     image = np.zeros((len(samples), 3, hp, wp), np.float32)
-    mask = np.zeros((len(samples), num_classes, hp, wp), np.float32) if soft else np.full((len(samples), hp, wp), ignore)
+    mask = (
+        np.zeros((len(samples), num_classes, hp, wp), np.float32) if soft else np.full((len(samples), hp, wp), ignore)
+    )
     for b, s in enumerate(samples):
         h, w = s["image"].shape[:2]
         for y in range(h):
@@ -53,8 +55,10 @@ def test_hard_masks_padded_to_stride():
 def test_soft_and_hard_mixed_batch():
     rng = np.random.default_rng(1)
     hard = _hard(rng, 17, 21)
-    soft = {"image": rng.uniform(0, 255, (19, 16, 3)).astype(np.float32),  # MixUp: float on 0..255
-            "mask": rng.dirichlet(np.ones(3), size=(19, 16)).astype(np.float32)}
+    soft = {
+        "image": rng.uniform(0, 255, (19, 16, 3)).astype(np.float32),  # MixUp: float on 0..255
+        "mask": rng.dirichlet(np.ones(3), size=(19, 16)).astype(np.float32),
+    }
     out = collate_segmentation([hard, soft], ignore_index=255, num_classes=3, stride=8)
     assert out["mask"].shape == (2, 3, 24, 24) and out["mask"].dtype == torch.float32
     ref_img, ref_mask = _naive([hard, soft], 255, 3, 8)
@@ -69,13 +73,18 @@ def test_bad_values_and_shapes():
     rng = np.random.default_rng(2)
     s = _hard(rng, 8, 8)
     s["mask"][2, 2] = 7
-    with pytest.raises(ValueError, match=r"sample 0: mask values \[7\] are neither a class 0\.\.2 nor ignore_index 255"):
+    with pytest.raises(
+        ValueError, match=r"sample 0: mask values \[7\] are neither a class 0\.\.2 nor ignore_index 255"
+    ):
         collate_segmentation([s], ignore_index=255, num_classes=3)
     soft = {"image": np.zeros((8, 8, 3), np.uint8), "mask": np.zeros((8, 8, 4), np.float32)}
     with pytest.raises(ValueError, match="soft mask has 4 channels but num_classes is 3"):
         collate_segmentation([soft], ignore_index=255, num_classes=3)
     with pytest.raises(ValueError, match="mask is 8x7 but image is 8x8"):
-        collate_segmentation([{"image": np.zeros((8, 8, 3), np.uint8), "mask": np.zeros((8, 7), np.uint8)}],
-                             ignore_index=255, num_classes=3)
+        collate_segmentation(
+            [{"image": np.zeros((8, 8, 3), np.uint8), "mask": np.zeros((8, 7), np.uint8)}],
+            ignore_index=255,
+            num_classes=3,
+        )
     with pytest.raises(ValueError, match="empty"):
         collate_segmentation([], ignore_index=255, num_classes=3)

@@ -57,9 +57,13 @@ def test_weights_survive_and_missing_fields_are_optional():
 
 def test_empty_instance_masks_and_no_boxes():
     rng = np.random.default_rng(3)
-    s = {"image": rng.integers(0, 256, (32, 48, 3), dtype=np.uint8), "mask": np.zeros((32, 48), np.uint8),
-         "masks": np.zeros((0, 32, 48), np.uint8), "bboxes": np.zeros((0, 4), np.float32),
-         "labels": np.zeros((0,), np.int64)}
+    s = {
+        "image": rng.integers(0, 256, (32, 48, 3), dtype=np.uint8),
+        "mask": np.zeros((32, 48), np.uint8),
+        "masks": np.zeros((0, 32, 48), np.uint8),
+        "bboxes": np.zeros((0, 4), np.float32),
+        "labels": np.zeros((0,), np.int64),
+    }
     out = build_pipeline([{"Resize": {"height": 16, "width": 24}}], boxes=True)(**s)
     assert out["masks"].shape == (0, 16, 24) and out["bboxes"].shape == (0, 4) and out["labels"].dtype == np.int64
 
@@ -67,8 +71,12 @@ def test_empty_instance_masks_and_no_boxes():
 def test_float_images_keep_their_0_255_scale_and_soft_masks_pass():
     img = np.full((8, 10, 3), 200.0, np.float32)
     soft = np.random.default_rng(4).dirichlet(np.ones(3), size=(8, 10)).astype(np.float32)
-    pipe = build_pipeline([{"RandomBrightnessContrast": {"brightness_limit": 0, "contrast_limit": 0, "p": 1}},
-                           {"HorizontalFlip": {"p": 1}}])
+    pipe = build_pipeline(
+        [
+            {"RandomBrightnessContrast": {"brightness_limit": 0, "contrast_limit": 0, "p": 1}},
+            {"HorizontalFlip": {"p": 1}},
+        ]
+    )
     out = pipe(image=img, mask=soft)
     assert out["image"].dtype == np.float32
     np.testing.assert_allclose(out["image"], 200.0, rtol=1e-5)
@@ -76,8 +84,11 @@ def test_float_images_keep_their_0_255_scale_and_soft_masks_pass():
 
 
 def test_nested_one_of_and_seed_reproducible():
-    steps = [{"OneOf": {"transforms": [{"Blur": {"blur_limit": 3}}, "GaussNoise"], "p": 1.0}},
-             {"HorizontalFlip": {"p": 0.5}}, {"RandomBrightnessContrast": None}]
+    steps = [
+        {"OneOf": {"transforms": [{"Blur": {"blur_limit": 3}}, "GaussNoise"], "p": 1.0}},
+        {"HorizontalFlip": {"p": 0.5}},
+        {"RandomBrightnessContrast": None},
+    ]
     s = _sample(np.random.default_rng(5))
     a = [build_pipeline(steps, seed=3)(**s)["image"] for _ in range(2)]
     np.testing.assert_array_equal(a[0], a[1])
@@ -93,8 +104,11 @@ def test_empty_pipeline_is_identity():
 
 
 def test_unknown_transform_names_key_and_suggestions():
-    with pytest.raises(ValueError, match=r"augment\.train\[1\]: unknown albumentations transform 'HorizontalFlp'"
-                                         r" \(did you mean 'HorizontalFlip'"):
+    with pytest.raises(
+        ValueError,
+        match=r"augment\.train\[1\]: unknown albumentations transform 'HorizontalFlp'"
+        r" \(did you mean 'HorizontalFlip'",
+    ):
         build_pipeline([{"VerticalFlip": {}}, {"HorizontalFlp": {"p": 0.5}}], key="augment.train")
     with pytest.raises(ValueError, match=r"did you mean 'HorizontalFlip'"):
         build_pipeline(["horizontalflip"])
@@ -126,7 +140,10 @@ def test_malformed_steps():
 
 def test_box_aware_pipeline_on_samples_without_boxes():
     rng = np.random.default_rng(7)
-    s = {"image": rng.integers(0, 256, (12, 16, 3), dtype=np.uint8), "mask": rng.integers(0, 2, (12, 16)).astype(np.uint8)}
+    s = {
+        "image": rng.integers(0, 256, (12, 16, 3), dtype=np.uint8),
+        "mask": rng.integers(0, 2, (12, 16)).astype(np.uint8),
+    }
     out = build_pipeline([{"HorizontalFlip": {"p": 1.0}}], boxes=True, label_fields=("labels", "weights"))(**s)
     assert set(out) == {"image", "mask"}
     np.testing.assert_array_equal(out["mask"], s["mask"][:, ::-1])

@@ -56,10 +56,13 @@ def test_overlay_colours_and_ignore(tmp_path):
 
 def test_soft_mask_boxes_and_weights_render(tmp_path):
     rng = np.random.default_rng(1)
-    sample = {"image": rng.uniform(0, 255, (30, 40, 3)).astype(np.float32),
-              "mask": rng.dirichlet(np.ones(3), size=(30, 40)).astype(np.float32),
-              "bboxes": np.array([[2, 3, 20, 25]], np.float32), "labels": np.array([1]),
-              "weights": np.array([0.4], np.float32)}
+    sample = {
+        "image": rng.uniform(0, 255, (30, 40, 3)).astype(np.float32),
+        "mask": rng.dirichlet(np.ones(3), size=(30, 40)).astype(np.float32),
+        "bboxes": np.array([[2, 3, 20, 25]], np.float32),
+        "labels": np.array([1]),
+        "weights": np.array([0.4], np.float32),
+    }
     plain = dict(sample, bboxes=np.zeros((0, 4), np.float32), labels=np.zeros(0, np.int64))
     a = _read(write_preview(_One(sample), ["bg", "a", "b"], tmp_path / "a.png", box_classes=["x", "y"]))
     b = _read(write_preview(_One(plain), ["bg", "a", "b"], tmp_path / "b.png"))

@@ -48,16 +48,32 @@ def _direct(scenes, cat_ids=None):
         images.append({"id": i, "height": h, "width": w})
         for b, c in zip(gt, gl):
             bw, bh = float(b[2] - b[0]), float(b[3] - b[1])
-            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": CAT_IDS[c],
-                         "bbox": [float(b[0]), float(b[1]), bw, bh], "area": bw * bh, "iscrowd": 0})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i,
+                    "category_id": CAT_IDS[c],
+                    "bbox": [float(b[0]), float(b[1]), bw, bh],
+                    "area": bw * bh,
+                    "iscrowd": 0,
+                }
+            )
         for b, c, s in zip(det, dl, sc):
-            dets.append({"image_id": i, "category_id": CAT_IDS[c],
-                         "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
-                         "score": float(s)})
+            dets.append(
+                {
+                    "image_id": i,
+                    "category_id": CAT_IDS[c],
+                    "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
+                    "score": float(s),
+                }
+            )
     with contextlib.redirect_stdout(io.StringIO()):
         gt_api = COCO()
-        gt_api.dataset = {"images": images, "annotations": anns,
-                          "categories": [{"id": c, "name": n} for c, n in zip(CAT_IDS, CLASSES)]}
+        gt_api.dataset = {
+            "images": images,
+            "annotations": anns,
+            "categories": [{"id": c, "name": n} for c, n in zip(CAT_IDS, CLASSES)],
+        }
         gt_api.createIndex()
         dt_api = gt_api.loadRes(dets)
         ev = COCOeval(gt_api, dt_api, "bbox")
@@ -72,8 +88,15 @@ def _direct(scenes, cat_ids=None):
 def _ours(scenes, backend="pycocotools"):
     ev = DetectionEvaluator(CLASSES, CAT_IDS, backend=backend)
     for i, (h, w, gt, gl, det, dl, sc) in enumerate(scenes):
-        ev.add(i, (h, w), torch.from_numpy(gt), torch.from_numpy(gl), torch.from_numpy(det),
-               torch.from_numpy(sc), torch.from_numpy(dl))
+        ev.add(
+            i,
+            (h, w),
+            torch.from_numpy(gt),
+            torch.from_numpy(gl),
+            torch.from_numpy(det),
+            torch.from_numpy(sc),
+            torch.from_numpy(dl),
+        )
     return ev
 
 
@@ -101,12 +124,20 @@ def test_per_class_ap_equals_single_category_cocoeval(tmp_path):
 def test_update_runs_the_model_and_maps_category_ids(tmp_path):
     class Fixed(torch.nn.Module):  # predicts every ground-truth box exactly, label 2 -> category 11
         def forward(self, images):
-            return [{"boxes": torch.tensor([[4.0, 4.0, 20.0, 24.0]]), "scores": torch.tensor([0.9]),
-                     "labels": torch.tensor([2])} for _ in images]
+            return [
+                {
+                    "boxes": torch.tensor([[4.0, 4.0, 20.0, 24.0]]),
+                    "scores": torch.tensor([0.9]),
+                    "labels": torch.tensor([2]),
+                }
+                for _ in images
+            ]
 
-    batch = {"image": [torch.zeros(3, 32, 40), torch.zeros(3, 30, 30)],
-             "targets": [{"boxes": torch.tensor([[4.0, 4.0, 20.0, 24.0]]), "labels": torch.tensor([2])}] * 2,
-             "image_id": [101, 202]}
+    batch = {
+        "image": [torch.zeros(3, 32, 40), torch.zeros(3, 30, 30)],
+        "targets": [{"boxes": torch.tensor([[4.0, 4.0, 20.0, 24.0]]), "labels": torch.tensor([2])}] * 2,
+        "image_id": [101, 202],
+    }
     ev = DetectionEvaluator(CLASSES, CAT_IDS)
     ev.update(Fixed(), batch)
     assert ev.compute()["map"] == pytest.approx(1.0)
@@ -120,8 +151,15 @@ def test_update_runs_the_model_and_maps_category_ids(tmp_path):
 
 def test_no_detections_scores_zero_and_empty_ranges_minus_one():
     ev = DetectionEvaluator(["a"])
-    ev.add(None, (64, 64), torch.tensor([[0.0, 0.0, 10.0, 10.0]]), torch.tensor([0]),
-           torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.long))
+    ev.add(
+        None,
+        (64, 64),
+        torch.tensor([[0.0, 0.0, 10.0, 10.0]]),
+        torch.tensor([0]),
+        torch.zeros(0, 4),
+        torch.zeros(0),
+        torch.zeros(0, dtype=torch.long),
+    )
     out = ev.compute()
     assert out["map"] == 0.0 and out["map50"] == 0.0 and out["map_small"] == 0.0
     assert out["map_medium"] == -1.0 and out["map_large"] == -1.0  # no ground truth of that size
@@ -132,8 +170,9 @@ def test_images_without_boxes_count_as_false_positives():
     ev = DetectionEvaluator(["a"])
     box = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
     ev.add(0, (64, 64), box, torch.tensor([0]), box, torch.tensor([0.5]), torch.tensor([0]))
-    ev.add(1, (64, 64), torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), box, torch.tensor([0.9]),
-           torch.tensor([0]))
+    ev.add(
+        1, (64, 64), torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), box, torch.tensor([0.9]), torch.tensor([0])
+    )
     assert ev.compute()["map50"] == pytest.approx(0.5, abs=0.01)
 
 
@@ -175,26 +214,37 @@ def test_bad_input_messages():
     with pytest.raises(ValueError, match="validation set is empty"):
         DetectionEvaluator(["a"]).compute()
     with pytest.raises(ValueError, match="label 3 is outside the 1 classes"):
-        DetectionEvaluator(["a"]).add(0, (8, 8), torch.zeros(1, 4), torch.tensor([3]), torch.zeros(0, 4),
-                                      torch.zeros(0), torch.zeros(0, dtype=torch.long))
+        DetectionEvaluator(["a"]).add(
+            0,
+            (8, 8),
+            torch.zeros(1, 4),
+            torch.tensor([3]),
+            torch.zeros(0, 4),
+            torch.zeros(0),
+            torch.zeros(0, dtype=torch.long),
+        )
 
 
 def test_file_ground_truth_keeps_crowd_and_areas_and_undoes_a_resize():
     # the official evaluation: crowd regions ignore the detections inside them, ``area`` comes
     # from the file (a mask area here, which moves the box between size ranges)
-    gt = {"images": [{"id": 40, "height": 200, "width": 300}, {"id": 41, "height": 100, "width": 100}],
-          "categories": [{"id": 7, "name": "dog"}, {"id": 3, "name": "cat"}],
-          "annotations": [
-              {"id": 1, "image_id": 40, "category_id": 7, "bbox": [10, 10, 60, 60], "area": 900.0, "iscrowd": 0},
-              {"id": 2, "image_id": 40, "category_id": 3, "bbox": [150, 20, 100, 100], "area": 10000.0,
-               "iscrowd": 0},
-              {"id": 3, "image_id": 40, "category_id": 7, "bbox": [100, 120, 80, 60], "area": 4800.0, "iscrowd": 1},
-              {"id": 4, "image_id": 41, "category_id": 3, "bbox": [5, 5, 40, 40], "area": 1600.0, "iscrowd": 0}]}
+    gt = {
+        "images": [{"id": 40, "height": 200, "width": 300}, {"id": 41, "height": 100, "width": 100}],
+        "categories": [{"id": 7, "name": "dog"}, {"id": 3, "name": "cat"}],
+        "annotations": [
+            {"id": 1, "image_id": 40, "category_id": 7, "bbox": [10, 10, 60, 60], "area": 900.0, "iscrowd": 0},
+            {"id": 2, "image_id": 40, "category_id": 3, "bbox": [150, 20, 100, 100], "area": 10000.0, "iscrowd": 0},
+            {"id": 3, "image_id": 40, "category_id": 7, "bbox": [100, 120, 80, 60], "area": 4800.0, "iscrowd": 1},
+            {"id": 4, "image_id": 41, "category_id": 3, "bbox": [5, 5, 40, 40], "area": 1600.0, "iscrowd": 0},
+        ],
+    }
     # detections in file pixels: a hit, a near hit, one inside the crowd region, a false positive
-    file_dets = [{"image_id": 40, "category_id": 7, "bbox": [12.0, 10.0, 58.0, 62.0], "score": 0.9},
-                 {"image_id": 40, "category_id": 3, "bbox": [160.0, 30.0, 90.0, 80.0], "score": 0.8},
-                 {"image_id": 40, "category_id": 7, "bbox": [110.0, 130.0, 40.0, 40.0], "score": 0.95},
-                 {"image_id": 41, "category_id": 3, "bbox": [60.0, 60.0, 30.0, 30.0], "score": 0.7}]
+    file_dets = [
+        {"image_id": 40, "category_id": 7, "bbox": [12.0, 10.0, 58.0, 62.0], "score": 0.9},
+        {"image_id": 40, "category_id": 3, "bbox": [160.0, 30.0, 90.0, 80.0], "score": 0.8},
+        {"image_id": 40, "category_id": 7, "bbox": [110.0, 130.0, 40.0, 40.0], "score": 0.95},
+        {"image_id": 41, "category_id": 3, "bbox": [60.0, 60.0, 30.0, 30.0], "score": 0.7},
+    ]
     with contextlib.redirect_stdout(io.StringIO()):
         api = COCO()
         api.dataset = json.loads(json.dumps(gt))
@@ -209,11 +259,25 @@ def test_file_ground_truth_keeps_crowd_and_areas_and_undoes_a_resize():
     for image_id, (h, w), scale in ((40, (100, 150), 0.5), (41, (100, 100), 1.0)):  # image 40 was resized
         dets = [d for d in file_dets if d["image_id"] == image_id]
         boxes = torch.tensor([[x, y, x + bw, y + bh] for x, y, bw, bh in (d["bbox"] for d in dets)]) * scale
-        ours.add(image_id, (h, w), torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), boxes,
-                 torch.tensor([d["score"] for d in dets]), torch.tensor([label[d["category_id"]] for d in dets]))
+        ours.add(
+            image_id,
+            (h, w),
+            torch.zeros(0, 4),
+            torch.zeros(0, dtype=torch.long),
+            boxes,
+            torch.tensor([d["score"] for d in dets]),
+            torch.tensor([label[d["category_id"]] for d in dets]),
+        )
     out = ours.compute()
     np.testing.assert_allclose([out[k] for k in STAT_NAMES], ev.stats, rtol=0, atol=1e-6)
     assert out["map_small"] > -1 and out["map_medium"] > -1  # the file's areas, not the box areas
     with pytest.raises(ValueError, match="image_id 99 is not in the COCO annotation file"):
-        ours.add(99, (8, 8), torch.zeros(0, 4), torch.zeros(0, dtype=torch.long), torch.zeros(0, 4),
-                 torch.zeros(0), torch.zeros(0, dtype=torch.long))
+        ours.add(
+            99,
+            (8, 8),
+            torch.zeros(0, 4),
+            torch.zeros(0, dtype=torch.long),
+            torch.zeros(0, 4),
+            torch.zeros(0),
+            torch.zeros(0, dtype=torch.long),
+        )

@@ -8,14 +8,23 @@ from segdet.detection import DETECTORS, Detector, build_detector, detection_coll
 
 
 def test_required_detectors_are_registered():
-    for name in ("fasterrcnn_resnet50_fpn", "fasterrcnn_mobilenet_v3_large_fpn", "retinanet_resnet50_fpn",
-                 "fcos_resnet50_fpn", "ssdlite320_mobilenet_v3_large", "maskrcnn_resnet50_fpn"):
+    for name in (
+        "fasterrcnn_resnet50_fpn",
+        "fasterrcnn_mobilenet_v3_large_fpn",
+        "retinanet_resnet50_fpn",
+        "fcos_resnet50_fpn",
+        "ssdlite320_mobilenet_v3_large",
+        "maskrcnn_resnet50_fpn",
+    ):
         assert name in DETECTORS
 
 
 def test_unknown_name_suggests_the_closest():
-    with pytest.raises(ValueError, match=r"unknown detector model.arch='fasterrcnn_mobilenet' \(did you mean "
-                                         r"'fasterrcnn_mobilenet_v3_large_fpn'"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown detector model.arch='fasterrcnn_mobilenet' \(did you mean "
+        r"'fasterrcnn_mobilenet_v3_large_fpn'",
+    ):
         build_detector("fasterrcnn_mobilenet", 3)
 
 
@@ -81,11 +90,19 @@ def test_images_without_boxes_train():
 
 
 def test_collate_contract():
-    s1 = {"image": np.full((4, 6, 3), 255, np.uint8), "bboxes": np.array([[0, 0, 2, 3]], np.float32),
-          "labels": np.array([2]), "image_id": 7}
-    s2 = {"image": np.full((5, 5, 3), 127.5, np.float32), "bboxes": np.zeros((0, 4), np.float32),
-          "labels": np.zeros(0, np.int64), "weights": np.zeros(0, np.float32),
-          "masks": np.zeros((0, 5, 5), np.uint8)}
+    s1 = {
+        "image": np.full((4, 6, 3), 255, np.uint8),
+        "bboxes": np.array([[0, 0, 2, 3]], np.float32),
+        "labels": np.array([2]),
+        "image_id": 7,
+    }
+    s2 = {
+        "image": np.full((5, 5, 3), 127.5, np.float32),
+        "bboxes": np.zeros((0, 4), np.float32),
+        "labels": np.zeros(0, np.int64),
+        "weights": np.zeros(0, np.float32),
+        "masks": np.zeros((0, 5, 5), np.uint8),
+    }
     b = detection_collate([s1, s2])
     assert b["image"][0].shape == (3, 4, 6) and b["image"][0].dtype == torch.float32
     assert b["image"][0].max() == 1.0 and b["image"][1].max() == pytest.approx(0.5)  # both 0..255 scales
@@ -99,21 +116,28 @@ def test_collate_rejects_mismatched_targets():
     s = {"image": np.zeros((4, 4, 3), np.uint8), "bboxes": np.zeros((2, 4), np.float32), "labels": np.zeros(1)}
     with pytest.raises(ValueError, match="sample 0: 2 boxes but 1 labels"):
         detection_collate([s])
-    s = {"image": np.zeros((4, 4, 3), np.uint8), "bboxes": np.zeros((1, 4), np.float32), "labels": np.zeros(1),
-         "masks": np.zeros((2, 4, 4), np.uint8)}
+    s = {
+        "image": np.zeros((4, 4, 3), np.uint8),
+        "bboxes": np.zeros((1, 4), np.float32),
+        "labels": np.zeros(1),
+        "masks": np.zeros((2, 4, 4), np.uint8),
+    }
     with pytest.raises(ValueError, match=r"sample 0: \(2, 4, 4\) instance masks for 1 boxes"):
         detection_collate([s])
 
 
 def test_misspelled_detector_args_are_rejected():
     # torchvision would pass an unknown keyword to its transform and silently drop it
-    with pytest.raises(ValueError, match=r"no argument 'box_batch_size_per_imag' \(did you mean 'box_batch_size_per_image'"):
+    with pytest.raises(
+        ValueError, match=r"no argument 'box_batch_size_per_imag' \(did you mean 'box_batch_size_per_image'"
+    ):
         build_detector("fasterrcnn_mobilenet_v3_large_fpn", 2, box_batch_size_per_imag=64)
 
 
 def test_light_box_head_replaces_the_rcnn_head():
-    det = build_detector("fasterrcnn_mobilenet_v3_large_fpn", 2, min_size=64, max_size=64,
-                         box_head_size=32, box_roi_size=3)
+    det = build_detector(
+        "fasterrcnn_mobilenet_v3_large_fpn", 2, min_size=64, max_size=64, box_head_size=32, box_roi_size=3
+    )
     heads = det.model.roi_heads
     assert heads.box_roi_pool.output_size == (3, 3) and heads.box_head.fc6.in_features == 256 * 9
     assert heads.box_predictor.cls_score.out_features == 3 and heads.box_predictor.bbox_pred.out_features == 12

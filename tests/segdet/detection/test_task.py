@@ -16,10 +16,18 @@ TINY_MODEL = {"arch": "fasterrcnn_mobilenet_v3_large_fpn", "min_size": 64, "max_
 
 
 def _cfg(tmp_path, **sections):
-    raw = {"task": "detection", "output_dir": str(tmp_path / "run"),
-           "data": {"kind": "synthetic", "batch_size": 2, "num_workers": 0,
-                    "synthetic": {"train_size": 2, "val_size": 2, "height": 40, "width": 48}},
-           "model": TINY_MODEL, "train": {"epochs": 1, "metric": "map50", "progress": False}}
+    raw = {
+        "task": "detection",
+        "output_dir": str(tmp_path / "run"),
+        "data": {
+            "kind": "synthetic",
+            "batch_size": 2,
+            "num_workers": 0,
+            "synthetic": {"train_size": 2, "val_size": 2, "height": 40, "width": 48},
+        },
+        "model": TINY_MODEL,
+        "train": {"epochs": 1, "metric": "map50", "progress": False},
+    }
     for k, v in sections.items():
         raw[k] = {**raw.get(k, {}), **v}
     return validate_config(raw)
@@ -45,13 +53,13 @@ def test_one_step_train_eval_predict_through_the_loop(tmp_path):
     predict(cfg, run / "weights" / "last.pt", tmp_path / "x.png", tmp_path / "pred")
     out = json.loads((tmp_path / "pred" / "predictions.json").read_text())
     assert out["images"][0]["height"] == 40 and [c["name"] for c in out["categories"]] == list(
-        SyntheticShapes.BOX_CLASSES)
+        SyntheticShapes.BOX_CLASSES
+    )
     assert (tmp_path / "pred" / "x.png").is_file()
 
 
 def test_mixing_switches_off_for_the_last_epochs(tmp_path):
-    cfg = _cfg(tmp_path, augment={"mix": [{"MixUp": {"p": 1.0}}], "mix_off_last_epochs": 1},
-               train={"epochs": 3})
+    cfg = _cfg(tmp_path, augment={"mix": [{"MixUp": {"p": 1.0}}], "mix_off_last_epochs": 1}, train={"epochs": 3})
     train_ds, val_ds = build_task(cfg).build_datasets()
     raw = SyntheticShapes(2, 40, 48, seed=0, split="train")[0]
     train_ds.set_epoch(1)
@@ -66,13 +74,18 @@ def test_mixing_switches_off_for_the_last_epochs(tmp_path):
 
 def test_coco_data_keeps_original_category_and_image_ids(tmp_path):
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "a.png")
-    ann = {"images": [{"id": 40, "file_name": "a.png", "height": 20, "width": 30}],
-           "categories": [{"id": 9, "name": "b"}, {"id": 5, "name": "a"}],
-           "annotations": [{"id": 1, "image_id": 40, "category_id": 9, "bbox": [2, 2, 10, 8], "iscrowd": 0,
-                            "area": 80}]}
+    ann = {
+        "images": [{"id": 40, "file_name": "a.png", "height": 20, "width": 30}],
+        "categories": [{"id": 9, "name": "b"}, {"id": 5, "name": "a"}],
+        "annotations": [{"id": 1, "image_id": 40, "category_id": 9, "bbox": [2, 2, 10, 8], "iscrowd": 0, "area": 80}],
+    }
     (tmp_path / "ann.json").write_text(json.dumps(ann))
-    paths = {"train_json": str(tmp_path / "ann.json"), "train_images": str(tmp_path),
-             "val_json": str(tmp_path / "ann.json"), "val_images": str(tmp_path)}
+    paths = {
+        "train_json": str(tmp_path / "ann.json"),
+        "train_images": str(tmp_path),
+        "val_json": str(tmp_path / "ann.json"),
+        "val_images": str(tmp_path),
+    }
     task = build_task(_cfg(tmp_path, data={"kind": "coco", "coco": paths}))
     _, val = task.build_datasets()
     assert task.classes == ["a", "b"] and val[0]["image_id"] == 40 and val[0]["labels"].tolist() == [1]

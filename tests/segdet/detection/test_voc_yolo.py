@@ -14,8 +14,10 @@ VOC_XML = """<annotation>
   <size><width>{w}</width><height>{h}</height><depth>3</depth></size>
   {objects}
 </annotation>"""
-OBJ = ("<object><name>{cls}</name><difficult>{d}</difficult>"
-       "<bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>")
+OBJ = (
+    "<object><name>{cls}</name><difficult>{d}</difficult>"
+    "<bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
+)
 
 
 def _image(path, h, w, value=0):
@@ -56,8 +58,16 @@ def test_voc_split_and_given_classes(tmp_path):
 
 
 def test_voc_clips_and_drops_with_counted_warning(tmp_path):
-    _voc(tmp_path, "a", [("dog", (-5, 1, 10, 50), 0), ("dog", (10, 10, 9, 20), 0), ("dog", (12, 9, 11, 20), 0),
-                         ("dog", (10, 10, 10, 10), 0)])  # the last is one pixel: kept
+    _voc(
+        tmp_path,
+        "a",
+        [
+            ("dog", (-5, 1, 10, 50), 0),
+            ("dog", (10, 10, 9, 20), 0),
+            ("dog", (12, 9, 11, 20), 0),
+            ("dog", (10, 10, 10, 10), 0),
+        ],
+    )  # the last is one pixel: kept
     with pytest.warns(UserWarning, match=r"1 boxes partly outside.*clipped.*2 zero-area, inverted"):
         ds = VocDataset(tmp_path)
     np.testing.assert_array_equal(ds[0]["bboxes"], [[0, 0, 10, 30], [9, 9, 10, 10]])
@@ -107,12 +117,15 @@ def test_yolo_clipping_warning(tmp_path):
     np.testing.assert_allclose(ds[0]["bboxes"], [[34, 8, 40, 12]])
 
 
-@pytest.mark.parametrize("line, message", [
-    ("0 0.5 0.5 0.2", r"a\.txt:1: expected 'class cx cy w h' \(5 fields\), got 4"),
-    ("0 0.5 half 0.2 0.2", r"a\.txt:1: .* not a number"),
-    ("2 0.5 0.5 0.2 0.2", r"a\.txt:1: class 2 is not an index in 0\.\.1"),
-    ("0 0.5 0.5 -0.2 0.2", r"a\.txt:1: negative box size"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("0 0.5 0.5 0.2", r"a\.txt:1: expected 'class cx cy w h' \(5 fields\), got 4"),
+        ("0 0.5 half 0.2 0.2", r"a\.txt:1: .* not a number"),
+        ("2 0.5 0.5 0.2 0.2", r"a\.txt:1: class 2 is not an index in 0\.\.1"),
+        ("0 0.5 0.5 -0.2 0.2", r"a\.txt:1: negative box size"),
+    ],
+)
 def test_yolo_bad_lines(tmp_path, line, message):
     _yolo(tmp_path, "a", [line])
     with pytest.raises(ValueError, match=message):
