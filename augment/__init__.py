@@ -4,13 +4,13 @@ Every mixer is a class with ``p``, ``num_sources`` and ``__call__(samples, rng) 
 ``MIXERS`` maps config names to those classes and ``MixDataset`` applies them to a dataset.
 """
 
-from .cutmix import CutMix, cutmix
-from .mixup import MixUp, mixup
+from .box_formats import coco_to_pascal_voc, pascal_voc_to_coco, pascal_voc_to_yolo, yolo_to_pascal_voc
 from .copypaste import CopyPaste, copy_paste
+from .cutmix import CutMix, cutmix
+from .dataset import MixDataset
+from .mixup import MixUp, mixup
 from .mosaic import Mosaic
 from .regions import fmix_region, rect_region
-from .dataset import MixDataset
-from .box_formats import coco_to_pascal_voc, pascal_voc_to_coco, pascal_voc_to_yolo, yolo_to_pascal_voc
 
 MIXERS = {
     "CutMix": CutMix,

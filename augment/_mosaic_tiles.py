@@ -33,7 +33,8 @@ def _nearest_index(start: int, count: int, crop_start: int, crop: int, out: int)
     """Source index read by canvas pixels ``start .. start + count - 1`` (counted from the start
     of the visible rectangle) when ``crop`` source pixels span ``out`` canvas pixels:
     ``crop_start + floor((t + 1/2) * crop / out)``. Pixels before 0 or past ``out`` continue
-    the same grid over the rest of the source (the index may then fall outside it)."""
+    the same grid over the rest of the source (the index may then fall outside it).
+    """
     t = np.arange(start, start + count, dtype=np.int64)
     return crop_start + ((2 * t + 1) * crop) // (2 * out)
 
@@ -45,7 +46,8 @@ def _axis(p: TilePlacement, axis: int) -> tuple[int, int, int]:
 
 def tile_nearest(array: np.ndarray, p: TilePlacement, spatial_axis: int = 0) -> np.ndarray:
     """Nearest-neighbour visible window of a mask whose rows/columns are axes ``spatial_axis``
-    and ``spatial_axis + 1`` (0 for ``(H, W)``/``(H, W, C)`` masks, 1 for ``(K, H, W)``)."""
+    and ``spatial_axis + 1`` (0 for ``(H, W)``/``(H, W, C)`` masks, 1 for ``(K, H, W)``).
+    """
     a = spatial_axis
     (ry, ch, vh), (rx, cw, vw) = _axis(p, 0), _axis(p, 1)
     if (ch, cw) == (vh, vw):
@@ -58,7 +60,8 @@ def tile_nearest(array: np.ndarray, p: TilePlacement, spatial_axis: int = 0) -> 
 
 def _pixels_per_source_line(p: TilePlacement, axis: int, length: int) -> np.ndarray:
     """Canvas lines (rows or columns) that read each source line when the placement's grid is
-    extended over the whole source tile: ``(length,)`` float64 counts."""
+    extended over the whole source tile: ``(length,)`` float64 counts.
+    """
     start, crop, out = _axis(p, axis)
     before = -((-start * out) // crop) + 1  # canvas lines before the visible start, with slack
     after = -((-(length - start) * out) // crop) + 1

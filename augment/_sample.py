@@ -84,7 +84,8 @@ def check_sample(sample, name: str) -> dict:
 
 def check_sources(samples, n: int, mixer: str, same_size: bool = True) -> list[dict]:
     """Validates the ``n`` sources of a mixer: same channels, the same target keys and, when
-    ``same_size``, the same image size (Mosaic scales its tiles, so it passes False)."""
+    ``same_size``, the same image size (Mosaic scales its tiles, so it passes False).
+    """
     if isinstance(samples, dict) or len(samples) != n:
         got = "a dict" if isinstance(samples, dict) else f"{len(samples)} samples"
         raise ValueError(f"{mixer} takes a sequence of {n} samples (primary first), got {got}")

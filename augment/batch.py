@@ -99,7 +99,8 @@ def _draw(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(lam, applied, u)``: (B,) Beta(alpha, alpha) of ``dtype``, (B,) Bernoulli(p) and
     (B, uniforms) float64 U[0, 1), each shared by the batch when not ``per_sample`` (one
-    kernel for the Beta draw, one for all the uniforms)."""
+    kernel for the Beta draw, one for all the uniforms).
+    """
     n = b if per_sample else 1
     lam = sample_beta((n,), alpha, generator, device, dtype)
     u = torch.rand((n, uniforms + 1), generator=generator, device=device, dtype=torch.float64)

@@ -26,7 +26,7 @@ def _check_size(height: int, width: int) -> None:
 
 
 def coco_to_pascal_voc(boxes) -> np.ndarray:
-    """coco ``(x_min, y_min, w, h)`` pixels to pascal_voc ``(x_min, y_min, x_max, y_max)``.
+    """Coco ``(x_min, y_min, w, h)`` pixels to pascal_voc ``(x_min, y_min, x_max, y_max)``.
 
     Args:
         boxes: ``(N, 4)`` coco boxes.
@@ -54,7 +54,7 @@ def pascal_voc_to_coco(boxes) -> np.ndarray:
 
 
 def yolo_to_pascal_voc(boxes, height: int, width: int) -> np.ndarray:
-    """yolo ``(cx, cy, w, h)`` normalised by the image size to pascal_voc pixels.
+    """Yolo ``(cx, cy, w, h)`` normalised by the image size to pascal_voc pixels.
 
     Args:
         boxes: ``(N, 4)`` yolo boxes in ``[0, 1]``.

@@ -26,8 +26,9 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -71,10 +72,10 @@ def _sync(device: torch.device) -> None:
 def measure(cfg: dict[str, Any], warmup: int, steps: int, resident_steps: int) -> dict[str, float]:
     """Loop images/s, data-wait fraction and resident-batch images/s for ``cfg``."""
     from segdet.engine._runtime import autocast, configure_determinism, select_amp, to_device
+    from segdet.engine.distributed import setup
     from segdet.engine.loader import auto_num_workers, make_train_loader, set_loader_epoch
     from segdet.engine.optim import build_optimizer, build_scheduler
     from segdet.engine.trainer import _StopFlag, train_one_epoch
-    from segdet.engine.distributed import setup
     from segdet.tasks import build_task
 
     t = cfg["train"]

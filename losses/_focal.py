@@ -29,8 +29,9 @@ def _parts(x, t, gamma):
 
 
 def _mul_alpha_t(a, w1, alpha):
-    """a *= alpha_t in place, with alpha_t = alpha t + (1 - alpha)(1 - t) = 1/2 - (alpha - 1/2) w1
-    and w1 = 1 - 2t, in two passes and no temporary."""
+    """A *= alpha_t in place, with alpha_t = alpha t + (1 - alpha)(1 - t) = 1/2 - (alpha - 1/2) w1
+    and w1 = 1 - 2t, in two passes and no temporary.
+    """
     if alpha is None:
         return a
     if isinstance(alpha, float):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def edit_distance(a: str, b: str) -> int:
@@ -19,7 +19,8 @@ def edit_distance(a: str, b: str) -> int:
 
 def closest(name: str, valid: Iterable[str], limit: int = 3) -> list[str]:
     """Up to ``limit`` valid names nearest to ``name``: within a third of its length in edits,
-    or containing it / contained in it."""
+    or containing it / contained in it.
+    """
     name = name.lower()
     scored = []
     for cand in valid:

@@ -60,7 +60,8 @@ def _label_term(
     cw: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(term, wy), each (N, 1, P), for hard labels y: term = cw_y a_y (1 - p_y) ** gamma log p_y
-    and wy = cw_y (None without class weights)."""
+    and wy = cw_y (None without class weights).
+    """
     lp = logp.gather(1, idx.unsqueeze(1))
     term = lp
     if gamma:
@@ -110,7 +111,7 @@ def softmax_image_sums(
 
 
 def reduce_image_sums(num: torch.Tensor, den: torch.Tensor, reduction: str, per_image: bool) -> torch.Tensor:
-    """mean (over the batch, or per image then over images) or sum of per-image sums."""
+    """Mean (over the batch, or per image then over images) or sum of per-image sums."""
     if reduction == "sum":
         return num.sum()
     tiny = torch.finfo(num.dtype).tiny

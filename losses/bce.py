@@ -12,7 +12,7 @@ special case: an all-background target scores the plain BCE of every pixel again
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -13,7 +13,7 @@ MixUp sources) is left out like an ignored pixel, and every pixel left out gives
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

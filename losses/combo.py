@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn

@@ -9,7 +9,7 @@ equals calling the two separately, in less time and memory.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -20,7 +20,7 @@ denominator is exactly 0 scores T = 1. Every pixel ignored gives loss 0 with zer
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

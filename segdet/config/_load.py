@@ -5,8 +5,9 @@ from __future__ import annotations
 import copy
 import difflib
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -121,7 +122,7 @@ def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
                 if last:
                     target[part] = value
                 elif isinstance(node, Field):
-                    if not (dict in node.types):
+                    if dict not in node.types:
                         raise ConfigError(
                             f"{source}: {'.'.join(parts[: i + 1])} is {_expected(node)}, "
                             f"it has no sub-key {parts[i + 1]!r}"

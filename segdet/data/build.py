@@ -6,8 +6,8 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from segdet.config.steps import parse_step
 from segdet._suggest import did_you_mean
+from segdet.config.steps import parse_step
 from segdet.data.coco import CocoDataset
 from segdet.data.folder import FolderSegmentation
 from segdet.data.synthetic import SyntheticShapes

@@ -15,8 +15,8 @@ import albumentations as A  # noqa: E402
 from albumentations.core.composition import BaseCompose  # noqa: E402
 from albumentations.core.transforms_interface import BasicTransform  # noqa: E402
 
-from segdet.config.steps import parse_step  # noqa: E402
 from segdet._suggest import did_you_mean  # noqa: E402
+from segdet.config.steps import parse_step  # noqa: E402
 
 _INDEX_FIELD = "_segdet_index"
 _COMPOSE_NAMES = ("Compose", "OneOf", "SomeOf", "Sequential", "OneOrOther", "SelectiveChannelTransform")

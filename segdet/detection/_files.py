@@ -20,7 +20,7 @@ class BoxCleaner:
     def __call__(
         self, boxes: np.ndarray, labels: np.ndarray, height: int, width: int, source: str
     ) -> tuple[np.ndarray, np.ndarray]:
-        """boxes (N, 4) xyxy pixels -> clipped boxes with positive area, and their labels."""
+        """Boxes (N, 4) xyxy pixels -> clipped boxes with positive area, and their labels."""
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])

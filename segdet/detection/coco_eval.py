@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -160,7 +161,8 @@ class DetectionEvaluator(Evaluator):
 
     def sync(self) -> None:
         """Gather every rank's images and detections (``all_gather_object``); the first rank that
-        saw an image wins, so the padding repeats of a DistributedSampler count once."""
+        saw an image wins, so the padding repeats of a DistributedSampler count once.
+        """
         import torch.distributed as dist
 
         if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
@@ -179,7 +181,8 @@ class DetectionEvaluator(Evaluator):
     # results -----------------------------------------------------------------------------------
     def ground_truth(self) -> dict:
         """The COCO ground-truth dict of the images seen so far (in-memory annotations numbered
-        from 1; a file's annotations keep their ids)."""
+        from 1; a file's annotations keep their ids).
+        """
         anns = []
         for image_id in sorted(self._gt):
             for a in self._gt[image_id]:
@@ -227,7 +230,8 @@ class DetectionEvaluator(Evaluator):
 
     def report(self, out_dir: Path) -> str:
         """Write ``detections.json`` (COCO results) and ``coco_eval.json`` (summary and per-class
-        AP) under ``out_dir``; return the printable summary and per-class table."""
+        AP) under ``out_dir``; return the printable summary and per-class table.
+        """
         res = self._evaluate()
         out_dir = Path(out_dir)
         _write_json(out_dir / "detections.json", self.detections())

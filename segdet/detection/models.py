@@ -211,7 +211,7 @@ _MODEL_CLASSES = {
 
 
 def _check_kwargs(name: str, spec: _Spec, kwargs: dict[str, Any]) -> None:
-    """torchvision passes unknown keywords on to its transform, which drops them: catch typos here."""
+    """Torchvision passes unknown keywords on to its transform, which drops them: catch typos here."""
     if not kwargs:
         return
     import inspect

@@ -20,7 +20,8 @@ also ``primary_dominant``. The class count and ``ignore_index`` come from the da
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 

@@ -11,8 +11,8 @@ from torch import nn
 from ..checkpoint import inference_state_dict, load_checkpoint
 from ..tasks import build_task
 from ..tasks.base import Task
-from ._rundir import run_dir_of
 from . import _dist, distributed
+from ._rundir import run_dir_of
 from ._runtime import select_amp, select_device
 from .loader import auto_num_workers, make_val_loader
 from .validate import validate

@@ -28,7 +28,8 @@ import functools
 import os
 import random
 import signal
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -249,7 +250,8 @@ def make_val_loader(
     dataset: Dataset, collate: Callable, batch_size: int, num_workers: int, *, device: torch.device | str = "cpu"
 ) -> DataLoader:
     """The validation loader: this rank's batches of the single-process order (see
-    :class:`ShardedBatchSampler`); in a single process simply every batch in order."""
+    :class:`ShardedBatchSampler`); in a single process simply every batch in order.
+    """
     rank = _dist.rank()
     batches = ShardedBatchSampler(len(dataset), batch_size)
     return DataLoader(dataset, batch_sampler=batches, collate_fn=collate, **_loader_options(num_workers, device, rank))

@@ -38,8 +38,8 @@ from ._runtime import (
     to_device,
 )
 from .batchmix import batch_mixing_for_epoch
-from .loader import DataWaitMeter, auto_num_workers, make_train_loader, make_val_loader, set_loader_epoch
 from .ema import ModelEMA
+from .loader import DataWaitMeter, auto_num_workers, make_train_loader, make_val_loader, set_loader_epoch
 from .optim import build_optimizer, build_scheduler, set_scheduler_step
 from .validate import validate
 
@@ -235,7 +235,7 @@ def train_one_epoch(
     amp: torch.dtype | None,
     cfg: dict[str, Any],
     epoch: int,
-    stop: "_StopFlag",
+    stop: _StopFlag,
 ) -> dict[str, float] | None:
     """One pass over ``loader``; returns mean loss terms and the last LR (``None`` if Ctrl-C)."""
     t = cfg["train"]

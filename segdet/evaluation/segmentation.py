@@ -18,8 +18,9 @@ scores.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -130,7 +131,8 @@ class SegmentationEvaluator(Evaluator):
 
     def confusion(self) -> torch.Tensor:
         """The (C, C) int64 counts (rows = ground truth, columns = prediction), after :meth:`sync`
-        when it ran since the last update."""
+        when it ran since the last update.
+        """
         return self._counts()[0]
 
     def _counts(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,6 +169,7 @@ class SegmentationEvaluator(Evaluator):
 
     def report(self, out_dir: Path) -> str:
         """Write ``metrics.json`` and ``confusion_matrix.png`` under ``out_dir`` (atomically) and
-        return the printable per-class table with the means and how they average."""
+        return the printable per-class table with the means and how they average.
+        """
         cm, scores = self._scores()
         return write_report(Path(out_dir), self.classes, scores, cm, self.ignore_index)

@@ -33,7 +33,8 @@ class Evaluator:
 
     def compute(self) -> dict[str, float]:
         """Flat dict of scalar metrics, e.g. ``{"miou": 0.81, "mdice": 0.88}``; the loop logs
-        these to results.csv and picks the best checkpoint by ``cfg["train"]["metric"]``."""
+        these to results.csv and picks the best checkpoint by ``cfg["train"]["metric"]``.
+        """
         raise NotImplementedError
 
     def report(self, out_dir: Path) -> str:

@@ -95,8 +95,8 @@ class SegmentationTask(Task):
         return SegmentationEvaluator(self.num_classes, self.cfg["data"]["ignore_index"], self.classes, device)
 
     def predict(self, model: nn.Module, image_paths: list[Path], out_dir: Path, device: torch.device) -> None:
-        from ..inference import predict_segmentation
         from ..engine._runtime import select_amp
+        from ..inference import predict_segmentation
 
         amp = select_amp(self.cfg["train"]["amp"], torch.device(device))
         predict_segmentation(model, image_paths, out_dir, self.classes, device, autocast_dtype=amp)

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from _mix_reference import float_boxes, pixel_overlap_area, pixel_tight_box
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from _mix_reference import float_boxes, pixel_overlap_area, pixel_tight_box
 from augment import coco_to_pascal_voc, pascal_voc_to_coco, pascal_voc_to_yolo, yolo_to_pascal_voc
 from augment._boxes import check_boxes, masks_to_boxes, visible_boxes
 

@@ -4,11 +4,11 @@ import copy
 
 import numpy as np
 import pytest
+from _mix_reference import expected_keep, near_threshold, pixel_overlap_area, pixel_tight_box
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from _mix_reference import expected_keep, near_threshold, pixel_overlap_area, pixel_tight_box
 from augment import CopyPaste, copy_paste
 
 

@@ -4,9 +4,6 @@ import copy
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
-
 from _mix_reference import (
     expected_keep,
     float_boxes,
@@ -17,7 +14,10 @@ from _mix_reference import (
     pixel_tight_box,
     source,
 )
-from augment import CutMix, Mosaic, MixUp, cutmix, fmix_region, rect_region
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from augment import CutMix, MixUp, Mosaic, cutmix, fmix_region, rect_region
 
 PRIMARY, PARTNER = 10, 200  # constant colours; classes 1 and 2
 

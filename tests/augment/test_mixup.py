@@ -4,11 +4,11 @@ import copy
 
 import numpy as np
 import pytest
+from _mix_reference import float_boxes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from _mix_reference import float_boxes
 from augment import CutMix, MixUp, cutmix, mixup
 
 IGNORE = 255

@@ -3,9 +3,9 @@
 import pytest
 import segmentation_models_pytorch as smp
 import torch
+from losses_reference import lovasz_hinge_flat
 
 import losses
-from losses_reference import lovasz_hinge_flat
 
 
 def _data(seed, c):

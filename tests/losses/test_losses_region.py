@@ -3,9 +3,9 @@
 import pytest
 import segmentation_models_pytorch as smp
 import torch
+from losses_reference import onehot_valid, tversky_terms
 
 import losses
-from losses_reference import onehot_valid, tversky_terms
 
 N, C, H, W = 2, 3, 6, 7
 

@@ -54,8 +54,7 @@ def train_then_eval(rank: int, port: int, out_dir: str, result_file: str) -> Non
     import torch.distributed as dist
 
     from segdet.config import load_config
-    from segdet.engine import evaluate, train
-    from segdet.engine import distributed
+    from segdet.engine import distributed, evaluate, train
 
     cfg = load_config(CONFIG, tiny_overrides(out_dir))
     run_dir = train(cfg)

@@ -124,10 +124,10 @@ def test_auto_workers_divide_the_cpus_among_local_processes(monkeypatch):
 
 
 def _tiny_segmentation_data():
+    from _segdet_ddp_worker import CONFIG, tiny_overrides
+
     from segdet.config import load_config
     from segdet.tasks import build_task
-
-    from _segdet_ddp_worker import CONFIG, tiny_overrides
 
     cfg = load_config(CONFIG, tiny_overrides("unused") + ["augment.mix=[{CutMix: {p: 1.0}}]"])
     task = build_task(cfg)
@@ -213,7 +213,6 @@ def test_val_loader_is_sequential_in_one_process():
 # --- batch-level mixing on the device --------------------------------------------------------------
 def test_batch_mixing_equals_the_mixers_called_in_order():
     from augment.batch import batch_cutmix, batch_mixup
-
     from segdet.engine.batchmix import BatchMixing, build_batch_mixers
 
     mixers = build_batch_mixers(

@@ -7,9 +7,9 @@ import math
 
 import pytest
 import torch
+from engine_fake_task import FakeTask, fake_config
 from torch import nn
 
-from engine_fake_task import FakeTask, fake_config
 from segdet.checkpoint import load_checkpoint
 from segdet.engine import LRFactor, ModelEMA, NonFiniteLossError, build_scheduler, train
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from engine_fake_task import FakeTask, fake_config
+
 from segdet.checkpoint import copy_checkpoint, inference_state_dict, load_checkpoint, save_checkpoint
 from segdet.engine import TrainingInterrupted, train
 
