@@ -1,7 +1,7 @@
 """Segmentation metric accumulation: segdet's evaluator against smp's ``get_stats``.
 
 Both score the same precomputed logits and masks (the model forward is left out, since it is the
-same for both): segdet's :class:`~segdet.evaluation.SegmentationEvaluator` ``update`` (argmax,
+same for both): segdet's :class:`~segdet.segmentation.SegmentationEvaluator` ``update`` (argmax,
 then one confusion matrix on the device) against what an smp user writes, ``argmax`` then
 ``smp.metrics.get_stats`` per batch, with the per-class IoU computed at the end from the summed
 stats. It also checks that the two give the same per-class IoU, and on CUDA counts the
@@ -31,7 +31,7 @@ def _make_batches(n, batch, classes, size, gen):
 
 
 def _segdet_updates(batches, classes, device):
-    from segdet.evaluation import SegmentationEvaluator
+    from segdet.segmentation import SegmentationEvaluator
 
     ev = SegmentationEvaluator(classes, 255, None, device)
     ident = torch.nn.Identity()

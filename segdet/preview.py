@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from segdet._atomic import atomic_write_bytes
-from segdet.inference import box_colour, class_palette
+from segdet.palette import box_colour, class_palette
 
 #: pixels between tiles and around the grid
 GAP = 4
@@ -52,7 +52,7 @@ def write_preview(
     of them when the dataset is smaller), so the grid shows exactly what training sees. Each
     tile is the image with:
 
-    - the semantic mask overlaid in the fixed palette of ``segdet.inference`` (opacity 0.5;
+    - the semantic mask overlaid in the fixed palette of ``segdet.palette`` (opacity 0.5;
       class 0 left transparent); soft masks (MixUp) blend the class colours by their
       probabilities; ``ignore_index`` pixels (and all-zero soft vectors) are hatched in white;
     - boxes in the colour of their class with the class name, followed by the box weight

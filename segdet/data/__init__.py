@@ -1,16 +1,17 @@
-"""Datasets, augmentation pipelines and batching for segdet.
+"""Dataset sources (synthetic, folder, COCO, VOC, YOLO), the albumentations pipeline builder and the mixers.
 
 Datasets return the sample contract of DESIGN.md (``image``, ``mask``, ``masks``, ``bboxes``,
 ``labels``) and carry their class names in ``classes``.
 """
 
-from segdet.data.build import build_mixers, build_segmentation_data
 from segdet.data.coco import CocoDataset, segmentation_to_mask
-from segdet.data.collate import collate_segmentation
 from segdet.data.folder import FolderSegmentation
+from segdet.data.mixers import build_mixers
 from segdet.data.synthetic import SyntheticShapes, boxes_from_masks
 from segdet.data.transforms import SampleCompose, build_pipeline, transform_names
+from segdet.data.voc import VocDataset, parse_voc_xml
 from segdet.data.wrappers import TransformedDataset
+from segdet.data.yolo import YoloDataset, parse_yolo_labels
 
 __all__ = [
     "CocoDataset",
@@ -18,11 +19,13 @@ __all__ = [
     "SampleCompose",
     "SyntheticShapes",
     "TransformedDataset",
+    "VocDataset",
+    "YoloDataset",
     "boxes_from_masks",
     "build_mixers",
     "build_pipeline",
-    "build_segmentation_data",
-    "collate_segmentation",
+    "parse_voc_xml",
+    "parse_yolo_labels",
     "segmentation_to_mask",
     "transform_names",
 ]

@@ -1,4 +1,4 @@
-"""Detection: torchvision detectors by name, VOC/YOLO loaders, collation, COCO evaluation, prediction.
+"""Detection: torchvision detectors by name, collation, COCO evaluation, prediction.
 
 Example:
     >>> from segdet.detection import build_detector, DetectionEvaluator
@@ -6,25 +6,19 @@ Example:
     >>> ev = DetectionEvaluator(["circle", "square", "triangle"])
 """
 
-from segdet.detection.coco_eval import STAT_NAMES, DetectionEvaluator
 from segdet.detection.collate import detection_collate
-from segdet.detection.models import DETECTORS, Detector, build_detector, needs_masks
+from segdet.detection.evaluator import STAT_NAMES, DetectionEvaluator
+from segdet.detection.model import DETECTORS, Detector, build_detector, needs_masks
 from segdet.detection.predict import draw_detections, predict_images
-from segdet.detection.voc import VocDataset, parse_voc_xml
-from segdet.detection.yolo import YoloDataset, parse_yolo_labels
 
 __all__ = [
     "DETECTORS",
     "STAT_NAMES",
     "DetectionEvaluator",
     "Detector",
-    "VocDataset",
-    "YoloDataset",
     "build_detector",
     "detection_collate",
     "draw_detections",
     "needs_masks",
-    "parse_voc_xml",
-    "parse_yolo_labels",
     "predict_images",
 ]

@@ -12,7 +12,7 @@ from torch import nn
 
 from segdet._atomic import atomic_write_bytes, atomic_write_text
 from segdet._images import read_image
-from segdet.inference import box_colour
+from segdet.palette import box_colour
 
 __all__ = ["draw_detections", "predict_images"]
 

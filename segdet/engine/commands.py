@@ -9,8 +9,8 @@ from typing import Any
 from torch import nn
 
 from ..checkpoint import inference_state_dict, load_checkpoint
+from ..task import Task
 from ..tasks import build_task
-from ..tasks.base import Task
 from . import _dist, distributed
 from ._rundir import run_dir_of
 from ._runtime import select_amp, select_device
@@ -94,7 +94,7 @@ def predict(cfg: dict[str, Any], checkpoint: str | Path, inputs: str | Path, out
     Raises:
         FileNotFoundError / ValueError: ``inputs`` does not exist or holds no image files.
     """
-    from ..inference import collect_image_paths
+    from .._files import collect_image_paths
 
     paths = collect_image_paths(inputs)
     cfg = _without_init_weights(cfg)

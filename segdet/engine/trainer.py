@@ -22,8 +22,8 @@ from torch import nn
 
 from ..checkpoint import copy_checkpoint, load_checkpoint, save_checkpoint
 from ..config import save_config
+from ..task import Task
 from ..tasks import build_task
-from ..tasks.base import Task
 from . import _dist, distributed
 from ._results import ResultsLog, plot_results
 from ._rundir import new_run_dir, run_dir_of

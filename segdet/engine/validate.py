@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..tasks.base import Evaluator
+from ..task import Evaluator
 from ._runtime import autocast, to_device
 from .distributed import watch
 

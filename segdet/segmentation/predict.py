@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from segdet._files import write_png
 from segdet._images import read_image
-from segdet.evaluation._confusion import labels_from_logits
-from segdet.inference._files import write_png
-from segdet.inference._palette import overlay_mask
+from segdet.palette import overlay_mask
+from segdet.segmentation._confusion import labels_from_logits
 
 
 def pad_to_stride(image: torch.Tensor, stride: int) -> torch.Tensor:
@@ -63,12 +63,12 @@ def predict_segmentation(
     the bottom/right to a multiple of ``stride``, run through the model in eval mode, and the
     output is cropped back to the image's own size (nothing is resized). The mask PNG holds the
     class index per pixel (uint8, or uint16 with more than 256 classes); the overlay blends the
-    :func:`~segdet.inference.class_palette` colours over the image (class 0, the background,
+    :func:`~segdet.palette.class_palette` colours over the image (class 0, the background,
     left plain, as in the ``segdet.preview`` grids). Files are written atomically.
 
     Args:
         model: maps (1, 3, H, W) float images in [0, 1] to (1, C, H, W) logits.
-        image_paths: image files (see :func:`~segdet.inference.collect_image_paths`).
+        image_paths: image files (see :func:`~segdet._files.collect_image_paths`).
         out_dir: output folder (created).
         classes: the ``C`` class names, in index order.
         device: where to run the model (it must already be there).

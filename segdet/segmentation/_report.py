@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from segdet._atomic import atomic_write_bytes
-from segdet.evaluation._confusion import AVERAGING
+from segdet.segmentation._confusion import AVERAGING
 
 
 def _fmt(value: float) -> str:

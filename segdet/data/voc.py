@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from segdet._images import IMAGE_EXTENSIONS, image_size, read_image
-from segdet.detection._files import BoxCleaner
+from segdet.data._boxes import BoxCleaner
 
 __all__ = ["VocDataset", "parse_voc_xml"]
 

@@ -6,7 +6,7 @@ import torch
 
 
 def run_rank(rank: int, init_file: str, out_file: str) -> None:
-    from segdet.evaluation import SegmentationEvaluator
+    from segdet.segmentation import SegmentationEvaluator
 
     torch.set_num_threads(1)
     torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)

@@ -1,4 +1,4 @@
-"""Object detection as a :class:`~segdet.tasks.base.Task`.
+"""Object detection as a :class:`~segdet.task.Task`.
 
 Data: synthetic shapes, COCO json, Pascal VOC or YOLO folders (0-based ``labels``), the
 configured albumentations pipeline on every source, then the mixers of ``augment.mix`` (Mosaic,
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from .base import Evaluator, Task
+from ..task import Evaluator, Task
 
 __all__ = ["DetectionTask"]
 
@@ -107,7 +107,7 @@ class DetectionTask(Task):
     def check(self) -> None:
         """Model name, mixer names and metric, checked before any data is read."""
         from ..data import build_mixers
-        from ..detection.models import DETECTORS, build_detector
+        from .model import DETECTORS, build_detector
 
         if self.cfg["model"]["arch"] not in DETECTORS:
             build_detector(self.cfg["model"]["arch"], 1)  # raises with the closest names
@@ -121,7 +121,7 @@ class DetectionTask(Task):
     # data --------------------------------------------------------------------------------------
     @property
     def needs_masks(self) -> bool:
-        from ..detection.models import needs_masks
+        from .model import needs_masks
 
         mixers = {next(iter(m)) if isinstance(m, dict) and m else m for m in self.cfg["augment"]["mix"]}
         return needs_masks(self.cfg["model"]["arch"]) or "CopyPaste" in mixers
@@ -156,14 +156,14 @@ class DetectionTask(Task):
                 )
             names, cat_ids = list(train.box_classes), list(train.cat_ids)
         elif kind == "voc":
-            from ..detection.voc import VocDataset
+            from ..data.voc import VocDataset
 
             v = data["voc"]
             train = VocDataset(v["train"], v["train_split"], self.classes, v["keep_difficult"])
             val = VocDataset(v["val"], v["val_split"], train.classes, v["keep_difficult"])
             names, cat_ids = train.classes, None
         elif kind == "yolo":
-            from ..detection.yolo import YoloDataset
+            from ..data.yolo import YoloDataset
 
             y = data["yolo"]
             train = YoloDataset(y["train"], self.classes)
@@ -201,7 +201,7 @@ class DetectionTask(Task):
         return train_ds, val_ds
 
     def collate(self, samples: list[dict]) -> dict[str, Any]:
-        from ..detection.collate import detection_collate
+        from .collate import detection_collate
 
         return detection_collate(samples)
 
@@ -226,8 +226,8 @@ class DetectionTask(Task):
         return self.cat_ids
 
     def build_model(self) -> nn.Module:
-        from ..detection.models import build_detector
-        from ..models import load_weights
+        from ..segmentation.model import load_weights
+        from .model import build_detector
 
         m = self.cfg["model"]
         model = build_detector(
@@ -250,7 +250,7 @@ class DetectionTask(Task):
 
     # evaluation and inference ------------------------------------------------------------------
     def make_evaluator(self, device: torch.device) -> Evaluator:
-        from ..detection.coco_eval import DetectionEvaluator
+        from .evaluator import DetectionEvaluator
 
         gt = None
         if self.cfg["data"]["kind"] == "coco":  # score against the original file: crowd regions, areas
@@ -264,6 +264,6 @@ class DetectionTask(Task):
         )
 
     def predict(self, model: nn.Module, image_paths: list[Path], out_dir: Path, device: torch.device) -> None:
-        from ..detection.predict import predict_images
+        from .predict import predict_images
 
         predict_images(model, image_paths, out_dir, device, self._class_names(), self._category_ids())

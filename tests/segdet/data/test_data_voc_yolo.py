@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segdet.detection.voc import VocDataset
-from segdet.detection.yolo import YoloDataset
+from segdet.data.voc import VocDataset
+from segdet.data.yolo import YoloDataset
 
 VOC_XML = """<annotation>
   <filename>{name}.jpg</filename>

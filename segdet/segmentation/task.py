@@ -1,9 +1,9 @@
-"""Semantic segmentation as a :class:`~segdet.tasks.base.Task`.
+"""Semantic segmentation as a :class:`~segdet.task.Task`.
 
 Data: :func:`segdet.data.build_segmentation_data` (synthetic, folder or COCO, with the configured
-augmentation and mixers). Model: :func:`segdet.models.build_segmentation_model` (smp by name,
+augmentation and mixers). Model: :func:`segdet.segmentation.model.build_segmentation_model` (smp by name,
 normalisation inside). Loss: :class:`losses.ComboLoss` in multiclass mode (hard or soft targets).
-Metrics: :class:`segdet.evaluation.SegmentationEvaluator` (dataset-level confusion matrix).
+Metrics: :class:`segdet.segmentation.SegmentationEvaluator` (dataset-level confusion matrix).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from .base import Evaluator, Task
+from ..task import Evaluator, Task
 
 __all__ = ["SegmentationTask"]
 
@@ -37,7 +37,7 @@ class SegmentationTask(Task):
 
     def check(self) -> None:
         """Check model names and the loss spec up front (before any data is read)."""
-        from ..models import check_model_names
+        from .model import check_model_names
 
         check_model_names(self.cfg["model"])
         self._make_loss()
@@ -55,14 +55,14 @@ class SegmentationTask(Task):
         return self._loss_fn
 
     def build_datasets(self) -> tuple[Dataset, Dataset]:
-        from ..data import build_segmentation_data
+        from .data import build_segmentation_data
 
         train, val, classes = build_segmentation_data(self.cfg)
         self.classes = list(classes)
         return train, val
 
     def collate(self, samples: list[dict]) -> dict[str, Any]:
-        from ..data import collate_segmentation
+        from .collate import collate_segmentation
 
         return collate_segmentation(
             samples,
@@ -79,7 +79,7 @@ class SegmentationTask(Task):
         return len(self.classes)
 
     def build_model(self) -> nn.Module:
-        from ..models import build_segmentation_model
+        from .model import build_segmentation_model
 
         return build_segmentation_model(self.cfg["model"], self.num_classes)
 
@@ -90,13 +90,13 @@ class SegmentationTask(Task):
         return total, dict(getattr(loss_fn, "last_terms", None) or {})
 
     def make_evaluator(self, device: torch.device) -> Evaluator:
-        from ..evaluation import SegmentationEvaluator
+        from .evaluator import SegmentationEvaluator
 
         return SegmentationEvaluator(self.num_classes, self.cfg["data"]["ignore_index"], self.classes, device)
 
     def predict(self, model: nn.Module, image_paths: list[Path], out_dir: Path, device: torch.device) -> None:
         from ..engine._runtime import select_amp
-        from ..inference import predict_segmentation
+        from .predict import predict_segmentation
 
         amp = select_amp(self.cfg["train"]["amp"], torch.device(device))
         predict_segmentation(model, image_paths, out_dir, self.classes, device, autocast_dtype=amp)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from segdet._images import IMAGE_EXTENSIONS, image_size, read_image
-from segdet.detection._files import BoxCleaner
+from segdet.data._boxes import BoxCleaner
 
 __all__ = ["YoloDataset", "parse_yolo_labels"]
 

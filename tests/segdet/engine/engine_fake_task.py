@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from segdet.config import validate_config
-from segdet.tasks.base import Evaluator, Task
+from segdet.task import Evaluator, Task
 
 NUM_CLASSES = 3
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "unet_cutmix.yaml"
+CONFIG = Path(__file__).resolve().parents[3] / "configs" / "unet_cutmix.yaml"
 
 
 def tiny_overrides(out_dir: str) -> list[str]:

@@ -8,7 +8,9 @@ import pytest
 from PIL import Image
 
 import augment
-from segdet.data import SyntheticShapes, TransformedDataset, build_segmentation_data, collate_segmentation
+from segdet.data import SyntheticShapes, TransformedDataset
+from segdet.segmentation.collate import collate_segmentation
+from segdet.segmentation.data import build_segmentation_data
 
 BASE = {
     "seed": 0,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from segdet.data import collate_segmentation
+from segdet.segmentation.collate import collate_segmentation
 
 
 def _naive(samples, ignore, num_classes, stride):

@@ -12,8 +12,8 @@ import segmentation_models_pytorch as smp
 import torch
 from torch import nn
 
-from segdet.evaluation import SegmentationEvaluator, confusion_matrix, scores_from_confusion
-from segdet.tasks.base import Evaluator
+from segdet.segmentation import SegmentationEvaluator, confusion_matrix, scores_from_confusion
+from segdet.task import Evaluator
 
 
 class LogitsAreTheImage(nn.Module):
@@ -331,7 +331,7 @@ def test_sync_sums_over_ranks(tmp_path, monkeypatch):
 @pytest.mark.parametrize("sync_free", [False, True])
 def test_both_histogram_paths_count_exactly(sync_free):
     # CUDA uses the scatter_add_ path (no host sync), CPU bincount; both must give the same counts
-    from segdet.evaluation._confusion import _histogram
+    from segdet.segmentation._confusion import _histogram
 
     gen = torch.Generator().manual_seed(10)
     index = torch.randint(0, 17, (5000,), generator=gen)

@@ -15,14 +15,14 @@ from typing import Any
 
 from segdet._suggest import did_you_mean
 
-from .base import Evaluator, Task
+from .task import Evaluator, Task
 
 __all__ = ["Task", "Evaluator", "TASKS", "get_task", "build_task"]
 
 #: task name -> "module:Class"
 TASKS: dict[str, str] = {
-    "segmentation": "segdet.tasks.segmentation:SegmentationTask",
-    "detection": "segdet.tasks.detection:DetectionTask",
+    "segmentation": "segdet.segmentation.task:SegmentationTask",
+    "detection": "segdet.detection.task:DetectionTask",
 }
 
 

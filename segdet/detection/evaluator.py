@@ -13,7 +13,7 @@ from torch import nn
 
 from segdet._atomic import atomic_write_text
 from segdet.detection._cocoapi import BACKENDS, STAT_NAMES, evaluate
-from segdet.tasks.base import Evaluator
+from segdet.task import Evaluator
 
 __all__ = ["DetectionEvaluator", "STAT_NAMES"]
 

@@ -149,7 +149,7 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
         ValueError: the file holds no state dict, or its tensors do not fit the model (the message
             lists missing/unexpected keys or the first shape mismatch).
     """
-    from .checkpoint import inference_state_dict, load_checkpoint
+    from ..checkpoint import inference_state_dict, load_checkpoint
 
     path = Path(path)
     if not path.is_file():

@@ -7,7 +7,7 @@ import segmentation_models_pytorch as smp
 import torch
 
 from segdet.checkpoint import save_checkpoint
-from segdet.models import SegmentationModel, build_segmentation_model, load_weights
+from segdet.segmentation.model import SegmentationModel, build_segmentation_model, load_weights
 
 CFG = {"arch": "Unet", "encoder": "resnet18", "encoder_weights": None, "weights": None}
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from segdet.data import SyntheticShapes
-from segdet.inference._palette import class_palette
+from segdet.palette import class_palette
 from segdet.preview import write_preview
 
 

@@ -25,9 +25,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from segdet.evaluation._confusion import confusion_matrix, labels_from_logits, scores_from_confusion
-from segdet.evaluation._report import write_report
-from segdet.tasks.base import Evaluator
+from segdet.segmentation._confusion import confusion_matrix, labels_from_logits, scores_from_confusion
+from segdet.segmentation._report import write_report
+from segdet.task import Evaluator
 
 
 class SegmentationEvaluator(Evaluator):

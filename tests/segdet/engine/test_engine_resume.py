@@ -61,7 +61,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
         **os.environ,
         "FAKE_THREADS": "1",
         "FAKE_DELAY": "0.004",
-        "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parents[1])]),
+        "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parents[2])]),
     }
     script = str(HERE / "engine_fake_task.py")
     out = tmp_path / "killed"
@@ -122,7 +122,7 @@ def test_ctrl_c_in_a_terminal_with_loader_workers_saves_last_pt(tmp_path):
         "FAKE_THREADS": "1",
         "FAKE_DELAY": "0.01",
         "FAKE_WORKERS": "2",
-        "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parents[1])]),
+        "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parents[2])]),
     }
     out = tmp_path / "ctrlc"
     proc = subprocess.Popen(

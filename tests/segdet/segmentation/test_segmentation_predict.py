@@ -8,14 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from segdet.inference import (
-    class_palette,
-    collect_image_paths,
-    overlay_mask,
-    pad_to_stride,
-    predict_segmentation,
-    read_image,
-)
+from segdet._files import collect_image_paths
+from segdet._images import read_image
+from segdet.palette import class_palette, overlay_mask
+from segdet.segmentation.predict import pad_to_stride, predict_segmentation
 
 CLASSES = ["background", "disc", "square"]
 
