@@ -23,19 +23,20 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import torch  # noqa: E402
 
 from segdet.config import load_config  # noqa: E402
-from segdet.tasks import build_task  # noqa: E402
+from segdet.task import build_task  # noqa: E402
 
 
-def _bench(task, train_ds, device, batch_size, steps, warmup, with_data):
-    model = task.build_model().to(device).train()
+def _bench(task, spec, train_ds, device, batch_size, steps, warmup, with_data):
+    model = task.build_model(spec).to(device).train()
+    collate = task.collate_fn(spec)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    fixed = task.collate([train_ds[i] for i in range(batch_size)])
+    fixed = collate([train_ds[i] for i in range(batch_size)])
 
     def batch_at(step):
         if not with_data:
             return fixed
         start = (step * batch_size) % max(1, len(train_ds) - batch_size)
-        return task.collate([train_ds[start + i] for i in range(batch_size)])
+        return collate([train_ds[start + i] for i in range(batch_size)])
 
     def move(b):
         return [im.to(device) for im in b["image"]], [{k: v.to(device) for k, v in t.items()} for t in b["targets"]]
@@ -68,7 +69,7 @@ def main() -> None:
     torch.manual_seed(0)
     cfg = load_config(args.config, args.overrides)
     task = build_task(cfg)
-    train_ds, _ = task.build_datasets()
+    train_ds, _, spec = task.build_datasets()
     train_ds.set_epoch(0)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     m = cfg["model"]
@@ -78,8 +79,8 @@ def main() -> None:
         f"mixers {[next(iter(x)) for x in cfg['augment']['mix']] or 'none'}"
     )
     for device in devices:
-        full = _bench(task, train_ds, device, args.batch_size, args.steps, args.warmup, with_data=True)
-        bare = _bench(task, train_ds, device, args.batch_size, args.steps, args.warmup, with_data=False)
+        full = _bench(task, spec, train_ds, device, args.batch_size, args.steps, args.warmup, with_data=True)
+        bare = _bench(task, spec, train_ds, device, args.batch_size, args.steps, args.warmup, with_data=False)
         print(
             f"{device.type:5s} segdet (data + collate + step): {full:7.2f} img/s   "
             f"model step alone: {bare:7.2f} img/s   ratio {full / bare:.2f}"

@@ -76,22 +76,28 @@ def measure(cfg: dict[str, Any], warmup: int, steps: int, resident_steps: int) -
     from segdet.engine.loader import auto_num_workers, make_train_loader, set_loader_epoch
     from segdet.engine.optim import build_optimizer, build_scheduler
     from segdet.engine.trainer import _StopFlag, train_one_epoch
-    from segdet.tasks import build_task
+    from segdet.task import build_task
 
     t = cfg["train"]
     device = setup(cfg)
     amp = select_amp(t["amp"], device)
     configure_determinism(False)
     task = build_task(cfg)
-    train_ds, _ = task.build_datasets()
+    train_ds, _, spec = task.build_datasets()
     bs = cfg["data"]["batch_size"]
     workers = auto_num_workers(cfg["data"]["num_workers"], len(train_ds), bs)
     loader = make_train_loader(
-        train_ds, task.collate, bs, workers, seed=cfg["seed"], device=device, generator=torch.Generator().manual_seed(0)
+        train_ds,
+        task.collate_fn(spec),
+        bs,
+        workers,
+        seed=cfg["seed"],
+        device=device,
+        generator=torch.Generator().manual_seed(0),
     )
     set_loader_epoch(loader, 0)
     memory_format = torch.channels_last if t["channels_last"] else torch.contiguous_format
-    model = task.build_model().to(device, memory_format=memory_format)
+    model = task.build_model(spec).to(device, memory_format=memory_format)
     optimizer = build_optimizer(model, cfg["optim"])
     scheduler = build_scheduler(
         optimizer, {**cfg["schedule"], "name": "constant", "warmup_epochs": 0}, 1, warmup + steps
@@ -99,7 +105,7 @@ def measure(cfg: dict[str, Any], warmup: int, steps: int, resident_steps: int) -
     scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
     timed = TimedLoader(loader, warmup + steps)
     cfg = {**cfg, "train": {**t, "progress": False}}
-    train_one_epoch(task, model, timed, optimizer, scheduler, scaler, None, device, amp, cfg, 0, _StopFlag())
+    train_one_epoch(task, model, timed, optimizer, scheduler, scaler, None, device, amp, cfg["train"], 0, _StopFlag())
     _sync(device)
     wall = timed.marks[-1] - timed.marks[warmup]
     wait = sum(timed.waits[warmup:])

@@ -36,7 +36,7 @@ import torch  # noqa: E402
 from segdet.config import load_config  # noqa: E402
 from segdet.engine import build_optimizer, build_scheduler, train_one_epoch  # noqa: E402
 from segdet.engine._runtime import autocast, select_amp  # noqa: E402
-from segdet.tasks import build_task  # noqa: E402
+from segdet.task import build_task  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,13 +82,14 @@ def main() -> None:
     torch.backends.cudnn.benchmark = True  # as segdet sets it when train.deterministic is false
     amp = select_amp(args.amp, device)
     task = build_task(cfg)
-    train_ds, _ = task.build_datasets()
-    batches = [task.collate([train_ds[i * args.batch + j] for j in range(args.batch)]) for i in range(args.steps)]
+    train_ds, _, spec = task.build_datasets()
+    collate = task.collate_fn(spec)
+    batches = [collate([train_ds[i * args.batch + j] for j in range(args.batch)]) for i in range(args.steps)]
     if device.type == "cuda":  # resident batches: the comparison is about the loop, not the copies
         batches = [{k: v.to(device) for k, v in b.items()} for b in batches]
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     torch.manual_seed(0)
-    base = task.build_model().to(device, memory_format=fmt)
+    base = task.build_model(spec).to(device, memory_format=fmt)
 
     def fresh():
         model = copy.deepcopy(base)
@@ -109,7 +110,7 @@ def main() -> None:
         model, opt, sched, scaler = seg_state
         sync()
         t0 = time.perf_counter()
-        train_one_epoch(task, model, batches, opt, sched, scaler, None, device, amp, cfg, 0, _NoStop())
+        train_one_epoch(task, model, batches, opt, sched, scaler, None, device, amp, cfg["train"], 0, _NoStop())
         sync()
         return (time.perf_counter() - t0) / args.steps
 

@@ -1,4 +1,4 @@
-"""Training checkpoints: atomic save, checked load, and the weights used for inference.
+"""Training checkpoints: atomic save, checked load, the weights used for inference, and weight files.
 
 A checkpoint is a ``dict`` saved with :func:`torch.save`:
 
@@ -18,7 +18,8 @@ key                     value
 
 Extra keys written by ``segdet train``: ``interrupted`` (Ctrl-C mid-epoch: resuming restarts
 epoch ``epoch + 1``), ``ema_state`` (EMA weights with its update count), ``stale_epochs`` (for
-early stopping) and ``classes`` (the class names, so ``segdet predict`` needs no dataset).
+early stopping), ``classes`` and ``cat_ids`` (the :class:`~segdet.task.DataSpec`, so
+``segdet predict`` needs no dataset; ``cat_ids`` is absent from checkpoints of segdet 0.1).
 Readers ignore keys they do not use.
 
 Example:
@@ -29,14 +30,23 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from ._atomic import atomic_write, fsync_dir
+from segdet._atomic import atomic_write, fsync_dir
 
-__all__ = ["save_checkpoint", "copy_checkpoint", "load_checkpoint", "inference_state_dict", "CHECKPOINT_KEYS"]
+__all__ = [
+    "CHECKPOINT_KEYS",
+    "copy_checkpoint",
+    "inference_state_dict",
+    "load_checkpoint",
+    "load_weights",
+    "save_checkpoint",
+]
 
 CHECKPOINT_KEYS = ("model", "ema", "optimizer", "scheduler", "scaler", "epoch", "best_metric", "rng", "config")
 
@@ -132,3 +142,42 @@ def inference_state_dict(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:
     if state is None:
         raise ValueError(f"checkpoint has no 'model' or 'ema' weights (keys: {sorted(ckpt)})")
     return state
+
+
+def load_weights(model: nn.Module, path: str | Path) -> None:
+    """Load a local weights file into ``model`` (strict).
+
+    Accepts a segdet checkpoint (its EMA weights when present, else ``model``), a plain state dict
+    of the wrapped model, or a state dict of the bare smp network.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file holds no state dict, or its tensors do not fit the model (the message
+            lists missing/unexpected keys or the first shape mismatch).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model.weights: {path} does not exist; give a local .pt file or null")
+    obj = load_checkpoint(path)
+    state = inference_state_dict(obj) if ("model" in obj or "ema" in obj) else obj
+    if "state_dict" in state and isinstance(state["state_dict"], Mapping):
+        state = state["state_dict"]
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"model.weights: {path} is not a state dict or a segdet checkpoint")
+    own = model.state_dict()
+    if not any(k in own for k in state) and all(f"net.{k}" in own for k in state):
+        state = {f"net.{k}": v for k, v in state.items()}
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise ValueError(
+            f"model.weights: {path} does not fit this model (model.arch/encoder/classes differ?): "
+            f"{len(missing)} missing keys {missing[:3]}, {len(unexpected)} unexpected keys {unexpected[:3]}"
+        )
+    for k, v in state.items():
+        if own[k].shape != v.shape:
+            raise ValueError(
+                f"model.weights: {path}: {k} has shape {tuple(v.shape)} but the model expects "
+                f"{tuple(own[k].shape)} (a different number of classes?)"
+            )
+    model.load_state_dict(state)

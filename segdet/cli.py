@@ -127,16 +127,16 @@ def _run(args: argparse.Namespace) -> int:
         print(f"wrote masks and overlays of {len(paths)} image(s) to {args.output}")
     elif args.command == "preview":
         from .preview import write_preview
-        from .tasks import build_task
+        from .task import build_task
 
         if args.num < 1:
             raise ValueError(f"--num must be at least 1, got {args.num}")
         task = build_task(cfg)
-        train_ds, _ = task.build_datasets()
+        train_ds, _, spec = task.build_datasets()
         out = args.output or Path(cfg["output_dir"]) / "preview.png"
         out.parent.mkdir(parents=True, exist_ok=True)
         write_preview(
-            train_ds, task.classes, out, num=args.num, ignore_index=cfg["data"]["ignore_index"], seed=cfg["seed"]
+            train_ds, spec.classes, out, num=args.num, ignore_index=cfg["data"]["ignore_index"], seed=cfg["seed"]
         )
         print(f"wrote {out}")
     return 0

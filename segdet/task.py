@@ -1,15 +1,32 @@
-"""The contract between the training loop and a task.
+"""The contract between the training loop and a task, and the registry of tasks.
 
 The loop in ``segdet.engine`` knows nothing about masks or boxes. It asks the task for the
-datasets, the collate function, the model, the loss of a batch and an evaluator, and moves
-tensors to the device. Segmentation and detection each implement this class.
+datasets (and the :class:`DataSpec` they describe), the collate function, the model, the loss of
+a batch and an evaluator, and moves tensors to the device. What the loop does differently for a
+task it reads from the task's capability attributes (``batch_mixable``,
+``ddp_find_unused_parameters``), never from its name. ``segdet/segmentation/`` and
+``segdet/detection/`` each implement :class:`Task` in their ``task.py``.
 
-The config passed around is the validated, fully resolved config: a plain nested ``dict``
-(``cfg["data"]["batch_size"]``), the same one saved as ``config.yaml`` in the run directory.
+A task holds the validated, fully resolved config (a plain nested ``dict``, the one saved as
+``config.yaml`` in the run folder) and nothing the data decides: ``build_datasets`` returns the
+class names and ids as a :class:`DataSpec`, which the caller hands to ``build_model``,
+``collate_fn``, ``make_evaluator`` and ``predict``. A checkpoint stores the spec, so
+``segdet predict`` needs no dataset.
+
+Tasks are looked up by the config's ``task`` name in :data:`TASKS` and imported on first use, so
+importing this module loads neither smp nor torchvision's detectors.
+
+Example:
+    >>> task = build_task(cfg)  # doctest: +SKIP
+    >>> train_ds, val_ds, spec = task.build_datasets()  # doctest: +SKIP
+    >>> model = task.build_model(spec)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,23 +34,77 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from segdet._suggest import did_you_mean
+
+__all__ = ["DataSpec", "Evaluator", "Task", "TASKS", "get_task", "build_task"]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What the data decides about a model: its class names and, for COCO data, category ids.
+
+    Attributes:
+        classes: class names in index order. Segmentation: ``classes[0]`` is mask value 0
+            (the background). Detection: 0-based box labels (no background entry).
+        cat_ids: dataset category id of each class (COCO json), or ``None`` for ``1..K``.
+
+    Example:
+        >>> spec = DataSpec(("background", "cell"))
+        >>> spec.num_classes
+        2
+    """
+
+    classes: tuple[str, ...]
+    cat_ids: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.classes, str) or not self.classes:
+            raise ValueError(f"DataSpec needs a non-empty sequence of class names, got {self.classes!r}")
+        object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
+        if self.cat_ids is not None:
+            if len(self.cat_ids) != len(self.classes):
+                raise ValueError(
+                    f"DataSpec has {len(self.classes)} classes but {len(self.cat_ids)} category ids {list(self.cat_ids)}"
+                )
+            object.__setattr__(self, "cat_ids", tuple(int(i) for i in self.cat_ids))
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (``len(classes)``)."""
+        return len(self.classes)
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        """The checkpoint keys that store this spec: ``classes`` and ``cat_ids``."""
+        return {"classes": list(self.classes), "cat_ids": list(self.cat_ids) if self.cat_ids is not None else None}
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Mapping[str, Any]) -> DataSpec | None:
+        """The spec a checkpoint stores, or ``None`` when it has no class names."""
+        classes = ckpt.get("classes")
+        if not classes:
+            return None
+        return cls(tuple(classes), ckpt.get("cat_ids"))
+
 
 class Evaluator:
     """Accumulates metrics over a validation set; shared by per-epoch validation and ``segdet eval``.
 
     Call ``reset()``, then ``update(model, batch)`` for every batch (the batch already on the
-    device, the model in eval mode, under ``torch.no_grad``), then ``compute()``.
+    device, the model in eval mode, under ``torch.no_grad``), then ``sync()`` and ``compute()``.
     """
 
     def reset(self) -> None:
+        """Forget every batch seen so far."""
         raise NotImplementedError
 
     def update(self, model: nn.Module, batch: dict[str, Any]) -> None:
+        """Run ``model`` on ``batch`` and add the outcome to the running totals."""
         raise NotImplementedError
 
     def compute(self) -> dict[str, float]:
-        """Flat dict of scalar metrics, e.g. ``{"miou": 0.81, "mdice": 0.88}``; the loop logs
-        these to results.csv and picks the best checkpoint by ``cfg["train"]["metric"]``.
+        """Flat dict of scalar metrics, e.g. ``{"miou": 0.81, "mdice": 0.88}``.
+
+        The loop logs these to results.csv and picks the best checkpoint by ``train.metric``.
         """
         raise NotImplementedError
 
@@ -46,32 +117,84 @@ class Evaluator:
 
 
 class Task:
-    """One kind of problem. Subclasses hold no state beyond the config."""
+    """One kind of problem. Subclasses hold the config and nothing the data decides.
+
+    Attributes:
+        name: the config's ``task`` value.
+        metrics: metric names that grow when the model gets better; the loop maximises them.
+        batch_mixable: ``augment.batch_mix`` can mix this task's batches (``image`` (B, C, H, W)
+            with a dense ``mask`` target).
+        ddp_find_unused_parameters: the model can leave parameters without a gradient in a
+            step, so DistributedDataParallel must look for them.
+    """
 
     name: str = ""
-    #: metric names that grow when the model gets better; the loop maximises them
     metrics: tuple[str, ...] = ()
+    batch_mixable: bool = False
+    ddp_find_unused_parameters: bool = False
 
     def __init__(self, cfg: dict) -> None:
         self.cfg = cfg
 
-    def build_datasets(self) -> tuple[Dataset, Dataset]:
-        """Training dataset (per-sample pipeline and mixers applied) and validation dataset."""
+    def check(self) -> None:
+        """Check names and specs before any data is read (default: nothing to check).
+
+        Raises:
+            ValueError: a name or option of the config this task cannot use.
+        """
+
+    def build_datasets(self) -> tuple[Dataset, Dataset, DataSpec]:
+        """Training dataset (per-sample pipeline and mixers applied), validation dataset, and their spec."""
         raise NotImplementedError
 
-    def collate(self, samples: list[dict]) -> dict[str, Any]:
+    def collate_fn(self, spec: DataSpec) -> Callable[[list[dict]], dict[str, Any]]:
+        """The picklable function that batches this task's samples (loader workers call it)."""
         raise NotImplementedError
 
-    def build_model(self) -> nn.Module:
+    def build_model(self, spec: DataSpec) -> nn.Module:
+        """The model for ``spec.num_classes`` classes, initialised as the config says."""
         raise NotImplementedError
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Forward the batch (already on the device) and return the total loss and its named terms."""
         raise NotImplementedError
 
-    def make_evaluator(self, device: torch.device) -> Evaluator:
+    def make_evaluator(self, spec: DataSpec, device: torch.device) -> Evaluator:
+        """A fresh evaluator of this task's metrics."""
         raise NotImplementedError
 
-    def predict(self, model: nn.Module, image_paths: list[Path], out_dir: Path, device: torch.device) -> None:
-        """Run the model (eval mode) on image files and write the task's outputs under ``out_dir``."""
+    def predict(
+        self,
+        model: nn.Module,
+        spec: DataSpec,
+        image_paths: list[Path],
+        out_dir: Path,
+        device: torch.device,
+        amp: torch.dtype | None = None,
+    ) -> None:
+        """Run the model (eval mode, autocast ``amp``) on image files and write the outputs under ``out_dir``."""
         raise NotImplementedError
+
+
+#: task name -> "module:Class", imported on first use
+TASKS: dict[str, str] = {
+    "segmentation": "segdet.segmentation.task:SegmentationTask",
+    "detection": "segdet.detection.task:DetectionTask",
+}
+
+
+def get_task(name: str) -> type[Task]:
+    """The :class:`Task` subclass registered as ``name``.
+
+    Raises:
+        ValueError: unknown name (with the closest registered names).
+    """
+    if name not in TASKS:
+        raise ValueError(f"task {name!r}{did_you_mean(name, TASKS, n=1)} is not one of {', '.join(TASKS)}")
+    module, _, cls = TASKS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def build_task(cfg: dict[str, Any]) -> Task:
+    """Instantiate the task named by ``cfg["task"]`` with the validated config."""
+    return get_task(cfg["task"])(cfg)

@@ -1,12 +1,24 @@
-"""Mixers of a config: ``augment.mix`` steps to :data:`augment.MIXERS` objects."""
+"""The mixers of a config, built from its step lists ``[{Name: {options}}, ...]``.
+
+``augment.mix`` names :data:`augment.MIXERS` (run in the loader workers on numpy samples);
+``augment.batch_mix`` names :data:`BATCH_MIXERS` from :mod:`augment.batch` (run in the training
+loop on batches already on the device).
+"""
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
+import augment
+from augment.batch import BatchCutMix, BatchMixUp
 from segdet._suggest import did_you_mean
 from segdet.config.steps import parse_step
+
+__all__ = ["BATCH_MIXERS", "build_batch_mixers", "build_mixers"]
+
+#: names usable in ``augment.batch_mix``
+BATCH_MIXERS = ("CutMix", "MixUp")
 
 
 def build_mixers(steps, *, num_classes: int, ignore_index: int, key: str = "augment.mix") -> list:
@@ -18,8 +30,6 @@ def build_mixers(steps, *, num_classes: int, ignore_index: int, key: str = "augm
     Raises:
         ValueError: unknown mixer (names ``key[i]`` and the closest names) or bad arguments.
     """
-    import augment
-
     if isinstance(steps, (str, Mapping)) or not isinstance(steps, (list, tuple)):
         raise ValueError(f"{key} must be a list of {{MixerName: {{args}}}} steps, got {steps!r}")
     mixers = []
@@ -47,4 +57,35 @@ def build_mixers(steps, *, num_classes: int, ignore_index: int, key: str = "augm
             mixers.append(cls(**args))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{where}: bad arguments for {name}: {exc}") from exc
+    return mixers
+
+
+def build_batch_mixers(
+    steps: list, *, num_classes: int, ignore_index: int, key: str = "augment.batch_mix"
+) -> list[Callable]:
+    """Mixers from ``[{Name: {options}}, ...]`` (names in :data:`BATCH_MIXERS`).
+
+    Raises:
+        ValueError / TypeError: an unknown name or option, named with its position in ``key``.
+
+    Example:
+        >>> build_batch_mixers([{"CutMix": {"p": 0.5}}], num_classes=4, ignore_index=255)
+        [BatchCutMix(p=0.5, alpha=1.0, per_sample=True, pairing='permutation')]
+    """
+    if not isinstance(steps, list):
+        raise TypeError(f"{key} must be a list of {{Name: {{options}}}}, got {type(steps).__name__}")
+    mixers: list[Callable] = []
+    for i, step in enumerate(steps):
+        name, options = parse_step(step, f"{key}[{i}]", "{CutMix: {p: 0.5}}")
+        if name not in BATCH_MIXERS:
+            raise ValueError(f"{key}[{i}]: unknown batch mixer {name!r}; choose one of {', '.join(BATCH_MIXERS)}")
+        try:
+            if name == "CutMix":
+                mixers.append(BatchCutMix(**options))
+            else:
+                mixers.append(BatchMixUp(num_classes=num_classes, ignore_index=ignore_index, **options))
+        except TypeError as exc:
+            raise ValueError(f"{key}[{i}].{name}: {exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"{key}[{i}].{name}: {exc}") from None
     return mixers

@@ -8,9 +8,10 @@ from typing import Any
 
 from torch import nn
 
-from ..checkpoint import inference_state_dict, load_checkpoint
-from ..task import Task
-from ..tasks import build_task
+from segdet._files import collect_image_paths
+from segdet.checkpoint import inference_state_dict, load_checkpoint
+from segdet.task import DataSpec, Task, build_task
+
 from . import _dist, distributed
 from ._rundir import run_dir_of
 from ._runtime import select_amp, select_device
@@ -20,20 +21,26 @@ from .validate import validate
 __all__ = ["evaluate", "predict", "load_trained_model"]
 
 
-def load_trained_model(task: Task, checkpoint: str | Path) -> nn.Module:
-    """Build the task's model and load the checkpoint's inference weights (EMA when present).
+def load_trained_model(task: Task, spec: DataSpec, checkpoint: str | Path | dict[str, Any]) -> nn.Module:
+    """Build the task's model for ``spec`` and load the checkpoint's inference weights (EMA when present).
+
+    Args:
+        task: the task of the config.
+        spec: the classes the model predicts.
+        checkpoint: a ``.pt`` written by ``segdet train``, or the dict :func:`load_checkpoint` read from it.
 
     Raises:
         FileNotFoundError / ValueError: missing or unreadable checkpoint, or weights that do not fit.
     """
-    ckpt = load_checkpoint(checkpoint)
-    model = task.build_model()
+    ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+    model = task.build_model(spec)
     state = inference_state_dict(ckpt)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
+        where = f"checkpoint {checkpoint}" if not isinstance(checkpoint, dict) else "the checkpoint"
         raise ValueError(
-            f"checkpoint {checkpoint} does not fit the model of this config "
+            f"{where} does not fit the model of this config "
             f"(model.arch/model.encoder/data.classes differ?): {str(exc).splitlines()[0]}"
         ) from None
     return model.eval()
@@ -62,13 +69,13 @@ def evaluate(
     cfg = _without_init_weights(cfg)
     task = build_task(cfg)
     device = distributed.setup(cfg)  # under torchrun: each process scores its share of the batches
-    _, val_ds = task.build_datasets()
-    model = load_trained_model(task, checkpoint).to(device)
+    _, val_ds, spec = task.build_datasets()
+    model = load_trained_model(task, spec, checkpoint).to(device)
     bs = cfg["data"]["batch_size"]
     loader = make_val_loader(
-        val_ds, task.collate, bs, auto_num_workers(cfg["data"]["num_workers"], len(val_ds), bs), device=device
+        val_ds, task.collate_fn(spec), bs, auto_num_workers(cfg["data"]["num_workers"], len(val_ds), bs), device=device
     )
-    evaluator = task.make_evaluator(device)
+    evaluator = task.make_evaluator(spec, device)
     metrics = validate(
         model,
         loader,
@@ -94,20 +101,18 @@ def predict(cfg: dict[str, Any], checkpoint: str | Path, inputs: str | Path, out
     Raises:
         FileNotFoundError / ValueError: ``inputs`` does not exist or holds no image files.
     """
-    from .._files import collect_image_paths
-
     paths = collect_image_paths(inputs)
     cfg = _without_init_weights(cfg)
     task = build_task(cfg)
-    if getattr(task, "classes", "unset") is None:  # class names come from the data
-        saved = load_checkpoint(checkpoint).get("classes")  # written by segdet train
-        if saved:
-            task.classes = list(saved)
-        else:
-            task.build_datasets()
+    ckpt = load_checkpoint(checkpoint)
+    spec = DataSpec.from_checkpoint(ckpt)  # written by segdet train
+    if spec is None:  # a checkpoint without class names: read them from the data
+        _, _, spec = task.build_datasets()
+    elif cfg["data"]["classes"] is not None:  # names given in the config win, as in training
+        spec = DataSpec(tuple(cfg["data"]["classes"]), spec.cat_ids)
     device = select_device(cfg["train"]["device"])
-    model = load_trained_model(task, checkpoint).to(device)
+    model = load_trained_model(task, spec, ckpt).to(device)
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    task.predict(model, paths, out, device)
+    task.predict(model, spec, paths, out, device, select_amp(cfg["train"]["amp"], device))
     return paths

@@ -14,16 +14,17 @@ import math
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..checkpoint import copy_checkpoint, load_checkpoint, save_checkpoint
-from ..config import save_config
-from ..task import Task
-from ..tasks import build_task
+from segdet.checkpoint import copy_checkpoint, load_checkpoint, save_checkpoint
+from segdet.config import save_config
+from segdet.task import Task, build_task
+
 from . import _dist, distributed
 from ._results import ResultsLog, plot_results
 from ._rundir import new_run_dir, run_dir_of
@@ -37,7 +38,7 @@ from ._runtime import (
     set_rng_state,
     to_device,
 )
-from .batchmix import batch_mixing_for_epoch
+from .batchmix import BatchMixSchedule
 from .ema import ModelEMA
 from .loader import DataWaitMeter, auto_num_workers, make_train_loader, make_val_loader, set_loader_epoch
 from .optim import build_optimizer, build_scheduler, set_scheduler_step
@@ -73,8 +74,7 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
     """
     t, seed = cfg["train"], cfg["seed"]
     task = task or build_task(cfg)
-    if hasattr(task, "check"):  # names and specs, before any data is read
-        task.check()
+    task.check()  # names and specs, before any data is read
     device = distributed.setup(cfg)  # joins the torchrun process group when launched by torchrun
     amp = select_amp(t["amp"], device)
     configure_determinism(cfg["deterministic"])
@@ -83,18 +83,26 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
     run_dir = run_dir_of(resume) if resume else (new_run_dir(cfg["output_dir"]) if _dist.is_main() else None)
     weights_dir = run_dir / "weights" if run_dir else None
 
-    train_ds, val_ds = task.build_datasets()
+    train_ds, val_ds, spec = task.build_datasets()
     bs = cfg["data"]["batch_size"]
     workers = auto_num_workers(cfg["data"]["num_workers"], len(train_ds), bs)  # per process; bs too
     generator = torch.Generator()
-    train_loader = make_train_loader(train_ds, task.collate, bs, workers, seed=seed, device=device, generator=generator)
-    val_loader = make_val_loader(val_ds, task.collate, bs, workers, device=device)
-    batch_mixing_for_epoch(cfg, task, device, 0)  # checks augment.batch_mix before any step
+    collate = task.collate_fn(spec)
+    train_loader = make_train_loader(train_ds, collate, bs, workers, seed=seed, device=device, generator=generator)
+    val_loader = make_val_loader(val_ds, collate, bs, workers, device=device)
+    batch_mix = BatchMixSchedule(  # checks augment.batch_mix before any step
+        cfg["augment"].get("batch_mix") or [],
+        task,
+        num_classes=spec.num_classes,
+        ignore_index=cfg["data"]["ignore_index"],
+        seed=seed,
+        channels_last=t["channels_last"],
+    )
     if len(train_loader) == 0:
         raise ValueError(f"the training set has {len(train_ds)} samples: no batch to train on")
 
     memory_format = torch.channels_last if t["channels_last"] else torch.contiguous_format
-    model = task.build_model().to(device, memory_format=memory_format)
+    model = task.build_model(spec).to(device, memory_format=memory_format)
     model = distributed.prepare_model(model, cfg, device)  # SyncBatchNorm (train.sync_bn)
     optimizer = build_optimizer(model, cfg["optim"])
     steps_per_epoch = math.ceil(len(train_loader) / t["accumulate"])
@@ -122,13 +130,13 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
             print(
                 f"note: the config differs from the checkpoint's in {', '.join(changed)}; continuing with the new values"
             )
-    model = distributed.wrap_model(model, device, find_unused_parameters=task.name == "detection")
+    model = distributed.wrap_model(model, device, find_unused_parameters=task.ddp_find_unused_parameters)
 
     if _dist.is_main():
         save_config(cfg, run_dir / "config.yaml")
         print(f"run folder: {run_dir}  (device {device}, amp {amp or 'none'}, {workers} loader workers)")
     log = ResultsLog(run_dir / "results.csv", keep_until=start_epoch) if run_dir else None
-    evaluator = task.make_evaluator(device)
+    evaluator = task.make_evaluator(spec, device)
 
     def checkpoint(epoch_done: int, interrupted: bool = False) -> dict[str, Any]:
         return {
@@ -144,7 +152,7 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
             "rng": rng_state(),
             "config": cfg,
             "interrupted": interrupted,
-            "classes": getattr(task, "classes", None),
+            **spec.to_checkpoint(),
         }
 
     stop = _StopFlag()
@@ -168,9 +176,10 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
                         ema,
                         device,
                         amp,
-                        cfg,
+                        t,
                         epoch,
                         stop,
+                        batch_mix.for_epoch(epoch, device, _dist.rank()),  # augment.batch_mix, on the device
                     )
             except NonFiniteLossError as exc:
                 last = weights_dir / "last.pt" if weights_dir and (weights_dir / "last.pt").is_file() else None
@@ -233,12 +242,19 @@ def train_one_epoch(
     ema: ModelEMA | None,
     device: torch.device,
     amp: torch.dtype | None,
-    cfg: dict[str, Any],
+    train_cfg: dict[str, Any],
     epoch: int,
     stop: _StopFlag,
+    batch_mix: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> dict[str, float] | None:
-    """One pass over ``loader``; returns mean loss terms and the last LR (``None`` if Ctrl-C)."""
-    t = cfg["train"]
+    """One pass over ``loader``; returns mean loss terms and the last LR (``None`` if Ctrl-C).
+
+    Args:
+        train_cfg: the ``train`` section (``accumulate``, ``clip_grad_norm``, ``channels_last``,
+            ``progress``, ``epochs``).
+        batch_mix: mixes each batch on the device (``BatchMixSchedule.for_epoch``), or ``None``.
+    """
+    t = train_cfg
     accumulate, clip = t["accumulate"], t["clip_grad_norm"]
     model.train()
     sums: dict[str, torch.Tensor] = {}
@@ -248,7 +264,6 @@ def train_one_epoch(
         from tqdm import tqdm
 
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{t['epochs']}", leave=False, dynamic_ncols=True)
-    batch_mix = batch_mixing_for_epoch(cfg, task, device, epoch, _dist.rank())  # augment.batch_mix, on the device
     for i, batch in enumerate(loader if bar is loader else bar):
         batch = to_device(batch, device, t["channels_last"])
         if batch_mix is not None:

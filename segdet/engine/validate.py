@@ -6,7 +6,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..task import Evaluator
+from segdet.task import Evaluator
+
 from ._runtime import autocast, to_device
 from .distributed import watch
 

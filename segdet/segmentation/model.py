@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from segdet._suggest import did_you_mean
+from segdet.checkpoint import load_weights
 
 __all__ = [
     "SegmentationModel",
@@ -136,44 +136,3 @@ def check_model_names(model_cfg: Mapping[str, Any]) -> str:
             f"model.encoder {encoder!r} is not an smp encoder{did_you_mean(encoder, encoders, cutoff=0.5)}"
         )
     return by_lower[arch.lower()]
-
-
-def load_weights(model: nn.Module, path: str | Path) -> None:
-    """Load a local weights file into ``model`` (strict).
-
-    Accepts a segdet checkpoint (its EMA weights when present, else ``model``), a plain state dict
-    of the wrapped model, or a state dict of the bare smp network.
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: the file holds no state dict, or its tensors do not fit the model (the message
-            lists missing/unexpected keys or the first shape mismatch).
-    """
-    from ..checkpoint import inference_state_dict, load_checkpoint
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model.weights: {path} does not exist; give a local .pt file or null")
-    obj = load_checkpoint(path)
-    state = inference_state_dict(obj) if ("model" in obj or "ema" in obj) else obj
-    if "state_dict" in state and isinstance(state["state_dict"], Mapping):
-        state = state["state_dict"]
-    if not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"model.weights: {path} is not a state dict or a segdet checkpoint")
-    own = model.state_dict()
-    if not any(k in own for k in state) and all(f"net.{k}" in own for k in state):
-        state = {f"net.{k}": v for k, v in state.items()}
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        raise ValueError(
-            f"model.weights: {path} does not fit this model (model.arch/encoder/classes differ?): "
-            f"{len(missing)} missing keys {missing[:3]}, {len(unexpected)} unexpected keys {unexpected[:3]}"
-        )
-    for k, v in state.items():
-        if own[k].shape != v.shape:
-            raise ValueError(
-                f"model.weights: {path}: {k} has shape {tuple(v.shape)} but the model expects "
-                f"{tuple(own[k].shape)} (a different number of classes?)"
-            )
-    model.load_state_dict(state)

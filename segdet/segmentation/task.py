@@ -1,13 +1,16 @@
 """Semantic segmentation as a :class:`~segdet.task.Task`.
 
-Data: :func:`segdet.data.build_segmentation_data` (synthetic, folder or COCO, with the configured
-augmentation and mixers). Model: :func:`segdet.segmentation.model.build_segmentation_model` (smp by name,
-normalisation inside). Loss: :class:`losses.ComboLoss` in multiclass mode (hard or soft targets).
-Metrics: :class:`segdet.segmentation.SegmentationEvaluator` (dataset-level confusion matrix).
+Data: :func:`~segdet.segmentation.data.build_segmentation_data` (synthetic, folder or COCO, with
+the configured augmentation and mixers). Model:
+:func:`~segdet.segmentation.model.build_segmentation_model` (smp by name, normalisation inside).
+Loss: :class:`losses.ComboLoss` in multiclass mode (hard or soft targets). Metrics:
+:class:`~segdet.segmentation.evaluator.SegmentationEvaluator` (dataset-level confusion matrix).
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,37 +18,36 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from ..task import Evaluator, Task
+import losses
+from segdet.task import DataSpec, Evaluator, Task
+
+from .collate import collate_segmentation
+from .data import build_segmentation_data
+from .evaluator import SegmentationEvaluator
+from .model import build_segmentation_model, check_model_names
+from .predict import predict_segmentation
 
 __all__ = ["SegmentationTask"]
 
 
 class SegmentationTask(Task):
-    """Multiclass semantic segmentation.
-
-    ``classes`` comes from ``cfg["data"]["classes"]`` or, when that is null, from the data (after
-    :meth:`build_datasets`).
-    """
+    """Multiclass semantic segmentation; batches can be mixed on the device (``augment.batch_mix``)."""
 
     name = "segmentation"
     metrics = ("miou", "mdice", "pixel_acc")
+    batch_mixable = True
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__(cfg)
-        self.classes: list[str] | None = cfg["data"]["classes"]
         self._loss_fn: nn.Module | None = None
 
     def check(self) -> None:
         """Check model names and the loss spec up front (before any data is read)."""
-        from .model import check_model_names
-
         check_model_names(self.cfg["model"])
         self._make_loss()
 
     def _make_loss(self) -> nn.Module:
         if self._loss_fn is None:
-            import losses
-
             try:
                 self._loss_fn = losses.ComboLoss(
                     self.cfg["loss"], mode="multiclass", ignore_index=self.cfg["data"]["ignore_index"]
@@ -54,49 +56,39 @@ class SegmentationTask(Task):
                 raise ValueError(f"loss: {exc}") from None
         return self._loss_fn
 
-    def build_datasets(self) -> tuple[Dataset, Dataset]:
-        from .data import build_segmentation_data
+    def build_datasets(self) -> tuple[Dataset, Dataset, DataSpec]:
+        """Training set (pipeline and mixers), validation set, and the class names."""
+        return build_segmentation_data(self.cfg["data"], self.cfg["augment"], self.cfg["seed"])
 
-        train, val, classes = build_segmentation_data(self.cfg)
-        self.classes = list(classes)
-        return train, val
-
-    def collate(self, samples: list[dict]) -> dict[str, Any]:
-        from .collate import collate_segmentation
-
-        return collate_segmentation(
-            samples,
-            ignore_index=self.cfg["data"]["ignore_index"],
-            num_classes=len(self.classes) if self.classes is not None else None,
+    def collate_fn(self, spec: DataSpec) -> Callable[[list[dict]], dict[str, Any]]:
+        """:func:`collate_segmentation` with this config's ``ignore_index`` and the spec's class count."""
+        return functools.partial(
+            collate_segmentation, ignore_index=self.cfg["data"]["ignore_index"], num_classes=spec.num_classes
         )
 
-    @property
-    def num_classes(self) -> int:
-        if self.classes is None:
-            raise RuntimeError(
-                "class names are read from the data: call build_datasets() first (or set data.classes in the config)"
-            )
-        return len(self.classes)
-
-    def build_model(self) -> nn.Module:
-        from .model import build_segmentation_model
-
-        return build_segmentation_model(self.cfg["model"], self.num_classes)
+    def build_model(self, spec: DataSpec) -> nn.Module:
+        """The smp network of ``model`` with one output channel per class."""
+        return build_segmentation_model(self.cfg["model"], spec.num_classes)
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """:class:`losses.ComboLoss` of the logits against ``batch["mask"]`` (hard or soft)."""
         loss_fn = self._make_loss()
         logits = model(batch["image"])
         total = loss_fn(logits, batch["mask"])
         return total, dict(getattr(loss_fn, "last_terms", None) or {})
 
-    def make_evaluator(self, device: torch.device) -> Evaluator:
-        from .evaluator import SegmentationEvaluator
+    def make_evaluator(self, spec: DataSpec, device: torch.device) -> Evaluator:
+        """A confusion-matrix evaluator over the spec's classes."""
+        return SegmentationEvaluator(spec.num_classes, self.cfg["data"]["ignore_index"], spec.classes, device)
 
-        return SegmentationEvaluator(self.num_classes, self.cfg["data"]["ignore_index"], self.classes, device)
-
-    def predict(self, model: nn.Module, image_paths: list[Path], out_dir: Path, device: torch.device) -> None:
-        from ..engine._runtime import select_amp
-        from .predict import predict_segmentation
-
-        amp = select_amp(self.cfg["train"]["amp"], torch.device(device))
-        predict_segmentation(model, image_paths, out_dir, self.classes, device, autocast_dtype=amp)
+    def predict(
+        self,
+        model: nn.Module,
+        spec: DataSpec,
+        image_paths: list[Path],
+        out_dir: Path,
+        device: torch.device,
+        amp: torch.dtype | None = None,
+    ) -> None:
+        """Write a class-index PNG and a colour overlay per image."""
+        predict_segmentation(model, image_paths, out_dir, spec.classes, device, autocast_dtype=amp)

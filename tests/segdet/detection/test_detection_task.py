@@ -10,7 +10,7 @@ from PIL import Image
 from segdet.config import validate_config
 from segdet.data import SyntheticShapes
 from segdet.engine import evaluate, predict, train
-from segdet.tasks import build_task
+from segdet.task import build_task
 
 TINY_MODEL = {"arch": "fasterrcnn_mobilenet_v3_large_fpn", "min_size": 64, "max_size": 64}
 
@@ -60,7 +60,7 @@ def test_one_step_train_eval_predict_through_the_loop(tmp_path):
 
 def test_mixing_switches_off_for_the_last_epochs(tmp_path):
     cfg = _cfg(tmp_path, augment={"mix": [{"MixUp": {"p": 1.0}}], "mix_off_last_epochs": 1}, train={"epochs": 3})
-    train_ds, val_ds = build_task(cfg).build_datasets()
+    train_ds, val_ds, _ = build_task(cfg).build_datasets()
     raw = SyntheticShapes(2, 40, 48, seed=0, split="train")[0]
     train_ds.set_epoch(1)
     mixed = train_ds[0]
@@ -87,9 +87,10 @@ def test_coco_data_keeps_original_category_and_image_ids(tmp_path):
         "val_images": str(tmp_path),
     }
     task = build_task(_cfg(tmp_path, data={"kind": "coco", "coco": paths}))
-    _, val = task.build_datasets()
-    assert task.classes == ["a", "b"] and val[0]["image_id"] == 40 and val[0]["labels"].tolist() == [1]
-    ev = task.make_evaluator(None)
+    _, val, spec = task.build_datasets()
+    assert spec.classes == ("a", "b") and spec.cat_ids == (5, 9)
+    assert val[0]["image_id"] == 40 and val[0]["labels"].tolist() == [1]
+    ev = task.make_evaluator(spec, None)
     assert ev.cat_ids == [5, 9]
 
 
@@ -100,13 +101,13 @@ def test_unknown_names_fail_before_reading_data(tmp_path):
         build_task(_cfg(tmp_path, augment={"mix": [{"Mosiac": {}}]})).check()
     with pytest.raises(ValueError, match="train.metric 'miou' is not a detection metric"):
         build_task(_cfg(tmp_path, train={"metric": "miou"})).check()
-    with pytest.raises(ValueError, match="data.classes lists 2 names but the synthetic data has 3"):
+    with pytest.raises(ValueError, match="data.classes has 2 names but synthetic data has 3 classes"):
         build_task(_cfg(tmp_path, data={"classes": ["a", "b"]})).build_datasets()
 
 
 def test_instance_masks_travel_only_when_needed(tmp_path):
-    plain, _ = build_task(_cfg(tmp_path)).build_datasets()
+    plain, _, _ = build_task(_cfg(tmp_path)).build_datasets()
     assert "masks" not in plain[0]
-    pasted, _ = build_task(_cfg(tmp_path, augment={"mix": [{"CopyPaste": {"p": 1.0}}]})).build_datasets()
+    pasted, _, _ = build_task(_cfg(tmp_path, augment={"mix": [{"CopyPaste": {"p": 1.0}}]})).build_datasets()
     s = pasted[0]
     assert s["masks"].shape == (len(s["bboxes"]), 40, 48)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from segdet.config import validate_config
-from segdet.task import Evaluator, Task
+from segdet.task import DataSpec, Evaluator, Task
 
 NUM_CLASSES = 3
 
@@ -84,12 +84,13 @@ class FakeTask(Task):
         self.fail_at_call, self.nan_at_call, self.delay = fail_at_call, nan_at_call, delay
 
     def build_datasets(self):
-        return NoiseSegmentation(16, 1, self.delay), NoiseSegmentation(8, 2, flip=False)  # validation: no randomness
+        spec = DataSpec(tuple(f"class_{i}" for i in range(NUM_CLASSES)))
+        return NoiseSegmentation(16, 1, self.delay), NoiseSegmentation(8, 2, flip=False), spec  # val: no randomness
 
-    def collate(self, samples):
-        return collate(samples)
+    def collate_fn(self, spec):
+        return collate
 
-    def build_model(self) -> nn.Module:
+    def build_model(self, spec=None) -> nn.Module:
         torch.manual_seed(self.cfg["seed"])
         return nn.Sequential(
             nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Dropout(0.2), nn.Conv2d(8, NUM_CLASSES, 1)
@@ -105,7 +106,7 @@ class FakeTask(Task):
             ce = ce * float("nan")
         return ce, {"ce": ce.detach()}
 
-    def make_evaluator(self, device):
+    def make_evaluator(self, spec, device):
         return AccuracyEvaluator(device)
 
 

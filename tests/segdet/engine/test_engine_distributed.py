@@ -127,12 +127,12 @@ def _tiny_segmentation_data():
     from _segdet_ddp_worker import CONFIG, tiny_overrides
 
     from segdet.config import load_config
-    from segdet.tasks import build_task
+    from segdet.task import build_task
 
     cfg = load_config(CONFIG, tiny_overrides("unused") + ["augment.mix=[{CutMix: {p: 1.0}}]"])
     task = build_task(cfg)
-    train, val = task.build_datasets()
-    return task, train, val
+    train, val, spec = task.build_datasets()
+    return task.collate_fn(spec), train, val
 
 
 def _batches(loader, epochs):
@@ -145,11 +145,11 @@ def _batches(loader, epochs):
 
 def test_samples_do_not_depend_on_workers_or_persistence(monkeypatch):
     monkeypatch.syspath_prepend(str(HERE))
-    task, train, _ = _tiny_segmentation_data()
-    base = _batches(make_train_loader(train, task.collate, 2, 0, seed=3), [0, 1])
+    collate, train, _ = _tiny_segmentation_data()
+    base = _batches(make_train_loader(train, collate, 2, 0, seed=3), [0, 1])
     # two persistent workers across two epochs, and a fresh loader that starts at epoch 1 (resume)
-    two = _batches(make_train_loader(train, task.collate, 2, 2, seed=3), [0, 1])
-    resumed = _batches(make_train_loader(train, task.collate, 2, 2, seed=3), [1])
+    two = _batches(make_train_loader(train, collate, 2, 2, seed=3), [0, 1])
+    resumed = _batches(make_train_loader(train, collate, 2, 2, seed=3), [1])
     assert len(base) == len(two) == 2 * len(resumed) == 8
     for (xa, ya), (xb, yb) in zip(base, two):
         torch.testing.assert_close(xa, xb, rtol=0, atol=0)
@@ -213,7 +213,8 @@ def test_val_loader_is_sequential_in_one_process():
 # --- batch-level mixing on the device --------------------------------------------------------------
 def test_batch_mixing_equals_the_mixers_called_in_order():
     from augment.batch import batch_cutmix, batch_mixup
-    from segdet.engine.batchmix import BatchMixing, build_batch_mixers
+    from segdet.data.mixers import build_batch_mixers
+    from segdet.engine.batchmix import BatchMixing
 
     mixers = build_batch_mixers(
         [{"CutMix": {"p": 1.0}}, {"MixUp": {"p": 1.0, "alpha": 0.4}}], num_classes=3, ignore_index=255
@@ -240,21 +241,20 @@ def test_batch_mixing_equals_the_mixers_called_in_order():
     ],
 )
 def test_batch_mix_config_errors_name_the_key(steps, match):
-    from segdet.engine.batchmix import build_batch_mixers
+    from segdet.data.mixers import build_batch_mixers
 
     with pytest.raises(ValueError, match=match):
         build_batch_mixers(steps, num_classes=3, ignore_index=255)
 
 
 def test_batch_mix_is_refused_for_detection():
-    from segdet.engine.batchmix import batch_mixing_for_epoch
+    from segdet.detection.task import DetectionTask
+    from segdet.engine.batchmix import BatchMixSchedule
 
-    class Det:
-        name = "detection"
-
-    cfg = {"augment": {"batch_mix": [{"CutMix": {}}]}}
+    assert not DetectionTask.batch_mixable
     with pytest.raises(ValueError, match="augment.batch_mix works on segmentation batches only"):
-        batch_mixing_for_epoch(cfg, Det(), torch.device("cpu"), 0)
+        BatchMixSchedule([{"CutMix": {}}], DetectionTask({}), num_classes=3, ignore_index=255, seed=0)
+    assert BatchMixSchedule([], DetectionTask({}), num_classes=3, ignore_index=255, seed=0).for_epoch(0, "cpu") is None
 
 
 def test_training_loop_with_batch_mix_runs_a_step_with_soft_targets(monkeypatch):
@@ -264,8 +264,9 @@ def test_training_loop_with_batch_mix_runs_a_step_with_soft_targets(monkeypatch)
     import segdet.engine.batchmix as bm
     from segdet.config import load_config
     from segdet.engine import build_optimizer, build_scheduler, train_one_epoch
+    from segdet.engine.batchmix import BatchMixSchedule
     from segdet.engine.trainer import _StopFlag
-    from segdet.tasks import build_task
+    from segdet.task import build_task
 
     cfg = load_config(
         CONFIG,
@@ -277,9 +278,10 @@ def test_training_loop_with_batch_mix_runs_a_step_with_soft_targets(monkeypatch)
         ],
     )
     task = build_task(cfg)
-    train_ds, _ = task.build_datasets()
-    loader = make_train_loader(train_ds, task.collate, 2, 0, seed=0)
-    model = task.build_model()
+    train_ds, _, spec = task.build_datasets()
+    loader = make_train_loader(train_ds, task.collate_fn(spec), 2, 0, seed=0)
+    model = task.build_model(spec)
+    mixing = BatchMixSchedule(cfg["augment"]["batch_mix"], task, num_classes=spec.num_classes, ignore_index=255, seed=0)
     optimizer = build_optimizer(model, cfg["optim"])
     scheduler = build_scheduler(optimizer, cfg["schedule"], 1, 1)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
@@ -294,7 +296,19 @@ def test_training_loop_with_batch_mix_runs_a_step_with_soft_targets(monkeypatch)
     monkeypatch.setattr(bm.BatchMixing, "__call__", spy)
     before = [p.detach().clone() for p in model.parameters()]
     stats = train_one_epoch(
-        task, model, loader, optimizer, scheduler, scaler, None, torch.device("cpu"), None, cfg, 0, _StopFlag()
+        task,
+        model,
+        loader,
+        optimizer,
+        scheduler,
+        scaler,
+        None,
+        torch.device("cpu"),
+        None,
+        cfg["train"],
+        0,
+        _StopFlag(),
+        mixing.for_epoch(0, torch.device("cpu")),
     )
     assert math.isfinite(stats["loss"])
     assert len(seen) == 1 and seen[0].dtype == torch.float32 and seen[0].shape == (2, 4, 32, 64)

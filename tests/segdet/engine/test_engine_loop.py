@@ -98,7 +98,7 @@ def test_accumulation_of_two_half_batches_equals_one_full_batch(tmp_path):
 
 
 class _NoBNTask(FakeTask):
-    def build_model(self):
+    def build_model(self, spec=None):
         torch.manual_seed(0)
         return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 3, 1))
 

@@ -12,6 +12,13 @@ from segdet.data import SyntheticShapes, TransformedDataset
 from segdet.segmentation.collate import collate_segmentation
 from segdet.segmentation.data import build_segmentation_data
 
+
+def _build(cfg):
+    """build_segmentation_data on a whole config; returns the class names in place of the spec."""
+    train, val, spec = build_segmentation_data(cfg["data"], cfg["augment"], cfg.get("seed", 0))
+    return train, val, spec.classes
+
+
 BASE = {
     "seed": 0,
     "data": {
@@ -43,7 +50,7 @@ def _cfg(**changes):
 
 
 def test_synthetic_train_is_mixdataset_and_val_is_plain():
-    train, val, classes = build_segmentation_data(_cfg())
+    train, val, classes = _build(_cfg())
     assert classes == SyntheticShapes.CLASSES
     assert isinstance(train, augment.MixDataset) and train.classes == classes and len(train) == 6
     assert isinstance(val, TransformedDataset) and val.classes == classes and len(val) == 3
@@ -62,8 +69,8 @@ def test_synthetic_train_is_mixdataset_and_val_is_plain():
 
 def test_same_seed_same_training_samples_and_soft_masks_with_mixup():
     cfg = _cfg(augment__mix=[{"MixUp": {"p": 1.0}}])
-    a, _, _ = build_segmentation_data(cfg)
-    b, _, _ = build_segmentation_data(cfg)
+    a, _, _ = _build(cfg)
+    b, _, _ = _build(cfg)
     sa, sb = a[2], b[2]
     np.testing.assert_array_equal(sa["image"], sb["image"])
     assert sa["mask"].shape == (32, 48, 4) and a.mixers[0].num_classes == 4
@@ -72,21 +79,21 @@ def test_same_seed_same_training_samples_and_soft_masks_with_mixup():
 
 def test_unknown_mixer_and_bad_mixer_argument():
     with pytest.raises(ValueError, match=r"augment\.mix\[0\]: unknown mixer 'Cutmix' \(did you mean 'CutMix'"):
-        build_segmentation_data(_cfg(augment__mix=[{"Cutmix": {}}]))
+        _build(_cfg(augment__mix=[{"Cutmix": {}}]))
     with pytest.raises(ValueError, match=r"augment\.mix\[0\]: CutMix has no argument 'alpah' \(did you mean 'alpha'"):
-        build_segmentation_data(_cfg(augment__mix=[{"CutMix": {"alpah": 1.0}}]))
+        _build(_cfg(augment__mix=[{"CutMix": {"alpah": 1.0}}]))
     with pytest.raises(ValueError, match=r"augment\.mix\[0\]: bad arguments for CutMix"):
-        build_segmentation_data(_cfg(augment__mix=[{"CutMix": {"p": 2.0}}]))
+        _build(_cfg(augment__mix=[{"CutMix": {"p": 2.0}}]))
 
 
 def test_unknown_transform_and_kind_and_class_count():
     with pytest.raises(ValueError, match=r"augment\.post\[0\]: unknown albumentations transform 'VerticalFlp'"):
-        build_segmentation_data(_cfg(augment__post=[{"VerticalFlp": {}}]))
+        _build(_cfg(augment__post=[{"VerticalFlp": {}}]))
     with pytest.raises(ValueError, match="data.kind 'voc' is not a segmentation dataset kind"):
-        build_segmentation_data(_cfg(data__kind="voc"))
+        _build(_cfg(data__kind="voc"))
     with pytest.raises(ValueError, match="data.classes has 2 names but synthetic data has 4 classes"):
-        build_segmentation_data(_cfg(data__classes=["a", "b"]))
-    _, _, classes = build_segmentation_data(_cfg(data__classes=["bg", "c", "s", "t"]))
+        _build(_cfg(data__classes=["a", "b"]))
+    _, _, classes = _build(_cfg(data__classes=["bg", "c", "s", "t"]))
     assert classes == ("bg", "c", "s", "t")
 
 
@@ -107,7 +114,7 @@ def test_folder_kind(tmp_path):
         data__classes=["bg", "fg"],
         data__folder={"train": str(tmp_path / "train"), "val": str(tmp_path / "val"), "mask_values": {255: 1}},
     )
-    train, val, classes = build_segmentation_data(cfg)
+    train, val, classes = _build(cfg)
     assert classes == ("bg", "fg") and val.classes == classes
     assert set(np.unique(val[0]["mask"]).tolist()) <= {0, 1}
     assert train[0]["image"].shape == (16, 20, 3)
@@ -136,7 +143,7 @@ def test_coco_kind(tmp_path):
         "val_json": str(tmp_path / "ann.json"),
         "val_images": str(tmp_path),
     }
-    train, val, classes = build_segmentation_data(_cfg(data__kind="coco", data__coco=paths, augment__mix=[]))
+    train, val, classes = _build(_cfg(data__kind="coco", data__coco=paths, augment__mix=[]))
     assert classes == ("background", "cell")
     assert val[0]["mask"][2, 2] == 1 and val[0]["mask"][8, 10] == 0
     assert train[0]["mask"].shape == (10, 12)

@@ -1,0 +1,149 @@
+"""The dataset sources of a config's ``data`` section: one kind switch for every task.
+
+A task asks for its training and validation sources by what it reads from them: semantic masks
+(``target="mask"``: synthetic, folder, coco) or boxes (``target="boxes"``: synthetic, coco, voc,
+yolo; with ``instance_masks`` for Mask R-CNN and CopyPaste). :func:`open_sources` builds both
+splits, checks that COCO splits share their categories and that ``data.classes`` fits the data,
+and returns the class names (and COCO category ids) as a :class:`~segdet.task.DataSpec`.
+
+Example:
+    >>> sources = open_sources(cfg["data"], target="mask")  # doctest: +SKIP
+    >>> sources.spec.classes  # doctest: +SKIP
+    ('background', 'circle', 'square', 'triangle')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from segdet._suggest import did_you_mean
+from segdet.data.coco import CocoDataset
+from segdet.data.folder import FolderSegmentation
+from segdet.data.synthetic import SyntheticShapes
+from segdet.data.voc import VocDataset
+from segdet.data.yolo import YoloDataset
+from segdet.task import DataSpec
+
+__all__ = ["KINDS", "Sources", "open_sources"]
+
+#: dataset kinds by what the task reads from them
+KINDS: dict[str, tuple[str, ...]] = {
+    "mask": ("synthetic", "folder", "coco"),
+    "boxes": ("synthetic", "coco", "voc", "yolo"),
+}
+_TASK_OF = {"mask": "segmentation", "boxes": "detection"}
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The two splits of a dataset, before any pipeline, and what they tell the model."""
+
+    train: Any
+    val: Any
+    spec: DataSpec
+
+
+def open_sources(data_cfg: Mapping[str, Any], *, target: str, instance_masks: bool = False) -> Sources:
+    """Training and validation sources of ``data_cfg["kind"]``.
+
+    Args:
+        data_cfg: the ``data`` section of a validated config (``kind``, ``classes``,
+            ``ignore_index`` and the kind's own section).
+        target: ``"mask"`` (semantic masks; class 0 is the background) or ``"boxes"`` (boxes
+            with 0-based labels).
+        instance_masks: with ``target="boxes"``, also read one instance mask per box.
+
+    Returns:
+        The splits and their :class:`DataSpec` (``data.classes`` when set, else the names the
+        data holds; COCO category ids for COCO boxes).
+
+    Raises:
+        ValueError: a kind the target has no loader for, COCO splits with different categories,
+            a ``data.classes`` list of the wrong length, or any dataset error (missing files, bad
+            masks), each naming the key or file.
+    """
+    if target not in KINDS:
+        raise ValueError(f"target must be one of {', '.join(KINDS)}, got {target!r}")
+    kind = data_cfg["kind"]
+    if kind not in KINDS[target]:
+        other = next(t for t in KINDS if t != target)
+        only = [k for k in KINDS[other] if k not in KINDS[target]]
+        raise ValueError(
+            f"data.kind {kind!r} is not a {_TASK_OF[target]} dataset kind{did_you_mean(str(kind), KINDS[target])}; "
+            f"use {', '.join(KINDS[target])} ({', '.join(only)}: {_TASK_OF[other]} only)"
+        )
+    train, val, names, cat_ids, what = _OPENERS[kind](data_cfg, target, instance_masks)
+    return Sources(train, val, DataSpec(_named(data_cfg.get("classes"), names, what), cat_ids))
+
+
+def _synthetic(data: Mapping[str, Any], target: str, instance_masks: bool):
+    s = data["synthetic"]
+    common = {"height": s["height"], "width": s["width"], "seed": s["seed"]}
+    train = SyntheticShapes(s["train_size"], split="train", **common)
+    val = SyntheticShapes(s["val_size"], split="val", **common)
+    names = SyntheticShapes.CLASSES if target == "mask" else SyntheticShapes.BOX_CLASSES
+    return train, val, names, None, "synthetic data"
+
+
+def _folder(data: Mapping[str, Any], target: str, instance_masks: bool):
+    f, ignore = data["folder"], int(data["ignore_index"])
+    train = FolderSegmentation(
+        f["train"], classes=data.get("classes"), mask_values=f.get("mask_values"), ignore_index=ignore
+    )
+    val = FolderSegmentation(f["val"], classes=train.classes, mask_values=f.get("mask_values"), ignore_index=ignore)
+    return train, val, tuple(train.classes), None, f"the folder {f['train']}"
+
+
+def _coco(data: Mapping[str, Any], target: str, instance_masks: bool):
+    c = data["coco"]
+    if target == "mask":
+        opts = {"with_mask": True}
+    else:
+        opts = {"with_mask": False, "with_boxes": True, "with_instance_masks": instance_masks}
+    train = CocoDataset(c["train_json"], c["train_images"], ignore_index=int(data["ignore_index"]), **opts)
+    val = CocoDataset(c["val_json"], c["val_images"], ignore_index=int(data["ignore_index"]), **opts)
+    if val.cat_ids != train.cat_ids:
+        raise ValueError(
+            f"data.coco: {c['val_json']} has category ids {val.cat_ids} but {c['train_json']} has "
+            f"{train.cat_ids}; both splits must list the same categories"
+        )
+    if target == "mask":
+        return train, val, train.seg_classes, None, f"{c['train_json']} (background + categories)"
+    return train, val, train.box_classes, tuple(train.cat_ids), f"{c['train_json']}"
+
+
+def _voc(data: Mapping[str, Any], target: str, instance_masks: bool):
+    v = data["voc"]
+    train = VocDataset(v["train"], v["train_split"], data.get("classes"), v["keep_difficult"])
+    val = VocDataset(v["val"], v["val_split"], train.classes, v["keep_difficult"])
+    return train, val, tuple(train.classes), None, f"the VOC folder {v['train']}"
+
+
+def _yolo(data: Mapping[str, Any], target: str, instance_masks: bool):
+    y = data["yolo"]
+    train = YoloDataset(y["train"], data.get("classes"))
+    val = YoloDataset(y["val"], train.classes)
+    return train, val, tuple(train.classes), None, f"the YOLO folder {y['train']}"
+
+
+_OPENERS: dict[str, Callable[..., tuple]] = {
+    "synthetic": _synthetic,
+    "folder": _folder,
+    "coco": _coco,
+    "voc": _voc,
+    "yolo": _yolo,
+}
+
+
+def _named(names, default: tuple[str, ...], what: str) -> tuple[str, ...]:
+    """``data.classes`` when set (it must have one name per class of the data), else the data's names."""
+    if names is None:
+        return tuple(default)
+    if len(names) != len(default):
+        raise ValueError(
+            f"data.classes has {len(names)} names but {what} has {len(default)} classes "
+            f"{list(default)}; list {len(default)} names or set data.classes: null"
+        )
+    return tuple(str(n) for n in names)

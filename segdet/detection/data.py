@@ -1,0 +1,105 @@
+"""Datasets of a detection config: the sources, the pipelines, the mixers and their schedule."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from torch.utils.data import Dataset
+
+import augment
+from segdet.data.mixers import build_mixers
+from segdet.data.sources import open_sources
+from segdet.data.transforms import build_pipeline
+from segdet.task import DataSpec
+
+__all__ = ["build_detection_data"]
+
+
+def build_detection_data(
+    data_cfg: Mapping[str, Any],
+    augment_cfg: Mapping[str, Any],
+    *,
+    seed: int,
+    epochs: int,
+    instance_masks: bool,
+) -> tuple[Dataset, Dataset, DataSpec]:
+    """Training and validation datasets of a detection config and their :class:`DataSpec`.
+
+    Every source sample is reduced to the detection contract (``image``, ``bboxes``, ``labels``,
+    ``image_id`` and, with ``instance_masks``, ``masks``); the training set runs
+    ``augment.train``, the mixers of ``augment.mix`` (off for the last
+    ``augment.mix_off_last_epochs`` of ``epochs``) and ``augment.post``; the validation set runs
+    ``augment.val``. Pipelines keep ``labels`` and MixUp's ``weights`` in step with the boxes.
+
+    Args:
+        data_cfg: the ``data`` section of a validated config.
+        augment_cfg: the ``augment`` section.
+        seed: the run's seed.
+        epochs: ``train.epochs`` (the mixing schedule counts back from it).
+        instance_masks: read and keep one instance mask per box (Mask R-CNN, CopyPaste).
+
+    Returns:
+        ``(train_dataset, val_dataset, spec)``: the training set has ``set_epoch(epoch)``.
+
+    Raises:
+        ValueError: a bad dataset, transform or mixer, each naming the key or file.
+    """
+    sources = open_sources(data_cfg, target="boxes", instance_masks=instance_masks)
+    fields = ("labels", "weights")
+
+    def pipeline(key: str) -> Any:  # None for an empty list: nothing to run
+        steps = augment_cfg[key]
+        return build_pipeline(steps, boxes=True, label_fields=fields, key=f"augment.{key}") if steps else None
+
+    mixers = build_mixers(
+        augment_cfg["mix"], num_classes=sources.spec.num_classes, ignore_index=data_cfg["ignore_index"]
+    )
+    train = augment.MixDataset(
+        _DetectionSource(sources.train, instance_masks), mixers, pre=pipeline("train"), post=pipeline("post"), seed=seed
+    )
+    val = augment.MixDataset(_DetectionSource(sources.val, instance_masks), [], pre=pipeline("val"), seed=seed)
+    return _MixSchedule(train, epochs - augment_cfg["mix_off_last_epochs"]), val, sources.spec
+
+
+class _DetectionSource:
+    """A dataset's samples reduced to the detection contract, each with its ``image_id``."""
+
+    def __init__(self, dataset: Any, keep_masks: bool) -> None:
+        self.dataset = dataset
+        self.keep_masks = keep_masks
+        self.image_ids = getattr(dataset, "image_ids", None)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        s = dict(self.dataset[index])
+        s.pop("mask", None)
+        if not self.keep_masks:
+            s.pop("masks", None)
+        s["bboxes"] = np.asarray(s.get("bboxes", np.zeros((0, 4))), np.float32).reshape(-1, 4)
+        s["labels"] = np.asarray(s.get("labels", np.zeros(0)), np.int64).reshape(-1)
+        if "image_id" not in s:
+            s["image_id"] = int(self.image_ids[index]) if self.image_ids is not None else int(index)
+        return s
+
+
+class _MixSchedule(Dataset):
+    """A :class:`augment.MixDataset` whose mixers are off from epoch ``off_from`` (0-based) on."""
+
+    def __init__(self, mix: Any, off_from: int) -> None:
+        self.mix = mix
+        self.mixers = list(mix.mixers)
+        self.off_from = off_from
+
+    def set_epoch(self, epoch: int) -> None:
+        self.mix.set_epoch(epoch)
+        self.mix.mixers = [] if epoch >= self.off_from else list(self.mixers)
+
+    def __len__(self) -> int:
+        return len(self.mix)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.mix[index]
