@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from augment.box_formats import coco_to_pascal_voc
 from segdet._images import read_image
 from segdet.data._io import mask_dtype
 
@@ -186,8 +187,8 @@ class CocoDataset:
                         f"{self.annotation_file}: annotation {ann.get('id')} has bbox {bbox!r}; "
                         f"expected [x, y, width, height]"
                     )
-                x, y, bw, bh = (float(v) for v in bbox)
-                x1, y1, x2, y2 = x, y, x + bw, y + bh
+                bw, bh = float(bbox[2]), float(bbox[3])
+                x1, y1, x2, y2 = (float(v) for v in coco_to_pascal_voc([bbox])[0])
                 if not (bw > 0 and bh > 0):
                     dropped.append(ann.get("id"))
                     continue

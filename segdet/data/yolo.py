@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from augment.box_formats import yolo_to_pascal_voc
 from segdet._images import IMAGE_EXTENSIONS, image_size, read_image
 from segdet.data._boxes import BoxCleaner
 
@@ -111,9 +112,7 @@ class YoloDataset:
             label_file = lab_dir / f"{image.stem}.txt"
             norm, labels = parse_yolo_labels(label_file, len(self.classes))
             h, w = image_size(image)
-            cx, cy, bw, bh = norm.T
-            boxes = np.stack([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h], 1)
-            b, lab = cleaner(boxes.reshape(-1, 4), labels, h, w, str(label_file))
+            b, lab = cleaner(yolo_to_pascal_voc(norm, h, w), labels, h, w, str(label_file))
             self.items.append((image, b, lab))
         cleaner.warn()
 

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from augment.box_formats import pascal_voc_to_coco
 from segdet._atomic import atomic_write_text
 from segdet.detection._cocoapi import BACKENDS, STAT_NAMES, evaluate
 from segdet.task import Evaluator
@@ -139,8 +140,7 @@ class DetectionEvaluator(Evaluator):
 
     @staticmethod
     def _xywh(boxes: torch.Tensor) -> list[list[float]]:
-        b = boxes.detach().float().cpu().reshape(-1, 4)
-        return torch.cat([b[:, :2], b[:, 2:] - b[:, :2]], 1).tolist()
+        return pascal_voc_to_coco(boxes.detach().float().cpu().numpy().reshape(-1, 4)).tolist()
 
     @torch.no_grad()
     def update(self, model: nn.Module, batch: dict[str, Any]) -> None:

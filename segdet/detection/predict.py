@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from augment.box_formats import pascal_voc_to_coco
 from segdet._atomic import atomic_write_bytes, atomic_write_text
 from segdet._images import read_image
 from segdet.palette import box_colour
@@ -100,14 +101,13 @@ def predict_images(
         scores = out["scores"].float().cpu().numpy()
         labels = out["labels"].cpu().numpy()
         images.append({"id": image_id, "file_name": str(path), "height": rgb.shape[0], "width": rgb.shape[1]})
-        for b, s, c in zip(boxes, scores, labels):
-            w, h = float(b[2] - b[0]), float(b[3] - b[1])
+        for (x, y, w, h), s, c in zip(pascal_voc_to_coco(boxes).tolist(), scores, labels):
             anns.append(
                 {
                     "id": len(anns) + 1,
                     "image_id": image_id,
                     "category_id": cat_ids[int(c)],
-                    "bbox": [float(b[0]), float(b[1]), w, h],
+                    "bbox": [x, y, w, h],
                     "area": w * h,
                     "score": float(s),
                     "iscrowd": 0,
