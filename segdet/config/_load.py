@@ -11,7 +11,8 @@ from typing import Any
 
 import yaml
 
-from .._atomic import atomic_write_text
+from segdet._atomic import atomic_write_text
+
 from .errors import ConfigError
 from .schema import KIND_SECTIONS, SCHEMA, Field
 

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from .._atomic import atomic_write_bytes, atomic_write_text
+from segdet._atomic import atomic_write_bytes, atomic_write_text
 
 
 class ResultsLog:
