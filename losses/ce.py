@@ -18,13 +18,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from losses._prepare import (
-    check_mode,
-    check_reduction,
-    class_weight_vector,
-    no_autocast,
-    prepare,
-)
+from losses._checks import check_mode, check_reduction, class_weight_vector
+from losses._layout import prepare
+from losses._precision import no_autocast
 from losses._softmax import reduce_image_sums, softmax_image_sums, softmax_terms
 from losses.constants import MULTICLASS_MODE
 

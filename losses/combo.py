@@ -8,8 +8,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from losses._checks import check_mode
 from losses._names import did_you_mean
-from losses._prepare import check_mode
 from losses.registry import LOSSES
 
 _RESERVED = ("mode", "ignore_index")

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from losses._prepare import InputTypeError, check_reduction, no_autocast
+from losses._checks import InputTypeError, check_reduction
+from losses._precision import no_autocast
 
 BOX_IOU_KINDS = ("iou", "giou", "diou", "ciou")
 

@@ -15,14 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from losses._prepare import (
-    check_logits,
-    check_mode,
-    check_reduction,
-    compute_dtype,
-    no_autocast,
-    reduce_ratio,
-)
+from losses._checks import check_logits, check_mode, check_reduction
+from losses._precision import compute_dtype, no_autocast
+from losses._reduce import reduce_ratio
 from losses.constants import MULTICLASS_MODE
 
 

@@ -25,14 +25,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from losses._prepare import (
-    check_mode,
-    check_reduction,
-    class_weight_vector,
-    no_autocast,
-    prepare,
-    reduce_terms,
-)
+from losses._checks import check_mode, check_reduction, class_weight_vector
+from losses._layout import prepare
+from losses._precision import no_autocast
+from losses._reduce import reduce_terms
 from losses._region import IDENTITY, SIGMOID, SOFTMAX, region_sums
 from losses.constants import MULTICLASS_MODE
 
