@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from losses.constants import BINARY_MODE, MODES, REDUCTIONS
+from .constants import BINARY_MODE, MODES, REDUCTIONS
 
 
 class InputTypeError(TypeError, ValueError):

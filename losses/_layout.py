@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import torch
 
-from losses._checks import InputTypeError, check_logits
-from losses._precision import compute_dtype
-from losses.constants import BINARY_MODE, MULTICLASS_MODE
+from ._checks import InputTypeError, check_logits
+from ._precision import compute_dtype
+from .constants import BINARY_MODE, MULTICLASS_MODE
 
 
 @dataclass

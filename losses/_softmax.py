@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from losses._layout import Prepared
+from ._layout import Prepared
 
 
 def softmax_terms(

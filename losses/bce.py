@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from losses._checks import check_mode, check_reduction, class_weight_vector
-from losses._layout import prepare, sigmoid_target, spatial_view
-from losses._precision import no_autocast
-from losses._reduce import reduce_ratio
+from ._checks import check_mode, check_reduction, class_weight_vector
+from ._layout import prepare, sigmoid_target, spatial_view
+from ._precision import no_autocast
+from ._reduce import reduce_ratio
 
 
 def _weights(p, t_weight, classes, class_weights, name):

@@ -18,11 +18,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from losses._checks import check_mode, check_reduction, class_weight_vector
-from losses._layout import prepare
-from losses._precision import no_autocast
-from losses._softmax import reduce_image_sums, softmax_image_sums, softmax_terms
-from losses.constants import MULTICLASS_MODE
+from ._checks import check_mode, check_reduction, class_weight_vector
+from ._layout import prepare
+from ._precision import no_autocast
+from ._softmax import reduce_image_sums, softmax_image_sums, softmax_terms
+from .constants import MULTICLASS_MODE
 
 
 def _check_multiclass(mode: str, name: str) -> None:

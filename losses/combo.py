@@ -8,9 +8,9 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from losses._checks import check_mode
-from losses._names import did_you_mean
-from losses.registry import LOSSES
+from ._checks import check_mode
+from ._names import did_you_mean
+from .registry import LOSSES
 
 _RESERVED = ("mode", "ignore_index")
 

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from losses._checks import InputTypeError, check_reduction
-from losses._precision import no_autocast
+from ._checks import InputTypeError, check_reduction
+from ._precision import no_autocast
 
 BOX_IOU_KINDS = ("iou", "giou", "diou", "ciou")
 

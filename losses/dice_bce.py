@@ -14,13 +14,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from losses._checks import check_mode, class_weight_vector
-from losses._layout import prepare, sigmoid_target
-from losses._precision import no_autocast
-from losses._reduce import reduce_terms
-from losses._region import region_bce_sums
-from losses.constants import MULTICLASS_MODE
-from losses.region import tversky_terms
+from ._checks import check_mode, class_weight_vector
+from ._layout import prepare, sigmoid_target
+from ._precision import no_autocast
+from ._reduce import reduce_terms
+from ._region import region_bce_sums
+from .constants import MULTICLASS_MODE
+from .region import tversky_terms
 
 
 def dice_bce_loss(

@@ -25,12 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from losses._checks import check_mode, check_reduction, class_weight_vector
-from losses._focal import sigmoid_focal_sums
-from losses._layout import prepare, sigmoid_target, spatial_view
-from losses._precision import no_autocast
-from losses._softmax import reduce_image_sums, softmax_image_sums, softmax_terms
-from losses.constants import MULTICLASS_MODE
+from ._checks import check_mode, check_reduction, class_weight_vector
+from ._focal import sigmoid_focal_sums
+from ._layout import prepare, sigmoid_target, spatial_view
+from ._precision import no_autocast
+from ._softmax import reduce_image_sums, softmax_image_sums, softmax_terms
+from .constants import MULTICLASS_MODE
 
 
 def focal_loss(

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from losses._checks import check_logits, check_mode, check_reduction
-from losses._precision import compute_dtype, no_autocast
-from losses._reduce import reduce_ratio
-from losses.constants import MULTICLASS_MODE
+from ._checks import check_logits, check_mode, check_reduction
+from ._precision import compute_dtype, no_autocast
+from ._reduce import reduce_ratio
+from .constants import MULTICLASS_MODE
 
 
 def kd_loss(

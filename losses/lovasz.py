@@ -23,10 +23,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from losses._checks import check_mode, check_reduction, class_weight_vector
-from losses._layout import prepare
-from losses._precision import no_autocast
-from losses.constants import MULTICLASS_MODE
+from ._checks import check_mode, check_reduction, class_weight_vector
+from ._layout import prepare
+from ._precision import no_autocast
+from .constants import MULTICLASS_MODE
 
 
 def _lovasz_terms(err, gt, v, hinge: bool):

@@ -25,12 +25,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from losses._checks import check_mode, check_reduction, class_weight_vector
-from losses._layout import prepare
-from losses._precision import no_autocast
-from losses._reduce import reduce_terms
-from losses._region import IDENTITY, SIGMOID, SOFTMAX, region_sums
-from losses.constants import MULTICLASS_MODE
+from ._checks import check_mode, check_reduction, class_weight_vector
+from ._layout import prepare
+from ._precision import no_autocast
+from ._reduce import reduce_terms
+from ._region import IDENTITY, SIGMOID, SOFTMAX, region_sums
+from .constants import MULTICLASS_MODE
 
 
 def tversky_terms(
