@@ -107,6 +107,7 @@ class CrossEntropyLoss(nn.Module):
         self.reduction = reduction
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of (N, C, *S) logits against (N, *S) class indices or (N, C, *S) probabilities."""
         return cross_entropy_loss(
             logits,
             target,

@@ -97,6 +97,7 @@ class ComboLoss(nn.Module):
         self.last_terms: dict[str, torch.Tensor] = {}
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Weighted sum of the terms on (N, C, *S) logits and a target; keeps each term in ``last_terms``."""
         total = None
         last = {}
         for name, loss in self.terms.items():

@@ -117,6 +117,7 @@ class DiceBCELoss(nn.Module):
         self.ignore_index = ignore_index
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Dice + BCE of (N, C, *S) logits against a binary or multilabel hard or soft target; a scalar."""
         return dice_bce_loss(
             logits,
             target,

@@ -147,6 +147,7 @@ class FocalLoss(nn.Module):
         self.reduction = reduction
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Focal loss of (N, C, *S) logits against the mode's hard or soft target (shapes in ``losses.constants``)."""
         return focal_loss(
             logits,
             target,

@@ -115,6 +115,16 @@ class KDLoss(nn.Module):
         teacher_logits: torch.Tensor,
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """KL(teacher || student) of (N, C, *S) student logits against the teacher's (N, C, *S).
+
+        Args:
+            student_logits: (N, C, *S) logits of the student.
+            teacher_logits: (N, C, *S) logits of the teacher (detached).
+            mask: optional (N, *S) bool, pixels that count. Default all.
+
+        Returns:
+            A scalar, or the (N, *S) (multiclass) or (N, C, *S) map for ``reduction="none"``.
+        """
         return kd_loss(
             student_logits, teacher_logits, self.mode, self.temperature, mask, self.per_image, self.reduction
         )

@@ -166,6 +166,7 @@ class LovaszLoss(nn.Module):
         self.reduction = reduction
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Lovász loss of (N, C, *S) logits against the mode's hard or soft target (shapes in ``losses.constants``)."""
         return lovasz_loss(
             logits,
             target,
