@@ -14,18 +14,21 @@ class InputTypeError(TypeError, ValueError):
 
 
 def check_mode(mode: str, name: str) -> str:
+    """``mode`` itself if it is one of ``MODES``, else a ValueError naming it, prefixed with ``name``."""
     if mode not in MODES:
         raise ValueError(f"{name}: mode={mode!r} is not one of {list(MODES)}")
     return mode
 
 
 def check_reduction(reduction: str, name: str) -> str:
+    """``reduction`` itself if it is one of ``REDUCTIONS``, else a ValueError naming it."""
     if reduction not in REDUCTIONS:
         raise ValueError(f"{name}: reduction={reduction!r} is not one of {list(REDUCTIONS)}")
     return reduction
 
 
 def check_logits(logits: torch.Tensor, mode: str, name: str) -> None:
+    """Raises unless ``logits`` is a floating (N, C, *S) tensor, with C = 1 in binary mode."""
     if not isinstance(logits, torch.Tensor):
         raise InputTypeError(f"{name}: logits must be a torch.Tensor, got {type(logits).__name__}")
     if not logits.is_floating_point():

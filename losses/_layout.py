@@ -40,6 +40,7 @@ class Prepared:
 
 
 def _bad_values(values: torch.Tensor) -> list:
+    """Up to five distinct offending values, for an error message."""
     return values.unique()[:5].tolist()
 
 
