@@ -4,21 +4,21 @@ Segmentation losses take ``(logits, target)`` with the modes and shapes of
 :mod:`losses.constants`; detection losses take matched boxes or dense-head logits.
 """
 
-from losses.bce import BalancedBCELoss, BCELoss, balanced_bce_loss, bce_loss
-from losses.ce import CrossEntropyLoss, cross_entropy_loss
-from losses.combo import ComboLoss
-from losses.constants import BINARY_MODE, MODES, MULTICLASS_MODE, MULTILABEL_MODE
-from losses.detection import (
+from .bce import BalancedBCELoss, BCELoss, balanced_bce_loss, bce_loss
+from .ce import CrossEntropyLoss, cross_entropy_loss
+from .combo import ComboLoss
+from .constants import BINARY_MODE, MODES, MULTICLASS_MODE, MULTILABEL_MODE
+from .detection import (
     BoxIoULoss,
     SigmoidFocalLoss,
     box_iou_loss,
     sigmoid_focal_loss,
 )
-from losses.dice_bce import DiceBCELoss, dice_bce_loss
-from losses.focal import FocalLoss, focal_loss
-from losses.kd import KDLoss, kd_loss
-from losses.lovasz import LovaszLoss, lovasz_loss
-from losses.region import (
+from .dice_bce import DiceBCELoss, dice_bce_loss
+from .focal import FocalLoss, focal_loss
+from .kd import KDLoss, kd_loss
+from .lovasz import LovaszLoss, lovasz_loss
+from .region import (
     DiceLoss,
     JaccardLoss,
     TverskyLoss,
@@ -26,7 +26,7 @@ from losses.region import (
     jaccard_loss,
     tversky_loss,
 )
-from losses.registry import LOSSES
+from .registry import LOSSES
 
 __all__ = [
     "BINARY_MODE",

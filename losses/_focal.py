@@ -29,8 +29,9 @@ def _parts(x, t, gamma):
 
 
 def _mul_alpha_t(a, w1, alpha):
-    """A *= alpha_t in place, with alpha_t = alpha t + (1 - alpha)(1 - t) = 1/2 - (alpha - 1/2) w1
-    and w1 = 1 - 2t, in two passes and no temporary.
+    """Multiplies ``a`` by alpha_t in place, in two passes and without a temporary.
+
+    alpha_t = alpha t + (1 - alpha)(1 - t) = 1/2 - (alpha - 1/2) w1, with w1 = 1 - 2t.
     """
     if alpha is None:
         return a

@@ -18,8 +18,10 @@ def edit_distance(a: str, b: str) -> int:
 
 
 def closest(name: str, valid: Iterable[str], limit: int = 3) -> list[str]:
-    """Up to ``limit`` valid names nearest to ``name``: within a third of its length in edits,
-    or containing it / contained in it.
+    """Up to ``limit`` valid names nearest to ``name``, closest first.
+
+    A name qualifies within max(2, len(name) // 3) edits of ``name``, or, for a ``name`` of three
+    or more characters, when one of the two contains the other.
     """
     name = name.lower()
     scored = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from losses._prepare import Prepared
+from ._layout import Prepared
 
 
 def softmax_terms(
@@ -59,8 +59,9 @@ def _label_term(
     alpha: torch.Tensor | None,
     cw: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(term, wy), each (N, 1, P), for hard labels y: term = cw_y a_y (1 - p_y) ** gamma log p_y
-    and wy = cw_y (None without class weights).
+    """(term, wy), each (N, 1, P), for hard labels y.
+
+    term = cw_y a_y (1 - p_y) ** gamma log p_y and wy = cw_y (None without class weights).
     """
     lp = logp.gather(1, idx.unsqueeze(1))
     term = lp

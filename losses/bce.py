@@ -18,16 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from losses._prepare import (
-    check_mode,
-    check_reduction,
-    class_weight_vector,
-    no_autocast,
-    prepare,
-    reduce_ratio,
-    sigmoid_target,
-    spatial_view,
-)
+from ._checks import check_mode, check_reduction, class_weight_vector
+from ._layout import prepare, sigmoid_target, spatial_view
+from ._precision import no_autocast
+from ._reduce import reduce_ratio
 
 
 def _weights(p, t_weight, classes, class_weights, name):
@@ -127,7 +121,16 @@ def balanced_bce_loss(
         target: hard or soft target (see ``losses.constants``).
         mode: "binary" (default), "multilabel" or "multiclass" (one-vs-rest).
         beta: "image" (default), "batch", or a float in [0, 1].
-        per_image, classes, class_weights, ignore_index, reduction: as in :func:`bce_loss`.
+        per_image: average per image, then over images (differs only with ignored pixels or
+            class weights). Default False.
+        classes: channels that count. Default all.
+        class_weights: (C,) per-channel weights w_c; mean = sum(w l) / sum(w). Default None.
+        ignore_index: target value to leave out. Default None.
+        reduction: "mean" (default), "sum", or "none": the (N, C, *S) map w * l, zero where
+            ignored.
+
+    Returns:
+        Scalar (float32, float64 for float64 input), or the map for ``reduction="none"``.
 
     Example:
         >>> balanced_bce_loss(torch.randn(2, 1, 8, 8), torch.randint(0, 2, (2, 8, 8)))
@@ -190,6 +193,7 @@ class BCELoss(nn.Module):
         self.reduction = reduction
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """BCE of (N, C, *S) logits against the mode's hard or soft target (shapes in ``losses.constants``)."""
         return bce_loss(
             logits,
             target,
@@ -236,6 +240,7 @@ class BalancedBCELoss(nn.Module):
         self.reduction = reduction
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Balanced BCE of (N, C, *S) logits against the mode's hard or soft target (shapes in ``losses.constants``)."""
         return balanced_bce_loss(
             logits,
             target,

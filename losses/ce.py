@@ -18,15 +18,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from losses._prepare import (
-    check_mode,
-    check_reduction,
-    class_weight_vector,
-    no_autocast,
-    prepare,
-)
-from losses._softmax import reduce_image_sums, softmax_image_sums, softmax_terms
-from losses.constants import MULTICLASS_MODE
+from ._checks import check_mode, check_reduction, class_weight_vector
+from ._layout import prepare
+from ._precision import no_autocast
+from ._softmax import reduce_image_sums, softmax_image_sums, softmax_terms
+from .constants import MULTICLASS_MODE
 
 
 def _check_multiclass(mode: str, name: str) -> None:
@@ -111,6 +107,7 @@ class CrossEntropyLoss(nn.Module):
         self.reduction = reduction
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of (N, C, *S) logits against (N, *S) class indices or (N, C, *S) probabilities."""
         return cross_entropy_loss(
             logits,
             target,

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from losses._names import did_you_mean
-from losses._prepare import check_mode
-from losses.registry import LOSSES
+from ._checks import check_mode
+from ._names import did_you_mean
+from .registry import LOSSES
 
 _RESERVED = ("mode", "ignore_index")
 
@@ -97,6 +97,7 @@ class ComboLoss(nn.Module):
         self.last_terms: dict[str, torch.Tensor] = {}
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Weighted sum of the terms on (N, C, *S) logits and a target; keeps each term in ``last_terms``."""
         total = None
         last = {}
         for name, loss in self.terms.items():

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from losses._prepare import InputTypeError, check_reduction, no_autocast
+from ._checks import InputTypeError, check_reduction
+from ._precision import no_autocast
 
 BOX_IOU_KINDS = ("iou", "giou", "diou", "ciou")
 
@@ -183,12 +184,14 @@ class BoxIoULoss(nn.Module):
         self.eps = eps
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Loss of (N, 4) predicted xyxy boxes against their (N, 4) matched targets: a scalar, or (N,)."""
         return box_iou_loss(pred, target, self.kind, self.reduction, self.eps)
 
 
 class SigmoidFocalLoss(nn.Module):
-    """Module form of :func:`sigmoid_focal_loss`; ``forward(logits, targets, normalizer=None,
-    valid=None)``.
+    """Module form of :func:`sigmoid_focal_loss`; stores ``alpha``, ``gamma`` and ``reduction``.
+
+    ``forward(logits, targets, normalizer=None, valid=None)`` takes the per-batch arguments.
 
     Example:
         >>> loss = SigmoidFocalLoss(alpha=0.25, gamma=2.0)
@@ -209,4 +212,16 @@ class SigmoidFocalLoss(nn.Module):
         normalizer: float | torch.Tensor | None = None,
         valid: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """Focal loss of (*) logits against 0/1 or soft (*) targets of the same shape.
+
+        Args:
+            logits: (*) logits, e.g. (N, A, K) for A anchors and K classes.
+            targets: (*) targets in [0, 1].
+            normalizer: divide the sum by max(normalizer, 1), usually the number of positive
+                anchors; only with reduction "sum". Default None.
+            valid: bool mask broadcastable to ``logits``; False elements are left out. Default all.
+
+        Returns:
+            A scalar, or the (*) map for ``reduction="none"``.
+        """
         return sigmoid_focal_loss(logits, targets, self.alpha, self.gamma, normalizer, valid, self.reduction)

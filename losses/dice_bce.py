@@ -14,17 +14,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from losses._prepare import (
-    check_mode,
-    class_weight_vector,
-    no_autocast,
-    prepare,
-    reduce_terms,
-    sigmoid_target,
-)
-from losses._region import region_bce_sums
-from losses.constants import MULTICLASS_MODE
-from losses.region import tversky_terms
+from ._checks import check_mode, class_weight_vector
+from ._layout import prepare, sigmoid_target
+from ._precision import no_autocast
+from ._reduce import reduce_terms
+from ._region import region_bce_sums
+from .constants import MULTICLASS_MODE
+from .region import tversky_terms
 
 
 def dice_bce_loss(
@@ -121,6 +117,7 @@ class DiceBCELoss(nn.Module):
         self.ignore_index = ignore_index
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Dice + BCE of (N, C, *S) logits against a binary or multilabel hard or soft target; a scalar."""
         return dice_bce_loss(
             logits,
             target,

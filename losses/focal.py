@@ -25,18 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from losses._focal import sigmoid_focal_sums
-from losses._prepare import (
-    check_mode,
-    check_reduction,
-    class_weight_vector,
-    no_autocast,
-    prepare,
-    sigmoid_target,
-    spatial_view,
-)
-from losses._softmax import reduce_image_sums, softmax_image_sums, softmax_terms
-from losses.constants import MULTICLASS_MODE
+from ._checks import check_mode, check_reduction, class_weight_vector
+from ._focal import sigmoid_focal_sums
+from ._layout import prepare, sigmoid_target, spatial_view
+from ._precision import no_autocast
+from ._softmax import reduce_image_sums, softmax_image_sums, softmax_terms
+from .constants import MULTICLASS_MODE
 
 
 def focal_loss(
@@ -153,6 +147,7 @@ class FocalLoss(nn.Module):
         self.reduction = reduction
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Focal loss of (N, C, *S) logits against the mode's hard or soft target (shapes in ``losses.constants``)."""
         return focal_loss(
             logits,
             target,

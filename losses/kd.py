@@ -15,15 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from losses._prepare import (
-    check_logits,
-    check_mode,
-    check_reduction,
-    compute_dtype,
-    no_autocast,
-    reduce_ratio,
-)
-from losses.constants import MULTICLASS_MODE
+from ._checks import check_logits, check_mode, check_reduction
+from ._precision import compute_dtype, no_autocast
+from ._reduce import reduce_ratio
+from .constants import MULTICLASS_MODE
 
 
 def kd_loss(
@@ -120,6 +115,16 @@ class KDLoss(nn.Module):
         teacher_logits: torch.Tensor,
         mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """KL(teacher || student) of (N, C, *S) student logits against the teacher's (N, C, *S).
+
+        Args:
+            student_logits: (N, C, *S) logits of the student.
+            teacher_logits: (N, C, *S) logits of the teacher (detached).
+            mask: optional (N, *S) bool, pixels that count. Default all.
+
+        Returns:
+            A scalar, or the (N, *S) (multiclass) or (N, C, *S) map for ``reduction="none"``.
+        """
         return kd_loss(
             student_logits, teacher_logits, self.mode, self.temperature, mask, self.per_image, self.reduction
         )

@@ -23,14 +23,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from losses._prepare import (
-    check_mode,
-    check_reduction,
-    class_weight_vector,
-    no_autocast,
-    prepare,
-)
-from losses.constants import MULTICLASS_MODE
+from ._checks import check_mode, check_reduction, class_weight_vector
+from ._layout import prepare
+from ._precision import no_autocast
+from .constants import MULTICLASS_MODE
 
 
 def _lovasz_terms(err, gt, v, hinge: bool):
@@ -170,6 +166,7 @@ class LovaszLoss(nn.Module):
         self.reduction = reduction
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Lovász loss of (N, C, *S) logits against the mode's hard or soft target (shapes in ``losses.constants``)."""
         return lovasz_loss(
             logits,
             target,

@@ -25,16 +25,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from losses._prepare import (
-    check_mode,
-    check_reduction,
-    class_weight_vector,
-    no_autocast,
-    prepare,
-    reduce_terms,
-)
-from losses._region import IDENTITY, SIGMOID, SOFTMAX, region_sums
-from losses.constants import MULTICLASS_MODE
+from ._checks import check_mode, check_reduction, class_weight_vector
+from ._layout import prepare
+from ._precision import no_autocast
+from ._reduce import reduce_terms
+from ._region import IDENTITY, SIGMOID, SOFTMAX, region_sums
+from .constants import MULTICLASS_MODE
 
 
 def tversky_terms(
@@ -129,8 +125,9 @@ def tversky_loss(
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, mode: str, **kwargs) -> torch.Tensor:
-    """Dice loss, 1 - (2 TP + 2 s) / (Sp + St + 2 s) per class; :func:`tversky_loss` with
-    alpha = beta = 0.5 (same options apart from alpha and beta).
+    """Dice loss, 1 - (2 TP + 2 s) / (Sp + St + 2 s) per class.
+
+    :func:`tversky_loss` with alpha = beta = 0.5; it takes the same options apart from those two.
 
     Example:
         >>> dice_loss(torch.randn(2, 1, 8, 8), torch.randint(0, 2, (2, 8, 8)), "binary")
@@ -139,8 +136,9 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, mode: str, **kwargs) -
 
 
 def jaccard_loss(logits: torch.Tensor, target: torch.Tensor, mode: str, **kwargs) -> torch.Tensor:
-    """Soft IoU loss, 1 - (TP + s) / (Sp + St - TP + s) per class; :func:`tversky_loss` with
-    alpha = beta = 1 (same options apart from alpha and beta).
+    """Soft IoU loss, 1 - (TP + s) / (Sp + St - TP + s) per class.
+
+    :func:`tversky_loss` with alpha = beta = 1; it takes the same options apart from those two.
 
     Example:
         >>> jaccard_loss(torch.randn(2, 4, 8, 8), torch.randint(0, 4, (2, 8, 8)), "multiclass")
@@ -201,6 +199,7 @@ class DiceLoss(_RegionLoss):
     """
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Dice loss of (N, C, *S) logits against the mode's hard or soft target (shapes in ``losses.constants``)."""
         return tversky_loss(logits, target, self.mode, 0.5, 0.5, _name="DiceLoss", **self._common())
 
 
@@ -212,6 +211,7 @@ class JaccardLoss(_RegionLoss):
     """
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Jaccard loss of (N, C, *S) logits against the mode's hard or soft target (shapes in ``losses.constants``)."""
         return tversky_loss(logits, target, self.mode, 1.0, 1.0, _name="JaccardLoss", **self._common())
 
 
@@ -249,6 +249,7 @@ class TverskyLoss(_RegionLoss):
         self.gamma = float(gamma)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Tversky loss of (N, C, *S) logits against the mode's hard or soft target (shapes in ``losses.constants``)."""
         return tversky_loss(
             logits,
             target,

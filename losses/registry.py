@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from losses.bce import BalancedBCELoss, BCELoss
-from losses.ce import CrossEntropyLoss
-from losses.dice_bce import DiceBCELoss
-from losses.focal import FocalLoss
-from losses.lovasz import LovaszLoss
-from losses.region import DiceLoss, JaccardLoss, TverskyLoss
+from .bce import BalancedBCELoss, BCELoss
+from .ce import CrossEntropyLoss
+from .dice_bce import DiceBCELoss
+from .focal import FocalLoss
+from .lovasz import LovaszLoss
+from .region import DiceLoss, JaccardLoss, TverskyLoss
 
 #: Lowercase registry name -> segmentation loss class; every class is built as
 #: ``cls(mode=..., ignore_index=..., **options)`` and called as ``loss(logits, target)``.

@@ -105,7 +105,7 @@ def test_soft_target_minimum_is_at_prediction(fn, mode):
     if mode == "multiclass":
         t = t / t.sum(1, keepdim=True)
     at_target = fn(t, t, mode, from_logits=False)
-    for k in range(5):
+    for _ in range(5):
         other = (t + 0.1 * torch.randn(t.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
         assert fn(other, t, mode, from_logits=False) > at_target
     assert float(at_target) == pytest.approx(0.0, abs=1e-12)

@@ -1,13 +1,14 @@
-"""Input checks and the one canonical (N, C, P) layout every segmentation loss works on."""
+"""The one canonical (N, C, P) layout every segmentation loss works on, and views of its target."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
-from losses.constants import BINARY_MODE, MODES, MULTICLASS_MODE, REDUCTIONS
+from ._checks import InputTypeError, check_logits
+from ._precision import compute_dtype
+from .constants import BINARY_MODE, MULTICLASS_MODE
 
 
 @dataclass
@@ -38,87 +39,9 @@ class Prepared:
     v_mask: bool
 
 
-class InputTypeError(TypeError, ValueError):
-    """A wrong type or dtype; catchable as TypeError or as ValueError."""
-
-
-def compute_dtype(x: torch.Tensor) -> torch.dtype:
-    """float64 stays float64; every other floating dtype is reduced in float32."""
-    return torch.float64 if x.dtype == torch.float64 else torch.float32
-
-
-def no_autocast(device: torch.device):
-    """A context that turns autocast off on ``device`` so reductions stay in float32."""
-    if device.type in ("cuda", "cpu"):
-        return torch.autocast(device_type=device.type, enabled=False)
-    return _Nothing()
-
-
-class _Nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc) -> bool:
-        return False
-
-
-def check_mode(mode: str, name: str) -> str:
-    if mode not in MODES:
-        raise ValueError(f"{name}: mode={mode!r} is not one of {list(MODES)}")
-    return mode
-
-
-def check_reduction(reduction: str, name: str) -> str:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"{name}: reduction={reduction!r} is not one of {list(REDUCTIONS)}")
-    return reduction
-
-
-def check_logits(logits: torch.Tensor, mode: str, name: str) -> None:
-    if not isinstance(logits, torch.Tensor):
-        raise InputTypeError(f"{name}: logits must be a torch.Tensor, got {type(logits).__name__}")
-    if not logits.is_floating_point():
-        raise InputTypeError(f"{name}: logits must be floating, got dtype {logits.dtype}")
-    if logits.dim() < 2:
-        raise ValueError(f"{name}: logits must be (N, C, *S), got shape {tuple(logits.shape)}")
-    if mode == BINARY_MODE and logits.shape[1] != 1:
-        raise ValueError(
-            f"{name}: binary mode expects logits (N, 1, *S), got shape {tuple(logits.shape)}; "
-            "use mode='multilabel' for several sigmoid channels or 'multiclass' for softmax"
-        )
-
-
 def _bad_values(values: torch.Tensor) -> list:
+    """Up to five distinct offending values, for an error message."""
     return values.unique()[:5].tolist()
-
-
-def class_weight_vector(
-    classes: Sequence[int] | None,
-    class_weights: Sequence[float] | torch.Tensor | None,
-    num_classes: int,
-    device: torch.device,
-    dtype: torch.dtype,
-    name: str,
-) -> torch.Tensor | None:
-    """(C,) weights that combine ``class_weights`` and the ``classes`` subset; None if neither."""
-    if classes is None and class_weights is None:
-        return None
-    w = torch.ones(num_classes, device=device, dtype=dtype)
-    if class_weights is not None:
-        cw = torch.as_tensor(class_weights, dtype=dtype, device=device).reshape(-1)
-        if cw.numel() != num_classes:
-            raise ValueError(
-                f"{name}: class_weights has {cw.numel()} values but the logits have {num_classes} channels"
-            )
-        w = cw
-    if classes is not None:
-        keep = torch.zeros(num_classes, device=device, dtype=dtype)
-        for c in classes:
-            if not 0 <= int(c) < num_classes:
-                raise ValueError(f"{name}: classes contains {c}, outside [0, {num_classes})")
-            keep[int(c)] = 1
-        w = w * keep
-    return w
 
 
 def _range(t: torch.Tensor, *extra: torch.Tensor) -> list[float]:
@@ -234,48 +157,6 @@ def dense_target(p: Prepared) -> torch.Tensor:
     t = torch.zeros_like(p.x)
     src = p.v if p.v is not None else torch.ones_like(p.x[:, :1])
     return t.scatter_(1, p.idx.unsqueeze(1), src)
-
-
-def reduce_terms(loss: torch.Tensor, weights: torch.Tensor | None, reduction: str) -> torch.Tensor:
-    """Reduces per-term losses (..., C) with per-class ``weights`` (C,) over every term.
-
-    mean = sum(w * L) / sum(w); sum = sum(w * L); none = L unchanged.
-    """
-    if reduction == "none":
-        return loss
-    if weights is None:
-        return loss.mean() if reduction == "mean" else loss.sum()
-    w = weights.expand_as(loss)
-    total = (loss * w).sum()
-    if reduction == "sum":
-        return total
-    return total / w.sum().clamp_min(torch.finfo(loss.dtype).tiny)
-
-
-def reduce_ratio(
-    num: torch.Tensor,
-    den: torch.Tensor | None,
-    reduction: str,
-    per_image: bool,
-) -> torch.Tensor:
-    """Reduces a weighted element-wise loss ``num`` (N, ...) by its weights ``den``.
-
-    ``num`` is weight times loss and ``den`` the weight (broadcastable to ``num``; None means
-    every element has weight 1). mean = sum(num) / sum(den) over the batch, or per image and then
-    averaged over images when ``per_image``; a batch (or image) of total weight 0 scores 0 with
-    zero gradient, never NaN. sum = sum(num); none = ``num`` unchanged.
-    """
-    if reduction == "none":
-        return num
-    if reduction == "sum":
-        return num.sum()
-    if den is None:
-        return num.mean()
-    tiny = torch.finfo(num.dtype).tiny
-    den = den.expand_as(num)
-    if per_image:
-        return (num.flatten(1).sum(1) / den.flatten(1).sum(1).clamp_min(tiny)).mean()
-    return num.sum() / den.sum().clamp_min(tiny)
 
 
 def sigmoid_target(p: Prepared) -> tuple[torch.Tensor, torch.Tensor | None]:
