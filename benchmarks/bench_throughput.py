@@ -79,7 +79,7 @@ def measure(cfg: dict[str, Any], warmup: int, steps: int, resident_steps: int) -
     from segdet.task import build_task
 
     t = cfg["train"]
-    device = setup(cfg)
+    device = setup(cfg["train"])
     amp = select_amp(t["amp"], device)
     configure_determinism(False)
     task = build_task(cfg)

@@ -68,7 +68,7 @@ def evaluate(
     """
     cfg = _without_init_weights(cfg)
     task = build_task(cfg)
-    device = distributed.setup(cfg)  # under torchrun: each process scores its share of the batches
+    device = distributed.setup(cfg["train"])  # under torchrun: each process scores its share of the batches
     _, val_ds, spec = task.build_datasets()
     model = load_trained_model(task, spec, checkpoint).to(device)
     bs = cfg["data"]["batch_size"]

@@ -12,8 +12,8 @@ raises :class:`DistributedTimeout` after the timeout, naming the stage that stal
 hanging forever.
 
 Example:
-    >>> device = setup(cfg)                     # before building the model
-    >>> model = prepare_model(model, cfg, device)  # SyncBatchNorm when train.sync_bn
+    >>> device = setup(cfg["train"])                     # before building the model
+    >>> model = prepare_model(model, cfg["train"], device)  # SyncBatchNorm when train.sync_bn
     >>> ddp = wrap_model(model, device)         # DistributedDataParallel when distributed
     >>> with watch("validation"):
     ...     evaluator.sync()
@@ -90,11 +90,11 @@ def _env_int(name: str, default: int | None = None) -> int:
         raise ValueError(f"environment variable {name}={raw!r} is not an integer") from None
 
 
-def setup(cfg: dict[str, Any]) -> torch.device:
+def setup(train_cfg: dict[str, Any]) -> torch.device:
     """Join the torchrun process group (once per process) and return this process's device.
 
     Args:
-        cfg: validated config; reads ``train.device`` and ``train.dist_timeout``.
+        train_cfg: the ``train`` section; reads ``device`` and ``dist_timeout``.
 
     Returns:
         The device: ``select_device(train.device)`` in a single process; under torchrun with CUDA,
@@ -103,7 +103,7 @@ def setup(cfg: dict[str, Any]) -> torch.device:
     Raises:
         ValueError: inconsistent environment or device settings (the message says which).
     """
-    t = cfg["train"]
+    t = train_cfg
     timeout = float(t.get("dist_timeout", 600))
     world = _dist.world_size() if dist.is_available() and dist.is_initialized() else env_world_size()
     if world <= 1:
@@ -155,7 +155,7 @@ def cleanup() -> None:
     _STATE["owned"] = False
 
 
-def prepare_model(model: nn.Module, cfg: dict[str, Any], device: torch.device) -> nn.Module:
+def prepare_model(model: nn.Module, train_cfg: dict[str, Any], device: torch.device) -> nn.Module:
     """Convert BatchNorm to SyncBatchNorm when ``train.sync_bn`` is set and the run is distributed.
 
     Call before the optimizer and the EMA copy are built (the conversion makes new modules). The
@@ -164,7 +164,7 @@ def prepare_model(model: nn.Module, cfg: dict[str, Any], device: torch.device) -
     Raises:
         ValueError: ``train.sync_bn`` on CPU (SyncBatchNorm needs CUDA).
     """
-    if not cfg["train"].get("sync_bn") or not is_distributed():
+    if not train_cfg.get("sync_bn") or not is_distributed():
         return model
     if device.type != "cuda":
         raise ValueError(

@@ -75,7 +75,7 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
     t, seed = cfg["train"], cfg["seed"]
     task = task or build_task(cfg)
     task.check()  # names and specs, before any data is read
-    device = distributed.setup(cfg)  # joins the torchrun process group when launched by torchrun
+    device = distributed.setup(t)  # joins the torchrun process group when launched by torchrun
     amp = select_amp(t["amp"], device)
     configure_determinism(cfg["deterministic"])
     seed_everything(seed)
@@ -103,7 +103,7 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
 
     memory_format = torch.channels_last if t["channels_last"] else torch.contiguous_format
     model = task.build_model(spec).to(device, memory_format=memory_format)
-    model = distributed.prepare_model(model, cfg, device)  # SyncBatchNorm (train.sync_bn)
+    model = distributed.prepare_model(model, t, device)  # SyncBatchNorm (train.sync_bn)
     optimizer = build_optimizer(model, cfg["optim"])
     steps_per_epoch = math.ceil(len(train_loader) / t["accumulate"])
     scheduler = build_scheduler(optimizer, cfg["schedule"], t["epochs"], steps_per_epoch)

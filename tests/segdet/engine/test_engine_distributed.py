@@ -318,7 +318,7 @@ def test_training_loop_with_batch_mix_runs_a_step_with_soft_targets(monkeypatch)
 
 # --- set-up errors and the single-process no-ops --------------------------------------------------
 def _cfg(**train):
-    return {"train": {"device": "cpu", "dist_timeout": 5.0, "sync_bn": False, **train}}
+    return {"device": "cpu", "dist_timeout": 5.0, "sync_bn": False, **train}
 
 
 @pytest.mark.parametrize(
@@ -354,7 +354,7 @@ def test_single_process_is_untouched(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert distributed.setup(_cfg()) == torch.device("cpu")
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
-    assert distributed.prepare_model(model, {"train": {"sync_bn": True}}, torch.device("cpu")) is model
+    assert distributed.prepare_model(model, {"sync_bn": True}, torch.device("cpu")) is model
     assert distributed.wrap_model(model, torch.device("cpu")) is model
     assert distributed.broadcast_module(model) is model
     assert distributed.any_rank(True, torch.device("cpu")) and not distributed.any_rank(False, torch.device("cpu"))
@@ -369,7 +369,7 @@ def test_sync_bn_on_cpu_is_refused(monkeypatch):
     monkeypatch.setattr(distributed, "is_distributed", lambda: True)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
     with pytest.raises(ValueError, match="train.sync_bn=true needs CUDA"):
-        distributed.prepare_model(model, {"train": {"sync_bn": True}}, torch.device("cpu"))
+        distributed.prepare_model(model, {"sync_bn": True}, torch.device("cpu"))
 
 
 def test_data_wait_meter_on_a_virtual_clock(monkeypatch):
