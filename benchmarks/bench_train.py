@@ -146,8 +146,9 @@ def main() -> None:
             seg.append(s)
     mb, ms = statistics.median(bare), statistics.median(seg)
     paired = statistics.median(s / b for s, b in zip(seg, bare))
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
     print(
-        f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
+        f"device {device} ({where}), "
         f"{cfg['model']['arch']}-{cfg['model']['encoder']} {args.batch}x3x{args.height}x{args.width}, "
         f"amp {args.amp}, channels_last {args.channels_last}, {args.rounds} rounds x {args.steps} steps"
     )

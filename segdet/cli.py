@@ -1,4 +1,4 @@
-"""The ``segdet`` command line: train, eval, predict, preview.
+r"""The ``segdet`` command line: train, eval, predict, preview.
 
 Examples::
 
@@ -6,7 +6,7 @@ Examples::
     segdet train configs/unet_cutmix.yaml train.epochs=3 model.encoder=resnet34
     segdet train configs/unet_cutmix.yaml --resume            # latest weights/last.pt of output_dir
     segdet eval configs/unet_cutmix.yaml --checkpoint runs/unet_cutmix/weights/best.pt
-    segdet predict configs/unet_cutmix.yaml --checkpoint runs/unet_cutmix/weights/best.pt \\
+    segdet predict configs/unet_cutmix.yaml --checkpoint runs/unet_cutmix/weights/best.pt \
         --input photos/ --output predictions/
     segdet preview configs/unet_cutmix.yaml --output preview.png
     torchrun --nproc_per_node=4 -m segdet train configs/unet_cutmix.yaml   # DDP, batch_size per GPU
@@ -29,6 +29,7 @@ _RESUME_LATEST = "<latest>"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``segdet`` command and its four subcommands."""
     parser = argparse.ArgumentParser(prog="segdet", description="Segmentation and detection training.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     override_help = "config overrides key.sub=value (YAML values), e.g. train.epochs=3 augment.mix=[]"

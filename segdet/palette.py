@@ -37,9 +37,11 @@ def class_palette(num_classes: int) -> np.ndarray:
 
 
 def box_colour(label: int, num_classes: int) -> tuple[int, int, int]:
-    """RGB colour of a box of 0-based detection ``label``: the palette colour of mask class
-    ``label + 1`` (class 0 is background), lightened so boxes stand out over mask overlays;
-    white for a label outside ``[0, num_classes)``. The preview and detection drawings share it.
+    """RGB colour of a box of 0-based detection ``label``.
+
+    The palette colour of mask class ``label + 1`` (class 0 is background), lightened so boxes
+    stand out over mask overlays; white for a label outside ``[0, num_classes)``. The preview and
+    detection drawings share it.
     """
     if not 0 <= label < num_classes:
         return (255, 255, 255)

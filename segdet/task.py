@@ -64,7 +64,8 @@ class DataSpec:
         if self.cat_ids is not None:
             if len(self.cat_ids) != len(self.classes):
                 raise ValueError(
-                    f"DataSpec has {len(self.classes)} classes but {len(self.cat_ids)} category ids {list(self.cat_ids)}"
+                    f"DataSpec has {len(self.classes)} classes but {len(self.cat_ids)} category ids "
+                    f"{list(self.cat_ids)}"
                 )
             object.__setattr__(self, "cat_ids", tuple(int(i) for i in self.cat_ids))
 

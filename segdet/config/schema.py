@@ -54,6 +54,7 @@ class Field:
 
     @property
     def types(self) -> tuple[type, ...]:
+        """The accepted Python types as a tuple."""
         return self.type if isinstance(self.type, tuple) else (self.type,)
 
 

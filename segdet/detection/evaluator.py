@@ -84,6 +84,7 @@ class DetectionEvaluator(Evaluator):
 
     # state -------------------------------------------------------------------------------------
     def reset(self) -> None:
+        """Forget every image and detection seen so far."""
         self._images: dict[int, dict] = {}
         self._gt: dict[int, list[dict]] = {}
         self._dets: dict[int, list[dict]] = {}
@@ -160,8 +161,9 @@ class DetectionEvaluator(Evaluator):
             )
 
     def sync(self) -> None:
-        """Gather every rank's images and detections (``all_gather_object``); the first rank that
-        saw an image wins, so the padding repeats of a DistributedSampler count once.
+        """Gather every rank's images and detections (``all_gather_object``).
+
+        The first rank that saw an image wins, so the padding repeats of a DistributedSampler count once.
         """
         import torch.distributed as dist
 
@@ -180,8 +182,9 @@ class DetectionEvaluator(Evaluator):
 
     # results -----------------------------------------------------------------------------------
     def ground_truth(self) -> dict:
-        """The COCO ground-truth dict of the images seen so far (in-memory annotations numbered
-        from 1; a file's annotations keep their ids).
+        """The COCO ground-truth dict of the images seen so far.
+
+        In-memory annotations are numbered from 1; a file's annotations keep their ids.
         """
         anns = []
         for image_id in sorted(self._gt):
@@ -226,11 +229,14 @@ class DetectionEvaluator(Evaluator):
         return self._result
 
     def compute(self) -> dict[str, float]:
+        """The twelve COCO box statistics by name (``map``, ``map50``, ..., ``mar_large``)."""
         return dict(self._evaluate()["stats"])
 
     def report(self, out_dir: Path) -> str:
-        """Write ``detections.json`` (COCO results) and ``coco_eval.json`` (summary and per-class
-        AP) under ``out_dir``; return the printable summary and per-class table.
+        """Write ``detections.json`` (COCO results) and ``coco_eval.json`` under ``out_dir``.
+
+        ``coco_eval.json`` holds the summary and the per-class AP; the return value is the
+        printable summary and per-class table.
         """
         res = self._evaluate()
         out_dir = Path(out_dir)

@@ -88,6 +88,7 @@ class Detector(nn.Module):
         self.needs_masks = needs_masks
 
     def forward(self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]] | None = None) -> Any:
+        """Training: the loss terms of the images against 0-based targets; eval: detections with 0-based labels."""
         if self.training:
             if targets is None:
                 raise ValueError("a detector in training mode needs targets; call model.eval() to predict")

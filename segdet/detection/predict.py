@@ -25,7 +25,9 @@ def draw_detections(
 
     Args:
         image: (H, W, 3) uint8 RGB.
-        boxes: (N, 4) xyxy pixels; labels: (N,) 0-based; scores: (N,).
+        boxes: (N, 4) xyxy pixels.
+        labels: (N,) 0-based classes.
+        scores: (N,) confidences.
         class_names: name of each class.
 
     Returns:

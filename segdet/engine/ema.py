@@ -39,6 +39,7 @@ class ModelEMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        """Move the average towards ``model``'s weights (buffers are copied)."""
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         current = model.state_dict()
@@ -50,8 +51,10 @@ class ModelEMA:
                 avg.copy_(new)
 
     def state_dict(self) -> dict:
+        """The averaged weights with the update count and decay, for checkpoints."""
         return {"module": self.module.state_dict(), "updates": self.updates, "decay": self.decay}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what :meth:`state_dict` returned."""
         self.module.load_state_dict(state["module"])
         self.updates = int(state["updates"])

@@ -140,6 +140,7 @@ class EpochSampler(Sampler):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Select the epoch of the order (and of the wrapped sampler)."""
         self.epoch = int(epoch)
         if hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(self.epoch)
@@ -249,8 +250,9 @@ def make_train_loader(
 def make_val_loader(
     dataset: Dataset, collate: Callable, batch_size: int, num_workers: int, *, device: torch.device | str = "cpu"
 ) -> DataLoader:
-    """The validation loader: this rank's batches of the single-process order (see
-    :class:`ShardedBatchSampler`); in a single process simply every batch in order.
+    """The validation loader: this rank's batches of the single-process order.
+
+    See :class:`ShardedBatchSampler`; in a single process simply every batch in order.
     """
     rank = _dist.rank()
     batches = ShardedBatchSampler(len(dataset), batch_size)

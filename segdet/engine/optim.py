@@ -53,6 +53,7 @@ class LRFactor:
         self.min_lr_ratio, self.power = min_lr_ratio, power
 
     def __call__(self, it: int) -> float:
+        """The learning-rate factor after ``it`` optimizer steps."""
         if it < self.warmup:
             w = (it + 1) / self.warmup
             return 1 / 25 + (1 - 1 / 25) * w if self.name == "onecycle" else w
@@ -72,6 +73,7 @@ def build_scheduler(
     """A :class:`~torch.optim.lr_scheduler.LambdaLR` to be stepped after every optimizer step.
 
     Args:
+        optimizer: the optimizer whose learning rates are scaled.
         schedule_cfg: the ``schedule`` section (``name``, ``warmup_epochs``, ``min_lr_ratio``, ``power``).
         epochs: training epochs.
         steps_per_epoch: optimizer steps per epoch (batches / accumulate, rounded up).

@@ -128,7 +128,8 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
             print(f"resuming {resume} at epoch {start_epoch + 1}/{t['epochs']}")
         if changed and _dist.is_main():
             print(
-                f"note: the config differs from the checkpoint's in {', '.join(changed)}; continuing with the new values"
+                f"note: the config differs from the checkpoint's in {', '.join(changed)}; "
+                "continuing with the new values"
             )
     model = distributed.wrap_model(model, device, find_unused_parameters=task.ddp_find_unused_parameters)
 
@@ -250,9 +251,23 @@ def train_one_epoch(
     """One pass over ``loader``; returns mean loss terms and the last LR (``None`` if Ctrl-C).
 
     Args:
+        task: gives the loss of a batch.
+        model: the model being trained (DDP-wrapped under torchrun).
+        loader: the training batches of this epoch.
+        optimizer: steps every ``accumulate`` batches.
+        scheduler: steps after every optimizer step.
+        scaler: the GradScaler (enabled for fp16 autocast only).
+        ema: averaged weights updated after every optimizer step, or ``None``.
+        device: where batches go.
+        amp: autocast dtype, or ``None`` for full precision.
         train_cfg: the ``train`` section (``accumulate``, ``clip_grad_norm``, ``channels_last``,
             ``progress``, ``epochs``).
+        epoch: 0-based epoch (for the progress bar and error messages).
+        stop: the Ctrl-C flag, checked after every step.
         batch_mix: mixes each batch on the device (``BatchMixSchedule.for_epoch``), or ``None``.
+
+    Raises:
+        NonFiniteLossError: the loss became NaN/inf (names the epoch, the step and the terms).
     """
     t = train_cfg
     accumulate, clip = t["accumulate"], t["clip_grad_norm"]

@@ -130,8 +130,9 @@ class SegmentationEvaluator(Evaluator):
         self._reduced = (cm, invalid)
 
     def confusion(self) -> torch.Tensor:
-        """The (C, C) int64 counts (rows = ground truth, columns = prediction), after :meth:`sync`
-        when it ran since the last update.
+        """The (C, C) int64 counts (rows = ground truth, columns = prediction).
+
+        After :meth:`sync` when it ran since the last update.
         """
         return self._counts()[0]
 
@@ -168,8 +169,9 @@ class SegmentationEvaluator(Evaluator):
         return out
 
     def report(self, out_dir: Path) -> str:
-        """Write ``metrics.json`` and ``confusion_matrix.png`` under ``out_dir`` (atomically) and
-        return the printable per-class table with the means and how they average.
+        """Write ``metrics.json`` and ``confusion_matrix.png`` under ``out_dir`` (atomically).
+
+        Returns the printable per-class table with the means and how they average.
         """
         cm, scores = self._scores()
         return write_report(Path(out_dir), self.classes, scores, cm, self.ignore_index)

@@ -69,6 +69,7 @@ class SegmentationModel(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B, K, H, W) of images (B, C, H, W) in ``[0, 1]``."""
         h, w = x.shape[-2:]
         ph, pw = (-h) % self.stride, (-w) % self.stride
         if ph or pw:

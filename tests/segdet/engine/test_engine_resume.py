@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 def _assert_same_state(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     for k in a:
-        torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0, msg=lambda m: f"{k}: {m}")
+        torch.testing.assert_close(a[k], b[k], atol=1e-6, rtol=0, msg=lambda m, k=k: f"{k}: {m}")
 
 
 def _final(run: Path) -> dict:
