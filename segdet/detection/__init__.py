@@ -1,4 +1,8 @@
-"""Detection: torchvision detectors by name, collation, COCO evaluation, prediction.
+"""Object detection: the task and its datasets, batching, model, evaluator and predictor.
+
+One module per job, named as in :mod:`segdet.segmentation`: ``task.py`` (the
+:class:`~segdet.task.Task`), ``data.py``, ``collate.py``, ``model.py`` (torchvision detectors by
+name), ``evaluator.py`` (COCO mAP) and ``predict.py``.
 
 Example:
     >>> from segdet.detection import build_detector, DetectionEvaluator
@@ -6,16 +10,20 @@ Example:
     >>> ev = DetectionEvaluator(["circle", "square", "triangle"])
 """
 
-from segdet.detection.collate import detection_collate
-from segdet.detection.evaluator import STAT_NAMES, DetectionEvaluator
-from segdet.detection.model import DETECTORS, Detector, build_detector, needs_masks
-from segdet.detection.predict import draw_detections, predict_images
+from .collate import detection_collate
+from .data import build_detection_data
+from .evaluator import STAT_NAMES, DetectionEvaluator
+from .model import DETECTORS, Detector, build_detector, needs_masks
+from .predict import draw_detections, predict_images
+from .task import DetectionTask
 
 __all__ = [
     "DETECTORS",
     "STAT_NAMES",
     "DetectionEvaluator",
+    "DetectionTask",
     "Detector",
+    "build_detection_data",
     "build_detector",
     "detection_collate",
     "draw_detections",

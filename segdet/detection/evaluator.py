@@ -13,8 +13,9 @@ from torch import nn
 
 from augment.box_formats import pascal_voc_to_coco
 from segdet._atomic import atomic_write_text
-from segdet.detection._cocoapi import BACKENDS, STAT_NAMES, evaluate
 from segdet.task import Evaluator
+
+from ._cocoapi import BACKENDS, STAT_NAMES, evaluate
 
 __all__ = ["DetectionEvaluator", "STAT_NAMES"]
 

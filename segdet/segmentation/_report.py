@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from segdet._atomic import atomic_write_bytes
-from segdet.segmentation._confusion import AVERAGING
+
+from ._confusion import AVERAGING
 
 
 def _fmt(value: float) -> str:

@@ -25,9 +25,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from segdet.segmentation._confusion import confusion_matrix, labels_from_logits, scores_from_confusion
-from segdet.segmentation._report import write_report
 from segdet.task import Evaluator
+
+from ._confusion import confusion_matrix, labels_from_logits, scores_from_confusion
+from ._report import write_report
 
 
 class SegmentationEvaluator(Evaluator):

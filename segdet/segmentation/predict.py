@@ -14,7 +14,8 @@ from torch import nn
 from segdet._files import write_png
 from segdet._images import read_image
 from segdet.palette import overlay_mask
-from segdet.segmentation._confusion import labels_from_logits
+
+from ._confusion import labels_from_logits
 
 
 def pad_to_stride(image: torch.Tensor, stride: int) -> torch.Tensor:
