@@ -163,6 +163,17 @@ SCHEMA: dict[str, Any] = {
     },
 }
 
+# --- segmentation inference: one path for validation, segdet eval and segdet predict ---------
+SCHEMA["inference"] = {
+    "mode": Field(str, "whole", choices=("whole", "slide"), help="segmentation: whole image, or a sliding window"),
+    "tile": Field(list, None, nullable=True, help="slide: tile [height, width] in pixels"),
+    "overlap": Field(float, 0.25, minimum=0.0, help="slide: fraction of a tile shared with its neighbour, [0, 1)"),
+    "blend": Field(str, "gaussian", choices=("gaussian", "mean"), help="slide: weights of overlapping tiles"),
+    "batch": Field(int, 4, minimum=1, help="slide: tiles per forward pass"),
+    "flip": Field(list, [], help="TTA flips averaged with the plain pass: [h] left-right, [v] up-down"),
+    "scales": Field(list, [1.0], help="TTA scales, logits resized back and averaged, e.g. [0.75, 1.0, 1.25]"),
+}
+
 # --- detection (task: detection): dataset kinds, mixing schedule, detector options -----------
 SCHEMA["data"]["kind"].choices += ("voc", "yolo")
 SCHEMA["data"]["kind"].help = "dataset kind (voc and yolo: detection only)"

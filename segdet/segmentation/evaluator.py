@@ -29,6 +29,7 @@ from segdet.task import Evaluator
 
 from ._confusion import confusion_matrix, labels_from_logits, scores_from_confusion
 from ._report import write_report
+from .inference import Inference
 
 
 class SegmentationEvaluator(Evaluator):
@@ -43,6 +44,8 @@ class SegmentationEvaluator(Evaluator):
         classes: ``C`` class names (index order); ``None`` names them ``class_0`` ...
         device: where the confusion matrix lives; the batches given to :meth:`update` must be on
             the same device.
+        inference: how :meth:`update` computes logits (sliding window, TTA); ``None`` or a plain
+            :class:`~segdet.segmentation.inference.Inference` is one forward pass of the batch.
 
     Example:
         >>> ev = SegmentationEvaluator(3, 255, ["bg", "disc", "square"], "cpu")
@@ -61,6 +64,7 @@ class SegmentationEvaluator(Evaluator):
         ignore_index: int = 255,
         classes: Sequence[str] | None = None,
         device: torch.device | str = "cpu",
+        inference: Inference | None = None,
     ) -> None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
@@ -79,6 +83,7 @@ class SegmentationEvaluator(Evaluator):
         self.ignore_index = ignore_index
         self.classes = classes
         self.device = torch.device(device)
+        self.inference = inference
         self.reset()
 
     def reset(self) -> None:
@@ -96,14 +101,23 @@ class SegmentationEvaluator(Evaluator):
             batch: ``image`` (B, 3, H, W) float on the device; ``mask`` (B, H, W) integer with
                 ``ignore_index`` where unlabeled, or soft (B, C, H, W) float probabilities.
 
-        Nothing is copied to the host: the counts stay on the device until :meth:`compute`.
+        Nothing is copied to the host: the counts stay on the device until :meth:`compute`. With
+        a sliding window or TTA each image is inferred at its own size (``batch["sizes"]``,
+        without the batch's padding) and scored there.
         """
         for key in ("image", "mask"):
             if key not in batch:
                 raise KeyError(f"segmentation batch has no {key!r} key (keys: {sorted(batch)})")
         with torch.no_grad():
-            logits = model(batch["image"])
-        self.update_from_logits(logits, batch["mask"])
+            if self.inference is None or self.inference.plain:
+                self.update_from_logits(model(batch["image"]), batch["mask"])
+                return
+            images, target = batch["image"], batch["mask"]
+            sizes = batch.get("sizes")
+            for i in range(images.shape[0]):
+                h, w = (int(v) for v in sizes[i]) if sizes is not None else images.shape[-2:]
+                logits = self.inference(model, images[i : i + 1, :, :h, :w])
+                self.update_from_logits(logits, target[i : i + 1, ..., :h, :w])
 
     def update_from_logits(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         """Add a batch given the model output instead of the model.

@@ -16,6 +16,7 @@ from segdet._images import read_image
 from segdet.palette import overlay_mask
 
 from ._confusion import labels_from_logits
+from .inference import Inference
 
 
 def pad_to_stride(image: torch.Tensor, stride: int) -> torch.Tensor:
@@ -57,6 +58,7 @@ def predict_segmentation(
     stride: int = 32,
     alpha: float = 0.5,
     autocast_dtype: torch.dtype | None = None,
+    inference: Inference | None = None,
 ) -> list[Path]:
     """Predict every image and write ``<stem>.png`` masks and ``<stem>_overlay.png`` overlays.
 
@@ -77,6 +79,8 @@ def predict_segmentation(
         alpha: weight of the class colours in the overlay.
         autocast_dtype: run under ``torch.autocast`` with this dtype (e.g. ``torch.bfloat16``);
             ``None`` runs in the model's own precision.
+        inference: sliding window and TTA (the config's ``inference`` section); ``None`` or a
+            plain one is one forward pass of the padded image.
 
     Returns:
         The written mask paths, in input order.
@@ -108,13 +112,15 @@ def predict_segmentation(
         for path, (mask_name, overlay_name) in zip(image_paths, names):
             image = read_image(path)
             height, width = image.shape[:2]
-            x = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).to(device=device, dtype=torch.float32)
-            x = pad_to_stride(x / 255.0, stride)
+            x = torch.from_numpy(image).permute(2, 0, 1).unsqueeze(0).to(device=device, dtype=torch.float32) / 255.0
             with (
                 torch.inference_mode(),
                 torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None),
             ):
-                logits = model(x)
+                if inference is None or inference.plain:
+                    logits = model(pad_to_stride(x, stride))
+                else:
+                    logits = inference(model, x)
             labels = labels_from_logits(logits[..., :height, :width], num_classes)
             mask = labels[0].to(torch.int32).cpu().numpy().astype(mask_dtype)
             written.append(write_png(out_dir / mask_name, mask))

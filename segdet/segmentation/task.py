@@ -24,6 +24,7 @@ from segdet.task import DataSpec, Evaluator, Task
 from .collate import collate_segmentation
 from .data import build_segmentation_data
 from .evaluator import SegmentationEvaluator
+from .inference import Inference
 from .model import build_segmentation_model, check_model_names
 from .predict import predict_segmentation
 
@@ -42,9 +43,14 @@ class SegmentationTask(Task):
         self._loss_fn: nn.Module | None = None
 
     def check(self) -> None:
-        """Check model names and the loss spec up front (before any data is read)."""
+        """Check model names, the loss spec and the inference section up front (before any data is read)."""
         check_model_names(self.cfg["model"])
         self._make_loss()
+        self.inference()
+
+    def inference(self) -> Inference:
+        """The config's ``inference`` section: whole image or sliding window, and TTA."""
+        return Inference.from_config(self.cfg["inference"])
 
     def _make_loss(self) -> nn.Module:
         if self._loss_fn is None:
@@ -79,7 +85,9 @@ class SegmentationTask(Task):
 
     def make_evaluator(self, spec: DataSpec, device: torch.device) -> Evaluator:
         """A confusion-matrix evaluator over the spec's classes."""
-        return SegmentationEvaluator(spec.num_classes, self.cfg["data"]["ignore_index"], spec.classes, device)
+        return SegmentationEvaluator(
+            spec.num_classes, self.cfg["data"]["ignore_index"], spec.classes, device, inference=self.inference()
+        )
 
     def predict(
         self,
@@ -91,4 +99,6 @@ class SegmentationTask(Task):
         amp: torch.dtype | None = None,
     ) -> None:
         """Write a class-index PNG and a colour overlay per image."""
-        predict_segmentation(model, image_paths, out_dir, spec.classes, device, autocast_dtype=amp)
+        predict_segmentation(
+            model, image_paths, out_dir, spec.classes, device, autocast_dtype=amp, inference=self.inference()
+        )
