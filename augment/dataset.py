@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .sample import _call_albumentations, _check_bbox_params, _is_albumentations, _normalise
+from .sample import _is_albumentations, call_albumentations, normalise_sample
 
 __all__ = ["MixDataset"]
 
@@ -17,23 +17,34 @@ def apply_transform(transform: Callable | None, sample: dict, rng: np.random.Gen
     """Runs ``transform`` on ``sample`` with randomness drawn from ``rng``.
 
     An albumentations transform/Compose is seeded from ``rng`` (its numpy and Python generators
-    are replaced) and called as ``transform(**sample)``; any other callable is called as
-    ``transform(sample)``. ``None`` returns a shallow copy. Box arrays come back as
-    ``(N, 4)`` float32 and labels as int64.
+    are replaced) and run by :func:`augment.call_albumentations`, which keeps the per-box
+    arrays on one keep-index; any other callable is called as ``transform(sample)``. ``None``
+    returns a copy. The result is normalised by :func:`augment.normalise_sample`.
+
+    Args:
+        transform: ``A.Compose``, another albumentations transform, a callable
+            ``sample -> sample`` or ``None``.
+        sample: dict following the sample contract; it is not modified.
+        rng: generator the albumentations transform is seeded from (two draws).
+
+    Returns:
+        The transformed, normalised sample.
+
+    Raises:
+        TypeError: a callable returned something other than a dict.
+        ValueError: see :func:`augment.call_albumentations`.
     """
     if transform is None:
-        return _normalise(sample)  # a copy: the caller may edit it without touching the dataset
+        return normalise_sample(sample)  # a copy: the caller may edit it without touching the dataset
     if _is_albumentations(transform):
-        _check_bbox_params(transform, sample)
         seeds = rng.integers(0, 2**63, size=2)
         if hasattr(transform, "set_random_state"):
             transform.set_random_state(np.random.default_rng(int(seeds[0])), random.Random(int(seeds[1])))
-        out = _call_albumentations(transform, sample)
-    else:
-        out = transform(sample)
+        return call_albumentations(transform, sample)
+    out = transform(sample)
     if not isinstance(out, dict):
         raise TypeError(f"transform {transform!r} returned {type(out).__name__}; it must return the sample dict")
-    return _normalise(out)
+    return normalise_sample(out)
 
 
 class MixDataset:

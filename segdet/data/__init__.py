@@ -9,13 +9,12 @@ from segdet.data.coco import CocoDataset, segmentation_to_mask
 from segdet.data.collate import collate_segmentation
 from segdet.data.folder import FolderSegmentation
 from segdet.data.synthetic import SyntheticShapes, boxes_from_masks
-from segdet.data.transforms import SampleCompose, build_pipeline, transform_names
+from segdet.data.transforms import build_pipeline, transform_names
 from segdet.data.wrappers import TransformedDataset
 
 __all__ = [
     "CocoDataset",
     "FolderSegmentation",
-    "SampleCompose",
     "SyntheticShapes",
     "TransformedDataset",
     "boxes_from_masks",
