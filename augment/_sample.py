@@ -1,9 +1,7 @@
-"""Validation and small operations on sample dicts (private).
+"""Validation and small operations on sample dicts, shared by the mixers (private).
 
-A sample follows DESIGN.md: ``image`` (H, W, C) uint8 or float, ``mask`` (H, W) int semantic or
-(H, W, C) float soft probabilities, ``masks`` (K, H, W) instance masks (one per box), ``bboxes``
-(N, 4) float32 pascal_voc pixels, ``labels`` (N,) int64, ``weights`` (N,) float32 and
-``label_vector`` (C,) float.
+Samples follow the contract of :mod:`augment.sample`; :func:`check_sample` normalises a sample
+with :func:`augment.sample.normalise_sample` and then checks that its arrays agree.
 """
 
 from __future__ import annotations
@@ -13,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._boxes import check_boxes
+from .sample import normalise_sample
 
 # Keys whose presence must agree between the sources of one mix.
 TARGET_KEYS = ("mask", "masks", "bboxes", "label_vector")
@@ -43,42 +42,32 @@ def check_sample(sample, name: str) -> dict:
     if image.ndim not in (2, 3) or image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"{name} image must have shape (H, W, C) or (H, W), got {image.shape}")
     h, w = image.shape[:2]
-    out = dict(sample)
-    if "mask" in sample and sample["mask"] is not None:
-        mask = np.asarray(sample["mask"])
+    out = normalise_sample(sample)
+    if out.get("mask") is not None:
+        mask = out["mask"]
         if mask.ndim not in (2, 3) or mask.shape[:2] != (h, w):
             raise ValueError(
                 f"{name} mask has shape {mask.shape} but image is {h}x{w}; "
                 "expected (H, W) class indices or (H, W, C) probabilities"
             )
-        out["mask"] = mask
-    if "bboxes" in sample or "labels" in sample or "masks" in sample:
-        boxes = check_boxes(sample.get("bboxes"), h, w, name=f"{name} bboxes")
+    if "bboxes" in out or "labels" in out or "masks" in out:
+        boxes = check_boxes(out.get("bboxes"), h, w, name=f"{name} bboxes")
         n = len(boxes)
-        labels = np.asarray(sample.get("labels", np.zeros(0)))
-        if "labels" not in sample and n:
+        if "labels" not in out and n:
             raise ValueError(f"{name} has {n} bboxes but no 'labels'")
-        labels = labels.reshape(-1).astype(np.int64)
+        labels = out.get("labels", np.zeros(0, np.int64))
         if len(labels) != n:
             raise ValueError(f"{name} has {n} bboxes but {len(labels)} labels; give one label per box")
         out["bboxes"], out["labels"] = boxes, labels
-        if "weights" in sample:
-            weights = np.asarray(sample["weights"], dtype=np.float32).reshape(-1)
-            if len(weights) != n:
-                raise ValueError(f"{name} has {n} bboxes but {len(weights)} weights")
-            out["weights"] = weights
-        if "masks" in sample:
-            masks = np.asarray(sample["masks"])
-            if masks.size == 0 and n == 0:
-                masks = np.zeros((0, h, w), dtype=np.uint8)
+        if "weights" in out and len(out["weights"]) != n:
+            raise ValueError(f"{name} has {n} bboxes but {len(out['weights'])} weights")
+        if "masks" in out:
+            masks = out["masks"]
             if masks.ndim != 3 or masks.shape[1:] != (h, w) or len(masks) != n:
                 raise ValueError(
                     f"{name} masks has shape {masks.shape} but needs (N, H, W) = ({n}, {h}, {w}): one "
                     "instance mask per box (a pipeline that drops boxes must drop their masks too)"
                 )
-            out["masks"] = masks
-    if "label_vector" in sample:
-        out["label_vector"] = np.asarray(sample["label_vector"], dtype=np.float32).reshape(-1)
     return out
 
 
