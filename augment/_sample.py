@@ -72,8 +72,20 @@ def check_sample(sample, name: str) -> dict:
 
 
 def check_sources(samples, n: int, mixer: str, same_size: bool = True) -> list[dict]:
-    """Validates the ``n`` sources of a mixer: same channels, the same target keys and, when
-    ``same_size``, the same image size (Mosaic scales its tiles, so it passes False).
+    """Validates the ``n`` sources of a mixer and returns them checked by :func:`check_sample`.
+
+    Args:
+        samples: the sources, primary first.
+        n: how many the mixer takes.
+        mixer: the mixer's name for messages.
+        same_size: require one image size (Mosaic scales its tiles, so it passes False).
+
+    Returns:
+        The checked samples, in order.
+
+    Raises:
+        ValueError: another number of samples (names it), sources of different sizes or
+            channels, or a target key only some sources have.
     """
     if isinstance(samples, dict) or len(samples) != n:
         got = "a dict" if isinstance(samples, dict) else f"{len(samples)} samples"
@@ -106,8 +118,10 @@ def mix_dtype(*images: np.ndarray) -> np.dtype:
 
 
 def labelled(mask: np.ndarray, num_classes: int, ignore_index: int | None, name: str) -> np.ndarray:
-    """Boolean map of the pixels of a hard mask that hold a class; ``ignore_index`` is unlabelled,
-    also when it lies inside ``[0, num_classes)`` (as ``ignore_index`` means in every loss).
+    """Boolean map of the pixels of a hard mask that hold a class.
+
+    ``ignore_index`` is unlabelled, also when it lies inside ``[0, num_classes)`` (as
+    ``ignore_index`` means in every loss).
 
     Raises:
         ValueError: a value outside ``[0, num_classes)`` that is not ``ignore_index``.

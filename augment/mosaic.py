@@ -148,7 +148,7 @@ class Mosaic:
         return self.grid * self.grid
 
     def layout(self, shapes: Sequence[tuple[int, int]], rng: np.random.Generator) -> list[TilePlacement]:
-        """Draws where every tile goes; ``__call__`` is ``apply(samples, layout(shapes, rng))``.
+        """Draws where every tile goes (``__call__`` applies these placements with :meth:`apply`).
 
         Args:
             shapes: ``(h, w)`` of each source image, primary first (``num_sources`` of them).
