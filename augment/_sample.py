@@ -71,6 +71,32 @@ def check_sample(sample, name: str) -> dict:
     return out
 
 
+def check_rng(rng, mixer: str) -> np.random.Generator:
+    """Returns ``rng`` when it is a ``numpy.random.Generator``.
+
+    Raises:
+        TypeError: anything else (``None``, a seed, a ``RandomState``), named in the message.
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{mixer} needs rng, a numpy.random.Generator such as np.random.default_rng(seed); got {rng!r}")
+    return rng
+
+
+def check_count(samples, n: int, mixer: str) -> None:
+    """Checks that ``samples`` is a sequence of ``n`` samples.
+
+    Raises:
+        ValueError: a dict, something without a length, or another number of samples (named).
+    """
+    if isinstance(samples, dict) or not hasattr(samples, "__len__"):
+        got = "a dict" if isinstance(samples, dict) else f"a {type(samples).__name__}"
+    elif len(samples) != n:
+        got = f"{len(samples)} samples"
+    else:
+        return
+    raise ValueError(f"{mixer} takes a sequence of {n} samples (primary first), got {got}")
+
+
 def check_sources(samples, n: int, mixer: str, same_size: bool = True) -> list[dict]:
     """Validates the ``n`` sources of a mixer and returns them checked by :func:`check_sample`.
 
@@ -87,9 +113,7 @@ def check_sources(samples, n: int, mixer: str, same_size: bool = True) -> list[d
         ValueError: another number of samples (names it), sources of different sizes or
             channels, or a target key only some sources have.
     """
-    if isinstance(samples, dict) or len(samples) != n:
-        got = "a dict" if isinstance(samples, dict) else f"{len(samples)} samples"
-        raise ValueError(f"{mixer} takes a sequence of {n} samples (primary first), got {got}")
+    check_count(samples, n, mixer)
     checked = [check_sample(s, f"{mixer} source {i}") for i, s in enumerate(samples)]
     first = checked[0]
     for i, s in enumerate(checked[1:], start=1):
