@@ -7,7 +7,7 @@ A sample is a dict with albumentations' keys, so an ``A.Compose`` applies to it.
 key            dtype                    shape           meaning
 ============== ======================== =============== ===============================================
 image          uint8 or float32         (H, W, C)       the picture; float images keep the 0..255 scale
-mask           int or float32           (H, W) or       class per pixel (``ignore_index`` where
+mask           int or float32           (H, W) or       class per pixel (ignore_index where
                                         (H, W, C)       unlabelled) or per-class probabilities
 masks          uint8                    (N, H, W)       instance masks, one per box
 bboxes         float32                  (N, 4)          boxes, pascal_voc pixels
@@ -123,7 +123,7 @@ def _instance_masks(masks: Any, image: Any) -> np.ndarray:
         masks = list(masks)
         if masks:
             return np.stack([np.asarray(m) for m in masks])
-        masks = np.zeros((0, 0, 0), np.uint8)
+        masks = np.zeros(0, np.uint8)
     if len(masks):
         return masks
     if image is None:
@@ -160,10 +160,9 @@ def _check_bbox_params(transform: Any) -> None:
         return
     proc = _bbox_processor(transform)
     if proc is None:
-        what = "Compose" if hasattr(transform, "processors") else f"transform {type(transform).__name__}"
         raise ValueError(
-            f"the sample has 'bboxes' but the albumentations {what} has no bbox_params, so it would "
-            f"move the image without the boxes; wrap it as A.Compose([...], {_BBOX_FIX})"
+            f"the sample has 'bboxes' but the albumentations {type(transform).__name__} has no bbox_params, "
+            f"so it would move the image without the boxes; wrap it as A.Compose([...], {_BBOX_FIX})"
         )
     params = proc.params
     if params.format != BOX_FORMAT or "labels" not in (params.label_fields or []):
