@@ -155,3 +155,41 @@ def test_box_aware_pipeline_on_samples_without_boxes():
     out = call_albumentations(pipe, s)
     assert set(out) == {"image", "mask"}
     np.testing.assert_array_equal(out["mask"], s["mask"][:, ::-1])
+
+
+def test_pipeline_is_a_plain_compose_with_pascal_voc_box_params():
+    import albumentations as A
+
+    pipe = build_pipeline([{"HorizontalFlip": {}}], boxes=True, label_fields=("labels", "weights"), min_area=4)
+    assert type(pipe) is A.Compose
+    params = pipe.processors["bboxes"].params
+    assert params.format == "pascal_voc" and params.label_fields == ["labels", "weights"]
+    assert params.clip and params.min_area == 4
+    assert "bboxes" not in build_pipeline([{"HorizontalFlip": {}}]).processors
+    with pytest.raises(ValueError, match=r"augment\.post: label_fields \['weights'\] must include 'labels'"):
+        build_pipeline([{"HorizontalFlip": {}}], boxes=True, label_fields=("weights",), key="augment.post")
+    with pytest.raises(TypeError, match="the string 'labels'"):
+        build_pipeline([{"HorizontalFlip": {}}], boxes=True, label_fields="labels")
+
+
+def test_transformed_dataset_keeps_instances_in_step_and_reseeds_per_index():
+    from segdet.data import TransformedDataset
+
+    data = [_sample(np.random.default_rng(10 + i)) for i in range(4)]
+    pipe = build_pipeline(
+        [{"RandomCrop": {"height": 16, "width": 24}}, {"HorizontalFlip": {"p": 0.5}}], boxes=True, min_visibility=0.5
+    )
+    ds = TransformedDataset(data, pipe, seed=3)
+    first = [ds[i] for i in range(len(ds))]
+    again = [TransformedDataset(data, pipe, seed=3)[i] for i in reversed(range(len(ds)))][::-1]
+    for a, b in zip(first, again):  # any order, any process: the same samples
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    for out in first:
+        assert out["image"].shape == (16, 24, 3) and out["bboxes"].dtype == np.float32
+        assert len(out["bboxes"]) == len(out["labels"]) == len(out["masks"])
+        for box, mask in zip(out["bboxes"], out["masks"]):  # each mask lies inside its own box
+            rows, cols = np.nonzero(mask)
+            assert rows.min() >= box[1] and rows.max() < box[3] and cols.min() >= box[0] and cols.max() < box[2]
+    assert any(len(out["labels"]) < 2 for out in first)  # some crop dropped a box
+    other = TransformedDataset(data, pipe, seed=4)
+    assert not all(np.array_equal(a["image"], other[i]["image"]) for i, a in enumerate(first))
