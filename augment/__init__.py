@@ -13,7 +13,7 @@ from .dataset import MixDataset
 from .mixup import MixUp, mixup
 from .mosaic import Mosaic
 from .regions import fmix_region, rect_region
-from .sample import BOX_FORMAT, PER_BOX_KEYS, SAMPLE_KEYS, KeySpec, call_albumentations, normalise_sample
+from .sample import BOX_FORMAT, PER_BOX_KEYS, SAMPLE_KEYS, call_albumentations, normalise_sample
 
 MIXERS = {
     "CutMix": CutMix,
@@ -41,7 +41,6 @@ __all__ = [
     "BOX_FORMAT",
     "PER_BOX_KEYS",
     "SAMPLE_KEYS",
-    "KeySpec",
     "call_albumentations",
     "normalise_sample",
 ]
