@@ -2,6 +2,8 @@
 
 Every mixer is a class with ``p``, ``num_sources`` and ``__call__(samples, rng) -> sample``;
 ``MIXERS`` maps config names to those classes and ``MixDataset`` applies them to a dataset.
+Samples follow one contract (:mod:`augment.sample`): ``normalise_sample`` brings a sample's
+arrays to it and ``call_albumentations`` runs an albumentations pipeline on a sample.
 """
 
 from .box_formats import coco_to_pascal_voc, pascal_voc_to_coco, pascal_voc_to_yolo, yolo_to_pascal_voc
@@ -11,6 +13,7 @@ from .dataset import MixDataset
 from .mixup import MixUp, mixup
 from .mosaic import Mosaic
 from .regions import fmix_region, rect_region
+from .sample import BOX_FORMAT, PER_BOX_KEYS, SAMPLE_KEYS, call_albumentations, normalise_sample
 
 MIXERS = {
     "CutMix": CutMix,
@@ -35,4 +38,9 @@ __all__ = [
     "pascal_voc_to_coco",
     "pascal_voc_to_yolo",
     "yolo_to_pascal_voc",
+    "BOX_FORMAT",
+    "PER_BOX_KEYS",
+    "SAMPLE_KEYS",
+    "call_albumentations",
+    "normalise_sample",
 ]

@@ -30,10 +30,12 @@ def tile_image(image: np.ndarray, p: TilePlacement, interpolation: int) -> np.nd
 
 
 def _nearest_index(start: int, count: int, crop_start: int, crop: int, out: int) -> np.ndarray:
-    """Source index read by canvas pixels ``start .. start + count - 1`` (counted from the start
-    of the visible rectangle) when ``crop`` source pixels span ``out`` canvas pixels:
-    ``crop_start + floor((t + 1/2) * crop / out)``. Pixels before 0 or past ``out`` continue
-    the same grid over the rest of the source (the index may then fall outside it).
+    """Source index read by each canvas pixel ``t`` in ``start .. start + count - 1``.
+
+    ``t`` counts from the start of the visible rectangle, where ``crop`` source pixels from
+    ``crop_start`` span ``out`` canvas pixels: ``crop_start + floor((t + 1/2) * crop / out)``.
+    Pixels before 0 or past ``out`` continue the same grid over the rest of the source (the
+    index may then fall outside it).
     """
     t = np.arange(start, start + count, dtype=np.int64)
     return crop_start + ((2 * t + 1) * crop) // (2 * out)
@@ -45,8 +47,16 @@ def _axis(p: TilePlacement, axis: int) -> tuple[int, int, int]:
 
 
 def tile_nearest(array: np.ndarray, p: TilePlacement, spatial_axis: int = 0) -> np.ndarray:
-    """Nearest-neighbour visible window of a mask whose rows/columns are axes ``spatial_axis``
-    and ``spatial_axis + 1`` (0 for ``(H, W)``/``(H, W, C)`` masks, 1 for ``(K, H, W)``).
+    """Nearest-neighbour visible window of a mask (semantic or instance masks).
+
+    Args:
+        array: the source mask, rows and columns on axes ``spatial_axis`` and
+            ``spatial_axis + 1``.
+        p: the tile's placement.
+        spatial_axis: 0 for ``(H, W)``/``(H, W, C)`` masks, 1 for ``(K, H, W)`` instance masks.
+
+    Returns:
+        The window on ``p.visible``, same dtype; a crop that keeps its size is only sliced.
     """
     a = spatial_axis
     (ry, ch, vh), (rx, cw, vw) = _axis(p, 0), _axis(p, 1)
@@ -59,8 +69,10 @@ def tile_nearest(array: np.ndarray, p: TilePlacement, spatial_axis: int = 0) -> 
 
 
 def _pixels_per_source_line(p: TilePlacement, axis: int, length: int) -> np.ndarray:
-    """Canvas lines (rows or columns) that read each source line when the placement's grid is
-    extended over the whole source tile: ``(length,)`` float64 counts.
+    """Canvas lines (rows or columns) that read each source line: ``(length,)`` float64 counts.
+
+    The placement's nearest-neighbour grid is extended over the whole source tile, so lines
+    outside the crop count the canvas lines they would fill.
     """
     start, crop, out = _axis(p, axis)
     before = -((-start * out) // crop) + 1  # canvas lines before the visible start, with slack

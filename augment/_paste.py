@@ -49,10 +49,14 @@ def paste(
     """Takes ``partner`` inside ``region`` and ``primary`` elsewhere (both already checked).
 
     Args:
-        primary, partner: checked samples of one size.
+        primary: checked sample whose pixels show outside ``region``.
+        partner: checked sample of the same size, shown inside ``region``.
         region: (H, W) bool, True where the partner shows.
-        min_visibility, min_area: box/instance filter measured against the area before the cut.
-        num_classes, ignore_index: for turning a hard mask soft when the other one is soft.
+        min_visibility: keep a cut box or instance when at least this fraction of its area
+            before the cut stays visible.
+        min_area: keep a cut box or instance when at least this many pixels stay visible.
+        num_classes: class count for turning a hard mask soft when the other one is soft.
+        ignore_index: unlabelled value of hard masks (all-zero vector when turned soft).
         name: mixer name for messages.
         partner_instances: (N_partner,) bool, the partner instances that may appear (CopyPaste
             pastes a subset); default all.

@@ -1,9 +1,7 @@
-"""Validation and small operations on sample dicts (private).
+"""Validation and small operations on sample dicts, shared by the mixers (private).
 
-A sample follows DESIGN.md: ``image`` (H, W, C) uint8 or float, ``mask`` (H, W) int semantic or
-(H, W, C) float soft probabilities, ``masks`` (K, H, W) instance masks (one per box), ``bboxes``
-(N, 4) float32 pascal_voc pixels, ``labels`` (N,) int64, ``weights`` (N,) float32 and
-``label_vector`` (C,) float.
+Samples follow the contract of :mod:`augment.sample`; :func:`check_sample` normalises a sample
+with :func:`augment.sample.normalise_sample` and then checks that its arrays agree.
 """
 
 from __future__ import annotations
@@ -13,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._boxes import check_boxes
+from .sample import normalise_sample
 
 # Keys whose presence must agree between the sources of one mix.
 TARGET_KEYS = ("mask", "masks", "bboxes", "label_vector")
@@ -43,52 +42,78 @@ def check_sample(sample, name: str) -> dict:
     if image.ndim not in (2, 3) or image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"{name} image must have shape (H, W, C) or (H, W), got {image.shape}")
     h, w = image.shape[:2]
-    out = dict(sample)
-    if "mask" in sample and sample["mask"] is not None:
-        mask = np.asarray(sample["mask"])
+    out = normalise_sample(sample)
+    if out.get("mask") is not None:
+        mask = out["mask"]
         if mask.ndim not in (2, 3) or mask.shape[:2] != (h, w):
             raise ValueError(
                 f"{name} mask has shape {mask.shape} but image is {h}x{w}; "
                 "expected (H, W) class indices or (H, W, C) probabilities"
             )
-        out["mask"] = mask
-    if "bboxes" in sample or "labels" in sample or "masks" in sample:
-        boxes = check_boxes(sample.get("bboxes"), h, w, name=f"{name} bboxes")
+    if "bboxes" in out or "labels" in out or "masks" in out:
+        boxes = check_boxes(out.get("bboxes"), h, w, name=f"{name} bboxes")
         n = len(boxes)
-        labels = np.asarray(sample.get("labels", np.zeros(0)))
-        if "labels" not in sample and n:
+        if "labels" not in out and n:
             raise ValueError(f"{name} has {n} bboxes but no 'labels'")
-        labels = labels.reshape(-1).astype(np.int64)
+        labels = out.get("labels", np.zeros(0, np.int64))
         if len(labels) != n:
             raise ValueError(f"{name} has {n} bboxes but {len(labels)} labels; give one label per box")
         out["bboxes"], out["labels"] = boxes, labels
-        if "weights" in sample:
-            weights = np.asarray(sample["weights"], dtype=np.float32).reshape(-1)
-            if len(weights) != n:
-                raise ValueError(f"{name} has {n} bboxes but {len(weights)} weights")
-            out["weights"] = weights
-        if "masks" in sample:
-            masks = np.asarray(sample["masks"])
-            if masks.size == 0 and n == 0:
-                masks = np.zeros((0, h, w), dtype=np.uint8)
+        if "weights" in out and len(out["weights"]) != n:
+            raise ValueError(f"{name} has {n} bboxes but {len(out['weights'])} weights")
+        if "masks" in out:
+            masks = out["masks"]
             if masks.ndim != 3 or masks.shape[1:] != (h, w) or len(masks) != n:
                 raise ValueError(
                     f"{name} masks has shape {masks.shape} but needs (N, H, W) = ({n}, {h}, {w}): one "
                     "instance mask per box (a pipeline that drops boxes must drop their masks too)"
                 )
-            out["masks"] = masks
-    if "label_vector" in sample:
-        out["label_vector"] = np.asarray(sample["label_vector"], dtype=np.float32).reshape(-1)
     return out
 
 
-def check_sources(samples, n: int, mixer: str, same_size: bool = True) -> list[dict]:
-    """Validates the ``n`` sources of a mixer: same channels, the same target keys and, when
-    ``same_size``, the same image size (Mosaic scales its tiles, so it passes False).
+def check_rng(rng, mixer: str) -> np.random.Generator:
+    """Returns ``rng`` when it is a ``numpy.random.Generator``.
+
+    Raises:
+        TypeError: anything else (``None``, a seed, a ``RandomState``), named in the message.
     """
-    if isinstance(samples, dict) or len(samples) != n:
-        got = "a dict" if isinstance(samples, dict) else f"{len(samples)} samples"
-        raise ValueError(f"{mixer} takes a sequence of {n} samples (primary first), got {got}")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{mixer} needs rng, a numpy.random.Generator such as np.random.default_rng(seed); got {rng!r}")
+    return rng
+
+
+def check_count(samples, n: int, mixer: str) -> None:
+    """Checks that ``samples`` is a sequence of ``n`` samples.
+
+    Raises:
+        ValueError: a dict, something without a length, or another number of samples (named).
+    """
+    if isinstance(samples, dict) or not hasattr(samples, "__len__"):
+        got = "a dict" if isinstance(samples, dict) else f"a {type(samples).__name__}"
+    elif len(samples) != n:
+        got = f"{len(samples)} samples"
+    else:
+        return
+    raise ValueError(f"{mixer} takes a sequence of {n} samples (primary first), got {got}")
+
+
+def check_sources(samples, n: int, mixer: str, same_size: bool = True) -> list[dict]:
+    """Validates the ``n`` sources of a mixer and returns them checked by :func:`check_sample`.
+
+    Args:
+        samples: the sources, primary first.
+        n: how many the mixer takes.
+        mixer: the mixer's name for messages.
+        same_size: require one image size (Mosaic scales its tiles, so it passes False).
+
+    Returns:
+        The checked samples, in order.
+
+    Raises:
+        ValueError: another number of samples (names it), sources of different sizes or
+            channels, or a target key only some sources have.
+    """
+    check_count(samples, n, mixer)
     checked = [check_sample(s, f"{mixer} source {i}") for i, s in enumerate(samples)]
     first = checked[0]
     for i, s in enumerate(checked[1:], start=1):
@@ -117,8 +142,10 @@ def mix_dtype(*images: np.ndarray) -> np.dtype:
 
 
 def labelled(mask: np.ndarray, num_classes: int, ignore_index: int | None, name: str) -> np.ndarray:
-    """Boolean map of the pixels of a hard mask that hold a class; ``ignore_index`` is unlabelled,
-    also when it lies inside ``[0, num_classes)`` (as ``ignore_index`` means in every loss).
+    """Boolean map of the pixels of a hard mask that hold a class.
+
+    ``ignore_index`` is unlabelled, also when it lies inside ``[0, num_classes)`` (as
+    ``ignore_index`` means in every loss).
 
     Raises:
         ValueError: a value outside ``[0, num_classes)`` that is not ``ignore_index``.

@@ -97,9 +97,11 @@ def _draw(
     uniforms: int = 0,
     dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(lam, applied, u)``: (B,) Beta(alpha, alpha) of ``dtype``, (B,) Bernoulli(p) and
-    (B, uniforms) float64 U[0, 1), each shared by the batch when not ``per_sample`` (one
-    kernel for the Beta draw, one for all the uniforms).
+    """The random draws of a batch mixer: ``(lam, applied, u)``.
+
+    ``lam`` is (B,) Beta(alpha, alpha) of ``dtype``, ``applied`` (B,) Bernoulli(p) and ``u``
+    (B, uniforms) float64 U[0, 1); each is shared by the batch when not ``per_sample``. One
+    kernel draws the Beta values and one all the uniforms.
     """
     n = b if per_sample else 1
     lam = sample_beta((n,), alpha, generator, device, dtype)
@@ -281,6 +283,16 @@ class BatchCutMix:
         self.p, self.alpha, self.per_sample, self.pairing = float(p), float(alpha), bool(per_sample), pairing
 
     def __call__(self, images: torch.Tensor, target: torch.Tensor, *, generator: torch.Generator) -> BatchMix:
+        """Runs :func:`batch_cutmix` with these options.
+
+        Args:
+            images: (B, C, H, W) any dtype.
+            target: (B, H, W) integer or (B, K, H, W) float, on the images' device.
+            generator: ``torch.Generator`` on the images' device.
+
+        Returns:
+            :class:`BatchMix` with ``images`` and ``target`` of the input dtypes.
+        """
         return batch_cutmix(
             images,
             target,
@@ -322,6 +334,16 @@ class BatchMixUp:
         self.primary_dominant = bool(primary_dominant)
 
     def __call__(self, images: torch.Tensor, target: torch.Tensor, *, generator: torch.Generator) -> BatchMix:
+        """Runs :func:`batch_mixup` with these options.
+
+        Args:
+            images: (B, C, H, W).
+            target: (B, H, W) integer (needs ``num_classes``) or (B, K, H, W) float.
+            generator: ``torch.Generator`` on the images' device.
+
+        Returns:
+            :class:`BatchMix`; ``target`` is float32 soft probabilities (float64 stays float64).
+        """
         return batch_mixup(
             images,
             target,

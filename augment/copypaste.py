@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._paste import paste
-from ._sample import check_sources
+from ._sample import check_count, check_rng, check_sources
 from .cutmix import _check_filter
 
 __all__ = ["CopyPaste", "copy_paste"]
@@ -119,9 +119,14 @@ class CopyPaste:
         self.ignore_index = ignore_index
 
     def __call__(self, samples: Sequence[dict], rng: np.random.Generator) -> dict:
-        """Mixes ``samples = [primary, partner]``; returns a new sample, inputs are untouched."""
-        if isinstance(samples, dict) or len(samples) != 2:
-            raise ValueError("CopyPaste takes a sequence of 2 samples (primary, partner)")
+        """Mixes ``samples = [primary, partner]``; returns a new sample, inputs are untouched.
+
+        Raises:
+            TypeError: ``rng`` is not a ``numpy.random.Generator``.
+            ValueError: not 2 samples, or samples outside the contract (see :mod:`augment.sample`).
+        """
+        check_count(samples, 2, "CopyPaste")
+        check_rng(rng, "CopyPaste")
         partner = samples[1]
         masks = np.asarray(partner.get("masks", np.zeros((0, 1, 1)))) if isinstance(partner, dict) else None
         if masks is None or masks.ndim != 3:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._paste import paste
-from ._sample import check_sources
+from ._sample import check_count, check_rng, check_sources
 from .regions import fmix_region, rect_region
 
 __all__ = ["CutMix", "cutmix"]
@@ -144,8 +144,8 @@ class CutMix:
 
     def mix(self, samples: Sequence[dict], rng: np.random.Generator) -> tuple[dict, float]:
         """Like ``__call__`` but also returns the exact ``lam``."""
-        if isinstance(samples, dict) or len(samples) != 2:
-            raise ValueError("CutMix takes a sequence of 2 samples (primary, partner)")
+        check_count(samples, 2, "CutMix")
+        check_rng(rng, "CutMix")
         image = samples[0]["image"] if isinstance(samples[0], dict) and "image" in samples[0] else None
         if not isinstance(image, np.ndarray) or image.ndim < 2:
             raise ValueError("CutMix source 0 needs an 'image' array of shape (H, W, C)")
@@ -166,7 +166,12 @@ class CutMix:
         )
 
     def __call__(self, samples: Sequence[dict], rng: np.random.Generator) -> dict:
-        """Mixes ``samples = [primary, partner]``; returns a new sample, inputs are untouched."""
+        """Mixes ``samples = [primary, partner]``; returns a new sample, inputs are untouched.
+
+        Raises:
+            TypeError: ``rng`` is not a ``numpy.random.Generator``.
+            ValueError: not 2 samples, or samples outside the contract (see :mod:`augment.sample`).
+        """
         return self.mix(samples, rng)[0]
 
     def __repr__(self) -> str:

@@ -8,93 +8,43 @@ from typing import Any
 
 import numpy as np
 
+from .sample import _is_albumentations, call_albumentations, normalise_sample
+
 __all__ = ["MixDataset"]
-
-
-def _is_albumentations(transform: Any) -> bool:
-    """True for albumentations transforms and composes, which are called as ``t(**sample)``."""
-    return any(c.__module__.split(".")[0] == "albumentations" for c in type(transform).__mro__)
-
-
-def _normalise(sample: dict) -> dict:
-    """Box arrays back to the contract after a pipeline (albumentations may return lists)."""
-    out = dict(sample)
-    if "bboxes" in out:
-        out["bboxes"] = np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)
-    if "labels" in out:
-        out["labels"] = np.asarray(out["labels"]).reshape(-1).astype(np.int64)
-    if "masks" in out and not isinstance(out["masks"], np.ndarray):
-        masks = list(out["masks"])
-        h, w = out["image"].shape[:2]
-        out["masks"] = np.stack(masks) if masks else np.zeros((0, h, w), dtype=np.uint8)
-    return out
-
-
-def _check_bbox_params(transform: Any, sample: dict) -> None:
-    """An albumentations Compose must know the boxes are pascal_voc with ``labels`` beside them."""
-    processors = getattr(transform, "processors", None)
-    if "bboxes" not in sample or not isinstance(processors, dict) or not getattr(transform, "transforms", True):
-        return  # no boxes, not a Compose, or an empty Compose (moves nothing)
-    fix = "bbox_params=A.BboxParams(format='pascal_voc', label_fields=['labels'])"
-    proc = processors.get("bboxes")
-    if proc is None:
-        raise ValueError(
-            f"the samples have 'bboxes' but the albumentations Compose has no bbox_params, "
-            f"so it would move the image without the boxes; pass {fix}"
-        )
-    params = proc.params
-    if params.format != "pascal_voc" or "labels" not in (params.label_fields or []):
-        raise ValueError(
-            f"the albumentations Compose has bbox_params format={params.format!r}, "
-            f"label_fields={params.label_fields}; samples hold pascal_voc boxes with "
-            f"'labels', so pass {fix}"
-        )
-
-
-def _call_albumentations(transform: Any, sample: dict) -> dict:
-    """Calls ``transform(**sample)`` keeping every per-box array on one keep-index.
-
-    albumentations drops boxes (and their ``labels``) but not the matching instance masks or
-    ``weights``. The call passes box indices as ``labels`` and then selects the original labels,
-    the weights and the transformed instance masks by the indices that survived.
-    """
-    if "bboxes" not in sample:
-        return transform(**sample)
-    labels = np.asarray(sample.get("labels", np.zeros(0))).reshape(-1)
-    n = len(np.asarray(sample["bboxes"]).reshape(-1, 4))
-    if len(labels) != n:
-        raise ValueError(f"sample has {n} bboxes but {len(labels)} labels; give one label per box")
-    out = transform(**{**sample, "labels": np.arange(n, dtype=np.int64)})
-    kept = np.asarray(out["labels"], dtype=np.int64).reshape(-1)
-    out["labels"] = labels[kept]
-    if "weights" in sample:
-        out["weights"] = np.asarray(sample["weights"], dtype=np.float32).reshape(-1)[kept]
-    if "masks" in out and len(out["masks"]) == n:
-        out["masks"] = np.asarray(out["masks"])[kept] if n else np.asarray(out["masks"])
-    return out
 
 
 def apply_transform(transform: Callable | None, sample: dict, rng: np.random.Generator) -> dict:
     """Runs ``transform`` on ``sample`` with randomness drawn from ``rng``.
 
     An albumentations transform/Compose is seeded from ``rng`` (its numpy and Python generators
-    are replaced) and called as ``transform(**sample)``; any other callable is called as
-    ``transform(sample)``. ``None`` returns a shallow copy. Box arrays come back as
-    ``(N, 4)`` float32 and labels as int64.
+    are replaced) and run by :func:`augment.call_albumentations`, which keeps the per-box
+    arrays on one keep-index; any other callable is called as ``transform(sample)``. ``None``
+    returns a copy. The result is normalised by :func:`augment.normalise_sample`.
+
+    Args:
+        transform: ``A.Compose``, another albumentations transform, a callable
+            ``sample -> sample`` or ``None``.
+        sample: dict following the sample contract; it is not modified.
+        rng: generator the albumentations transform is seeded from (two draws).
+
+    Returns:
+        The transformed, normalised sample.
+
+    Raises:
+        TypeError: a callable returned something other than a dict.
+        ValueError: see :func:`augment.call_albumentations`.
     """
     if transform is None:
-        return _normalise(sample)  # a copy: the caller may edit it without touching the dataset
+        return normalise_sample(sample)  # a copy: the caller may edit it without touching the dataset
     if _is_albumentations(transform):
-        _check_bbox_params(transform, sample)
         seeds = rng.integers(0, 2**63, size=2)
         if hasattr(transform, "set_random_state"):
             transform.set_random_state(np.random.default_rng(int(seeds[0])), random.Random(int(seeds[1])))
-        out = _call_albumentations(transform, sample)
-    else:
-        out = transform(sample)
+        return call_albumentations(transform, sample)
+    out = transform(sample)
     if not isinstance(out, dict):
         raise TypeError(f"transform {transform!r} returned {type(out).__name__}; it must return the sample dict")
-    return _normalise(out)
+    return normalise_sample(out)
 
 
 class MixDataset:

@@ -6,7 +6,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._sample import check_sources, concat_instances, labelled, mix_label_vectors, soft_mask, take
+from ._sample import (
+    check_count,
+    check_rng,
+    check_sources,
+    concat_instances,
+    labelled,
+    mix_label_vectors,
+    soft_mask,
+    take,
+)
 
 __all__ = ["MixUp", "mixup"]
 
@@ -146,15 +155,20 @@ class MixUp:
 
     def mix(self, samples: Sequence[dict], rng: np.random.Generator) -> tuple[dict, float]:
         """Like ``__call__`` but also returns ``lam``."""
-        if isinstance(samples, dict) or len(samples) != 2:
-            raise ValueError("MixUp takes a sequence of 2 samples (primary, partner)")
+        check_count(samples, 2, "MixUp")
+        check_rng(rng, "MixUp")
         lam = float(rng.beta(self.alpha, self.alpha))
         if self.primary_dominant:
             lam = max(lam, 1.0 - lam)
         return mixup(samples[0], samples[1], lam, num_classes=self.num_classes, ignore_index=self.ignore_index), lam
 
     def __call__(self, samples: Sequence[dict], rng: np.random.Generator) -> dict:
-        """Mixes ``samples = [primary, partner]``; returns a new sample, inputs are untouched."""
+        """Mixes ``samples = [primary, partner]``; returns a new sample, inputs are untouched.
+
+        Raises:
+            TypeError: ``rng`` is not a ``numpy.random.Generator``.
+            ValueError: not 2 samples, or samples outside the contract (see :mod:`augment.sample`).
+        """
         return self.mix(samples, rng)[0]
 
     def __repr__(self) -> str:

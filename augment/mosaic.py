@@ -10,7 +10,7 @@ import numpy as np
 
 from ._mosaic_layout import FITS, TilePlacement, plan_mosaic
 from ._mosaic_tiles import keep_boxes, tile_boxes, tile_image, tile_instances, tile_nearest
-from ._sample import check_sources, mix_dtype, mix_label_vectors, soft_mask
+from ._sample import check_rng, check_sources, mix_dtype, mix_label_vectors, soft_mask
 
 __all__ = ["Mosaic"]
 
@@ -148,7 +148,7 @@ class Mosaic:
         return self.grid * self.grid
 
     def layout(self, shapes: Sequence[tuple[int, int]], rng: np.random.Generator) -> list[TilePlacement]:
-        """Draws where every tile goes; ``__call__`` is ``apply(samples, layout(shapes, rng))``.
+        """Draws where every tile goes (``__call__`` applies these placements with :meth:`apply`).
 
         Args:
             shapes: ``(h, w)`` of each source image, primary first (``num_sources`` of them).
@@ -158,6 +158,7 @@ class Mosaic:
         Returns:
             One :class:`TilePlacement` per cell, row-major.
         """
+        check_rng(rng, f"Mosaic(grid={self.grid})")
         shapes = [(int(h), int(w)) for h, w in shapes]
         size = self.size or shapes[0]
         n = self.num_sources
@@ -167,7 +168,13 @@ class Mosaic:
         return plan_mosaic(shapes, size, self.grid, center, self.fit, order, rng)
 
     def __call__(self, samples: Sequence[dict], rng: np.random.Generator) -> dict:
-        """Mixes ``num_sources`` samples (primary first); returns a new sample, inputs untouched."""
+        """Mixes ``num_sources`` samples (primary first); returns a new sample, inputs untouched.
+
+        Raises:
+            TypeError: ``rng`` is not a ``numpy.random.Generator``.
+            ValueError: not ``num_sources`` samples, or samples outside the contract (see
+                :mod:`augment.sample`).
+        """
         checked = self._check(samples)
         return self._apply(checked, self.layout([s["image"].shape[:2] for s in checked], rng))
 

@@ -1,14 +1,14 @@
 """Dataset sources (synthetic, folder, COCO, VOC, YOLO), the albumentations pipeline builder and the mixers.
 
-Datasets return the sample contract of DESIGN.md (``image``, ``mask``, ``masks``, ``bboxes``,
-``labels``) and carry their class names in ``classes``.
+Datasets return the sample contract of :mod:`augment.sample` (``image``, ``mask``, ``masks``,
+``bboxes``, ``labels``) and carry their class names in ``classes``.
 """
 
 from segdet.data.coco import CocoDataset, segmentation_to_mask
 from segdet.data.folder import FolderSegmentation
 from segdet.data.mixers import build_mixers
 from segdet.data.synthetic import SyntheticShapes, boxes_from_masks
-from segdet.data.transforms import SampleCompose, build_pipeline, transform_names
+from segdet.data.transforms import build_pipeline, transform_names
 from segdet.data.voc import VocDataset, parse_voc_xml
 from segdet.data.wrappers import TransformedDataset
 from segdet.data.yolo import YoloDataset, parse_yolo_labels
@@ -16,7 +16,6 @@ from segdet.data.yolo import YoloDataset, parse_yolo_labels
 __all__ = [
     "CocoDataset",
     "FolderSegmentation",
-    "SampleCompose",
     "SyntheticShapes",
     "TransformedDataset",
     "VocDataset",

@@ -1,4 +1,4 @@
-"""Albumentations pipelines built from config lists, applied to segdet samples."""
+"""Albumentations pipelines built from config lists (run on samples by ``augment.call_albumentations``)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import inspect
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-import numpy as np
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -18,7 +16,6 @@ from albumentations.core.transforms_interface import BasicTransform  # noqa: E40
 from segdet._suggest import did_you_mean  # noqa: E402
 from segdet.config.steps import parse_step  # noqa: E402
 
-_INDEX_FIELD = "_segdet_index"
 _COMPOSE_NAMES = ("Compose", "OneOf", "SomeOf", "Sequential", "OneOrOther", "SelectiveChannelTransform")
 
 
@@ -41,7 +38,7 @@ def build_pipeline(
     key: str = "augment",
     seed: int | None = None,
     **bbox_options: Any,
-):
+) -> A.Compose:
     """Build an albumentations ``Compose`` from a config list of ``{Name: {args}}`` steps.
 
     Steps are applied in order. ``Name`` is any albumentations transform; the compositions
@@ -50,55 +47,61 @@ def build_pipeline(
     ``{"OneOf": {"transforms": [{"Blur": {}}, {"GaussNoise": {}}], "p": 0.5}}``. A bare string
     or ``{Name: null}`` means default arguments.
 
-    The returned pipeline (a subclass of ``A.Compose``) is called like albumentations,
-    ``pipeline(**sample)``, and keeps samples within the segdet contract:
-
-    - with ``boxes=True``, ``bboxes`` are pascal_voc pixels (``A.BboxParams(format=
-      "pascal_voc", label_fields=label_fields, clip=True, **bbox_options)``); a label field
-      missing from a sample is filled in for the call and removed again (so one pipeline
-      serves samples with and without ``weights``); when a box is dropped its instance mask
-      in ``masks`` goes with it (one keep index for boxes, labels and masks);
-    - instance ``masks`` (K, H, W) may be empty (K = 0);
-    - outputs are cast back: ``bboxes`` (N, 4) float32, label fields as numpy arrays;
-    - float images (the 0..255 scale MixUp produces) are divided by 255 for the transforms
-      (albumentations expects float images in [0, 1]) and multiplied back after.
+    The result is a plain ``A.Compose``. With ``boxes=True`` (and at least one step) it moves
+    ``bboxes`` as pascal_voc pixels: ``A.BboxParams(format="pascal_voc",
+    label_fields=label_fields, clip=True, **bbox_options)``. Run it on a segdet sample through
+    ``augment.call_albumentations(pipeline, sample)``, as ``augment.MixDataset`` and
+    :class:`segdet.data.TransformedDataset` do: that call keeps ``labels``, ``weights`` and
+    instance ``masks`` on one keep-index when a box is dropped, accepts samples without
+    ``weights``, ``masks`` or ``bboxes`` and with no instances (K = 0), scales float images
+    (the 0..255 scale MixUp produces) to [0, 1] for the transforms and back, and returns the
+    arrays in the contract's dtypes.
 
     Args:
         steps: the config list (``None`` or ``[]``: a pipeline that changes nothing).
         boxes: transform ``bboxes`` with the image.
-        label_fields: per-box fields kept in step with the boxes (add ``"weights"`` for MixUp).
+        label_fields: the ``label_fields`` of the ``BboxParams``; must include ``"labels"``.
+            ``augment.call_albumentations`` keeps every per-box array in step with the boxes
+            whether it is listed or not.
         key: config key named in error messages, e.g. ``"augment.train"``.
         seed: seed of the pipeline's own random generator (``None``: nondeterministic).
         **bbox_options: more ``A.BboxParams`` arguments (``min_visibility``, ``min_area``, ...).
 
+    Returns:
+        ``A.Compose`` of the steps.
+
     Raises:
+        TypeError: ``label_fields`` is a string.
         ValueError: unknown transform (names ``key[i]`` and the closest valid names), an
-            unknown or invalid argument (names the transform and the argument).
+            unknown or invalid argument (names the transform and the argument), box options
+            without ``boxes=True``, or ``label_fields`` without ``"labels"``.
 
     Example:
+        >>> import numpy as np
+        >>> from augment import call_albumentations
         >>> pipe = build_pipeline([{"HorizontalFlip": {"p": 0.5}},
-        ...                        {"Resize": {"height": 64, "width": 64}}], key="augment.train")
-        >>> out = pipe(image=np.zeros((32, 48, 3), np.uint8), mask=np.zeros((32, 48), np.uint8))
-        >>> out["image"].shape
-        (64, 64, 3)
+        ...                        {"Resize": {"height": 64, "width": 64}}], boxes=True, key="augment.train")
+        >>> sample = {"image": np.zeros((32, 48, 3), np.uint8), "bboxes": np.array([[0, 0, 8, 8]], np.float32),
+        ...           "labels": np.array([1]), "masks": np.ones((1, 32, 48), np.uint8)}
+        >>> out = call_albumentations(pipe, sample)
+        >>> out["image"].shape, out["bboxes"].shape, out["masks"].shape
+        ((64, 64, 3), (1, 4), (1, 64, 64))
     """
-    transforms = _build_list(steps, key)
-    bbox_params = None
-    fields: tuple[str, ...] = ()
     if isinstance(label_fields, str):
         raise TypeError(f"label_fields must be a list of names, got the string {label_fields!r}")
+    transforms = _build_list(steps, key)
+    bbox_params = None
     if boxes and transforms:  # an empty pipeline leaves boxes alone anyway
-        if isinstance(label_fields, str):
-            raise TypeError(f"label_fields must be a list of names, got the string {label_fields!r}")
-        fields = (*label_fields, _INDEX_FIELD)
+        if "labels" not in label_fields:
+            raise ValueError(f"{key}: label_fields {list(label_fields)} must include 'labels' (the class of each box)")
         options = {"clip": True, **bbox_options}
         try:
-            bbox_params = A.BboxParams(format="pascal_voc", label_fields=list(fields), **options)
+            bbox_params = A.BboxParams(format="pascal_voc", label_fields=list(label_fields), **options)
         except TypeError as exc:
             raise ValueError(f"{key}: bad box option in {sorted(bbox_options)}: {exc}") from exc
     elif bbox_options and not boxes:
         raise ValueError(f"{key}: box options {sorted(bbox_options)} need boxes=True")
-    return SampleCompose(transforms, bbox_params=bbox_params, seed=seed, segdet_fields=fields)
+    return A.Compose(transforms, bbox_params=bbox_params, seed=seed)
 
 
 def _build_list(steps, key: str) -> list:
@@ -160,62 +163,3 @@ def _short(exc: Exception, args: dict) -> str:
         ]
         return "; ".join(pairs) or str(exc)
     return " ".join(lines)
-
-
-class SampleCompose(A.Compose):
-    """``A.Compose`` that keeps segdet samples within the contract (see ``build_pipeline``)."""
-
-    def __init__(self, transforms, *, bbox_params=None, seed=None, segdet_fields=(), **kwargs):
-        super().__init__(transforms, bbox_params=bbox_params, seed=seed, **kwargs)
-        self.segdet_fields = tuple(segdet_fields)
-
-    def __call__(self, *args, force_apply: bool = False, **data):
-        if args:
-            raise KeyError("call the pipeline with named arguments: pipeline(image=..., mask=...)")
-        return _apply(self, super().__call__, data, force_apply)
-
-
-def _apply(pipeline, call, data: dict, force_apply: bool) -> dict:
-    data = dict(data)
-    scale = data.get("image") is not None and np.issubdtype(np.asarray(data["image"]).dtype, np.floating)
-    if scale:
-        data["image"] = np.asarray(data["image"], np.float32) / 255.0
-    empty_masks = "masks" in data and len(data["masks"]) == 0
-    if empty_masks:
-        del data["masks"]
-    injected = []
-    track = False
-    if pipeline.segdet_fields and "bboxes" not in data:  # albumentations wants every box field
-        data["bboxes"] = np.zeros((0, 4), np.float32)
-        injected.append("bboxes")
-    if pipeline.segdet_fields:
-        boxes = np.asarray(data["bboxes"], np.float32).reshape(-1, 4)
-        data["bboxes"] = boxes
-        n = len(boxes)
-        for field in pipeline.segdet_fields:
-            if field not in data:
-                data[field] = np.zeros(n, np.int64) if field != "weights" else np.ones(n, np.float32)
-                injected.append(field)
-        data[_INDEX_FIELD] = np.arange(n, dtype=np.int64)
-        track = "masks" in data and len(data["masks"]) == n
-    dtypes = {f: np.asarray(data[f]).dtype for f in pipeline.segdet_fields if f in data}
-
-    out = call(force_apply=force_apply, **data)
-
-    if scale:
-        out["image"] = np.asarray(out["image"], np.float32) * 255.0
-    if pipeline.segdet_fields:
-        out["bboxes"] = np.asarray(out["bboxes"], np.float32).reshape(-1, 4)
-        for field, dtype in dtypes.items():
-            out[field] = np.asarray(out[field], dtype=dtype).reshape(-1)
-        if track:
-            keep = out[_INDEX_FIELD]
-            out["masks"] = (
-                np.asarray(out["masks"])[keep] if len(keep) else np.zeros((0, *out["image"].shape[:2]), np.uint8)
-            )
-        out.pop(_INDEX_FIELD, None)
-        for field in injected:
-            out.pop(field, None)
-    if empty_masks:
-        out["masks"] = np.zeros((0, *out["image"].shape[:2]), np.uint8)
-    return out

@@ -6,9 +6,15 @@ from typing import Any
 
 import numpy as np
 
+from augment import call_albumentations
+
 
 class TransformedDataset:
     """``dataset[i]`` passed through ``pipeline``; ``classes`` (and ``box_classes``) forwarded.
+
+    Each sample runs through ``augment.call_albumentations(pipeline, sample)``, so labels,
+    weights and instance masks stay in step with the boxes the pipeline keeps, and the arrays
+    come back in the sample contract's dtypes.
 
     Args:
         dataset: any indexable dataset of segdet samples.
@@ -20,7 +26,7 @@ class TransformedDataset:
     Example:
         >>> from segdet.data import SyntheticShapes, build_pipeline
         >>> val = TransformedDataset(SyntheticShapes(4, 64, 64, split="val"),
-        ...                          build_pipeline([{"Resize": {"height": 32, "width": 32}}]))
+        ...                          build_pipeline([{"Resize": {"height": 32, "width": 32}}], boxes=True))
         >>> val[0]["image"].shape
         (32, 32, 3)
     """
@@ -42,4 +48,4 @@ class TransformedDataset:
         if self.seed is not None:
             seq = np.random.SeedSequence([self.seed, int(index)])
             self.pipeline.set_random_seed(int(seq.generate_state(1)[0]))
-        return self.pipeline(**sample)
+        return call_albumentations(self.pipeline, sample)

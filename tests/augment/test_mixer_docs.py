@@ -16,6 +16,7 @@ import pytest
         "augment.mixup",
         "augment.copypaste",
         "augment.dataset",
+        "augment.sample",
     ],
 )
 def test_docstring_examples(module):

@@ -1,8 +1,12 @@
-"""build_pipeline: config lists to albumentations, error messages, and samples kept in the contract."""
+"""build_pipeline: config lists to albumentations, error messages, and samples kept in the contract.
+
+Pipelines are plain ``A.Compose`` objects; samples run through them by ``augment.call_albumentations``.
+"""
 
 import numpy as np
 import pytest
 
+from augment import call_albumentations
 from segdet.data import build_pipeline
 
 
@@ -21,7 +25,7 @@ def _sample(rng, h=32, w=48):
 
 def test_flip_matches_numpy_reference():
     s = _sample(np.random.default_rng(0))
-    out = build_pipeline([{"HorizontalFlip": {"p": 1.0}}], boxes=True, key="augment.train")(**s)
+    out = call_albumentations(build_pipeline([{"HorizontalFlip": {"p": 1.0}}], boxes=True, key="augment.train"), s)
     np.testing.assert_array_equal(out["image"], s["image"][:, ::-1])
     np.testing.assert_array_equal(out["mask"], s["mask"][:, ::-1])
     np.testing.assert_array_equal(out["masks"], s["masks"][:, :, ::-1])
@@ -35,24 +39,26 @@ def test_flip_matches_numpy_reference():
 def test_dropped_box_drops_its_instance_mask():
     s = _sample(np.random.default_rng(1))
     # crop the left part: the second object (x 35..46) leaves the image
-    out = build_pipeline([{"Crop": {"x_min": 0, "y_min": 0, "x_max": 20, "y_max": 16}}], boxes=True)(**s)
+    crop = build_pipeline([{"Crop": {"x_min": 0, "y_min": 0, "x_max": 20, "y_max": 16}}], boxes=True)
+    out = call_albumentations(crop, s)
     assert out["bboxes"].shape == (1, 4) and out["labels"].tolist() == [1]
     assert out["masks"].shape == (1, 16, 20)
     np.testing.assert_array_equal(out["masks"][0], s["masks"][0, :16, :20])
     # every box dropped: masks become (0, H, W)
-    out = build_pipeline([{"Crop": {"x_min": 14, "y_min": 12, "x_max": 30, "y_max": 18}}], boxes=True)(**s)
+    crop = build_pipeline([{"Crop": {"x_min": 14, "y_min": 12, "x_max": 30, "y_max": 18}}], boxes=True)
+    out = call_albumentations(crop, s)
     assert out["bboxes"].shape == (0, 4) and out["labels"].shape == (0,) and out["masks"].shape == (0, 6, 16)
 
 
 def test_weights_survive_and_missing_fields_are_optional():
     s = _sample(np.random.default_rng(2))
     post = build_pipeline([{"HorizontalFlip": {"p": 1.0}}], boxes=True, label_fields=("labels", "weights"))
-    out = post(**s, weights=np.array([0.25, 0.75], np.float32))
+    out = call_albumentations(post, {**s, "weights": np.array([0.25, 0.75], np.float32)})
     assert out["weights"].dtype == np.float32 and out["weights"].tolist() == [0.25, 0.75]
-    out = post(**s)  # a sample without weights passes and gets none
+    out = call_albumentations(post, s)  # a sample without weights passes and gets none
     assert "weights" not in out and out["labels"].tolist() == [1, 0]
     s.pop("labels")
-    assert "labels" not in build_pipeline([{"VerticalFlip": {"p": 1.0}}], boxes=True)(**s)
+    assert "labels" not in call_albumentations(build_pipeline([{"VerticalFlip": {"p": 1.0}}], boxes=True), s)
 
 
 def test_empty_instance_masks_and_no_boxes():
@@ -64,7 +70,7 @@ def test_empty_instance_masks_and_no_boxes():
         "bboxes": np.zeros((0, 4), np.float32),
         "labels": np.zeros((0,), np.int64),
     }
-    out = build_pipeline([{"Resize": {"height": 16, "width": 24}}], boxes=True)(**s)
+    out = call_albumentations(build_pipeline([{"Resize": {"height": 16, "width": 24}}], boxes=True), s)
     assert out["masks"].shape == (0, 16, 24) and out["bboxes"].shape == (0, 4) and out["labels"].dtype == np.int64
 
 
@@ -77,7 +83,7 @@ def test_float_images_keep_their_0_255_scale_and_soft_masks_pass():
             {"HorizontalFlip": {"p": 1}},
         ]
     )
-    out = pipe(image=img, mask=soft)
+    out = call_albumentations(pipe, {"image": img, "mask": soft})
     assert out["image"].dtype == np.float32
     np.testing.assert_allclose(out["image"], 200.0, rtol=1e-5)
     np.testing.assert_array_equal(out["mask"], soft[:, ::-1])
@@ -90,7 +96,8 @@ def test_nested_one_of_and_seed_reproducible():
         {"RandomBrightnessContrast": None},
     ]
     s = _sample(np.random.default_rng(5))
-    a = [build_pipeline(steps, seed=3)(**s)["image"] for _ in range(2)]
+    s = {"image": s["image"], "mask": s["mask"]}  # the pipeline has no bbox_params
+    a = [call_albumentations(build_pipeline(steps, seed=3), s)["image"] for _ in range(2)]
     np.testing.assert_array_equal(a[0], a[1])
     assert not np.array_equal(a[0], s["image"])
 
@@ -98,7 +105,7 @@ def test_nested_one_of_and_seed_reproducible():
 def test_empty_pipeline_is_identity():
     s = _sample(np.random.default_rng(6))
     for steps in (None, []):
-        out = build_pipeline(steps, boxes=True)(**s)
+        out = call_albumentations(build_pipeline(steps, boxes=True), s)
         for k in s:
             np.testing.assert_array_equal(out[k], s[k])
 
@@ -144,6 +151,45 @@ def test_box_aware_pipeline_on_samples_without_boxes():
         "image": rng.integers(0, 256, (12, 16, 3), dtype=np.uint8),
         "mask": rng.integers(0, 2, (12, 16)).astype(np.uint8),
     }
-    out = build_pipeline([{"HorizontalFlip": {"p": 1.0}}], boxes=True, label_fields=("labels", "weights"))(**s)
+    pipe = build_pipeline([{"HorizontalFlip": {"p": 1.0}}], boxes=True, label_fields=("labels", "weights"))
+    out = call_albumentations(pipe, s)
     assert set(out) == {"image", "mask"}
     np.testing.assert_array_equal(out["mask"], s["mask"][:, ::-1])
+
+
+def test_pipeline_is_a_plain_compose_with_pascal_voc_box_params():
+    import albumentations as A
+
+    pipe = build_pipeline([{"HorizontalFlip": {}}], boxes=True, label_fields=("labels", "weights"), min_area=4)
+    assert type(pipe) is A.Compose
+    params = pipe.processors["bboxes"].params
+    assert params.format == "pascal_voc" and params.label_fields == ["labels", "weights"]
+    assert params.clip and params.min_area == 4
+    assert "bboxes" not in build_pipeline([{"HorizontalFlip": {}}]).processors
+    with pytest.raises(ValueError, match=r"augment\.post: label_fields \['weights'\] must include 'labels'"):
+        build_pipeline([{"HorizontalFlip": {}}], boxes=True, label_fields=("weights",), key="augment.post")
+    with pytest.raises(TypeError, match="the string 'labels'"):
+        build_pipeline([{"HorizontalFlip": {}}], boxes=True, label_fields="labels")
+
+
+def test_transformed_dataset_keeps_instances_in_step_and_reseeds_per_index():
+    from segdet.data import TransformedDataset
+
+    data = [_sample(np.random.default_rng(10 + i)) for i in range(4)]
+    pipe = build_pipeline(
+        [{"RandomCrop": {"height": 16, "width": 24}}, {"HorizontalFlip": {"p": 0.5}}], boxes=True, min_visibility=0.5
+    )
+    ds = TransformedDataset(data, pipe, seed=3)
+    first = [ds[i] for i in range(len(ds))]
+    again = [TransformedDataset(data, pipe, seed=3)[i] for i in reversed(range(len(ds)))][::-1]
+    for a, b in zip(first, again):  # any order, any process: the same samples
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    for out in first:
+        assert out["image"].shape == (16, 24, 3) and out["bboxes"].dtype == np.float32
+        assert len(out["bboxes"]) == len(out["labels"]) == len(out["masks"])
+        for box, mask in zip(out["bboxes"], out["masks"]):  # each mask lies inside its own box
+            rows, cols = np.nonzero(mask)
+            assert rows.min() >= box[1] and rows.max() < box[3] and cols.min() >= box[0] and cols.max() < box[2]
+    assert any(len(out["labels"]) < 2 for out in first)  # some crop dropped a box
+    other = TransformedDataset(data, pipe, seed=4)
+    assert not all(np.array_equal(a["image"], other[i]["image"]) for i, a in enumerate(first))
