@@ -5,7 +5,7 @@ callable, ``str(inspect.signature(obj))``. A test fails when a name is added or 
 signature changes, so that an edit to the public API is made on purpose. After such an edit,
 regenerate the file and commit it with the change::
 
-    SEGDET_UPDATE_API=1 python -m pytest -q tests/augment/test_public_api.py
+    SEGDET_UPDATE_API=1 python -m pytest -q tests/augment/test_augment_public_api.py
 """
 
 import inspect
@@ -18,7 +18,7 @@ import pytest
 import augment
 
 API_FILE = Path(__file__).with_name("public_api.json")
-UPDATE = "SEGDET_UPDATE_API=1 python -m pytest -q tests/augment/test_public_api.py"
+UPDATE = "SEGDET_UPDATE_API=1 python -m pytest -q tests/augment/test_augment_public_api.py"
 
 
 def _surface() -> dict:

@@ -11,7 +11,7 @@ These tests fail when any of them changes, so that removing a name or changing a
 decision and not an accident. After an intended change, regenerate the file and commit it with
 the change::
 
-    SEGDET_UPDATE_API=1 python -m pytest -q tests/losses/test_public_api.py
+    SEGDET_UPDATE_API=1 python -m pytest -q tests/losses/test_losses_public_api.py
 """
 
 import difflib
@@ -28,7 +28,7 @@ import losses
 API_FILE = Path(__file__).with_name("public_api.json")
 HOW = (
     "If the change is intended, update tests/losses/public_api.json on purpose: "
-    "SEGDET_UPDATE_API=1 python -m pytest -q tests/losses/test_public_api.py, and commit it with the change."
+    "SEGDET_UPDATE_API=1 python -m pytest -q tests/losses/test_losses_public_api.py, and commit it with the change."
 )
 
 
