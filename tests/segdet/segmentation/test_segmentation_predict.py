@@ -10,7 +10,7 @@ from torch import nn
 
 from segdet._files import collect_image_paths
 from segdet._images import read_image
-from segdet.palette import class_palette, overlay_mask
+from segdet.palette import class_palette, overlay_mask, upscale_factor
 from segdet.segmentation.predict import pad_to_stride, predict_segmentation
 
 CLASSES = ["background", "disc", "square"]
@@ -93,8 +93,29 @@ def test_overlay_blends_palette_colours():
 
 def test_palette_is_fixed_and_distinct():
     palette = class_palette(300)
-    assert palette[:4].tolist() == [[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0]]
+    assert palette[:4].tolist() == [[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200]]
     assert len({tuple(c) for c in palette.tolist()}) == 300
+    for n in (0, 1, 5, 21, 22, 299):
+        np.testing.assert_array_equal(class_palette(n), palette[:n])  # a class keeps its colour
+    big = class_palette(65536)  # every class of a uint16 mask
+    assert len(np.unique(big.astype(np.int64) @ [65536, 256, 1])) == 65536
+
+
+def test_first_twenty_classes_are_far_apart():
+    """Background + 20 classes: every pair at least 20 apart in CIELAB (Delta E 1976), and from white."""
+    lab = cv2.cvtColor(class_palette(21).astype(np.float32)[None] / 255, cv2.COLOR_RGB2LAB)[0]
+    for i in range(21):
+        for j in range(i + 1, 21):
+            assert np.linalg.norm(lab[i] - lab[j]) >= 20, (i, j)
+        assert i == 0 or np.linalg.norm(lab[i] - [100, 0, 0]) >= 30, i  # white: the hatching of ignored pixels
+
+
+def test_upscale_factor_is_the_smallest_integer_reaching_256():
+    for width in range(1, 600):
+        f = upscale_factor(10, width)
+        assert f == next(k for k in range(1, 300) if k * width >= 256)
+    assert upscale_factor(2000, 10) == 2  # a very thin picture stops at 4096 px
+    assert upscale_factor(10, 40, min_width=1) == 1
 
 
 def test_more_than_256_classes_write_uint16(tmp_path):
