@@ -13,47 +13,62 @@ from torch import nn
 from augment.box_formats import pascal_voc_to_coco
 from segdet._atomic import atomic_write_bytes, atomic_write_text
 from segdet._images import read_image
-from segdet.palette import box_colour
+from segdet.palette import MIN_WIDTH, box_colour, draw_box, font_scale, upscale, upscale_factor
 
 __all__ = ["draw_detections", "predict_images"]
 
 
 def draw_detections(
-    image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray, class_names: Sequence[str]
+    image: np.ndarray,
+    boxes: np.ndarray,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    class_names: Sequence[str],
+    *,
+    min_width: int = MIN_WIDTH,
 ) -> np.ndarray:
-    """Draw boxes with ``name score`` captions on a copy of ``image``.
+    """Draw boxes with ``name score`` captions on a copy of ``image``, enlarged when it is small.
+
+    The image is enlarged by the integer factor of :func:`~segdet.palette.upscale_factor`
+    (nearest neighbour) to at least ``min_width`` pixels wide and the boxes scaled with it.
+    Each box is framed inside its pixels in the colour of its class
+    (:func:`~segdet.palette.box_colour`: the colour of mask class ``label + 1`` in segmentation
+    overlays and previews, white for a label outside ``class_names``) with its caption on a
+    tag of that colour (:func:`~segdet.palette.draw_box`); text and frames grow with the picture.
 
     Args:
         image: (H, W, 3) uint8 RGB.
-        boxes: (N, 4) xyxy pixels.
+        boxes: (N, 4) xyxy pixels of ``image``.
         labels: (N,) 0-based classes.
         scores: (N,) confidences.
         class_names: name of each class.
+        min_width: narrower images are enlarged; 1 keeps the image's own size.
 
     Returns:
-        (H, W, 3) uint8 RGB with the drawings.
+        (H * f, W * f, 3) uint8 RGB with the drawings.
 
     Example:
         >>> out = draw_detections(np.zeros((32, 32, 3), np.uint8), np.array([[2, 2, 20, 20]]),
         ...                       np.array([0]), np.array([0.9]), ["cell"])
         >>> out.shape, int(out.max()) > 0
-        ((32, 32, 3), True)
+        ((256, 256, 3), True)
     """
-    import cv2
-
-    out = np.ascontiguousarray(image.copy())
-    scale = max(0.35, min(out.shape[:2]) / 800)
-    thick = max(1, int(round(scale * 2)))
+    factor = upscale_factor(*image.shape[:2], min_width)
+    out = np.ascontiguousarray(upscale(np.asarray(image), factor)).copy()
+    scale = font_scale(*out.shape[:2])
+    thick = max(2, int(round(scale * 3)))
     for box, label, score in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(labels), np.asarray(scores)):
-        x0, y0, x1, y1 = (int(round(float(v))) for v in box)
-        colour = box_colour(int(label), len(class_names))
-        cv2.rectangle(out, (x0, y0), (x1, y1), colour, thick)
-        name = class_names[int(label)] if 0 <= int(label) < len(class_names) else str(int(label))
-        text = f"{name} {float(score):.2f}"
-        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-        ty = y0 - 2 if y0 - th - base - 2 >= 0 else y0 + th + base + 2
-        cv2.rectangle(out, (x0, ty - th - base), (x0 + tw + 2, ty + base - 2), colour, -1)
-        cv2.putText(out, text, (x0 + 1, ty - 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 1, cv2.LINE_AA)
+        label = int(label)
+        name = class_names[label] if 0 <= label < len(class_names) else str(label)
+        colour = box_colour(label, len(class_names))
+        draw_box(
+            out,
+            np.asarray(box, np.float64) * factor,
+            colour,
+            f"{name} {float(score):.2f}",
+            thickness=thick,
+            scale=scale,
+        )
     return out
 
 

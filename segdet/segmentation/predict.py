@@ -13,7 +13,7 @@ from torch import nn
 
 from segdet._files import write_png
 from segdet._images import read_image
-from segdet.palette import overlay_mask
+from segdet.palette import MIN_WIDTH, class_palette, legend_strip, overlay_mask, upscale, upscale_factor
 
 from ._confusion import labels_from_logits
 from .inference import Inference
@@ -31,6 +31,45 @@ def pad_to_stride(image: torch.Tensor, stride: int) -> torch.Tensor:
     if pad_h == 0 and pad_w == 0:
         return image
     return F.pad(image, (0, pad_w, 0, pad_h), mode="constant", value=0.0)
+
+
+def render_overlay(
+    image: np.ndarray,
+    mask: np.ndarray,
+    classes: Sequence[str],
+    alpha: float = 0.5,
+    *,
+    min_width: int = MIN_WIDTH,
+) -> np.ndarray:
+    """The ``<stem>_overlay.png`` picture of a predicted mask: colours over the image, and a legend.
+
+    :func:`~segdet.palette.overlay_mask` (class 0 left plain) enlarged by the integer factor of
+    :func:`~segdet.palette.upscale_factor` (nearest neighbour, so each image pixel becomes one
+    block of one class colour) to at least ``min_width`` pixels wide, above a
+    :func:`~segdet.palette.legend_strip` of the classes present in ``mask`` (``"k name"`` with
+    its colour swatch; class 0 with an empty swatch).
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        mask: (H, W) integer class indices.
+        classes: the class names, in index order.
+        alpha: weight of the class colours.
+        min_width: narrower pictures are enlarged; 1 keeps the image's own size.
+
+    Returns:
+        (H * f + legend, W * f, 3) uint8 RGB.
+
+    Example:
+        >>> render_overlay(np.zeros((32, 48, 3), np.uint8), np.ones((32, 48), int), ["bg", "cell"]).shape
+        (220, 288, 3)
+    """
+    num_classes = len(classes)
+    factor = upscale_factor(*mask.shape, min_width)
+    picture = upscale(overlay_mask(image, mask, num_classes, alpha), factor)
+    palette = class_palette(num_classes)
+    present = [int(c) for c in np.unique(mask) if 0 <= c < num_classes]
+    entries = [(f"{c} {classes[c]}", palette[c] if c else None) for c in present]
+    return np.concatenate([picture, legend_strip(entries, picture.shape[1])])
 
 
 def _output_names(image_paths: Sequence[Path]) -> list[tuple[str, str]]:
@@ -65,9 +104,10 @@ def predict_segmentation(
     Each image is read as RGB, scaled to [0, 1] (the model wrapper normalises), zero-padded at
     the bottom/right to a multiple of ``stride``, run through the model in eval mode, and the
     output is cropped back to the image's own size (nothing is resized). The mask PNG holds the
-    class index per pixel (uint8, or uint16 with more than 256 classes); the overlay blends the
-    :func:`~segdet.palette.class_palette` colours over the image (class 0, the background,
-    left plain, as in the ``segdet.preview`` grids). Files are written atomically.
+    class index per pixel at the image's own size (uint8, or uint16 with more than 256
+    classes); the overlay (:func:`render_overlay`) blends the class colours over the image
+    (class 0, the background, left plain, as in the ``segdet.preview`` grids), enlarged to at
+    least 256 px wide, with a legend. Files are written atomically.
 
     Args:
         model: maps (1, 3, H, W) float images in [0, 1] to (1, C, H, W) logits.
@@ -124,7 +164,7 @@ def predict_segmentation(
             labels = labels_from_logits(logits[..., :height, :width], num_classes)
             mask = labels[0].to(torch.int32).cpu().numpy().astype(mask_dtype)
             written.append(write_png(out_dir / mask_name, mask))
-            write_png(out_dir / overlay_name, overlay_mask(image, mask, num_classes, alpha))
+            write_png(out_dir / overlay_name, render_overlay(image, mask, classes, alpha))
     finally:
         model.train(was_training)
     return written

@@ -1,6 +1,8 @@
-"""predict_segmentation on real PNG files, against running the model on a padded tensor by hand."""
+"""predict_segmentation on real PNG files, against running the model on a padded tensor by hand; overlays."""
 
 from __future__ import annotations
+
+import math
 
 import cv2
 import numpy as np
@@ -10,8 +12,8 @@ from torch import nn
 
 from segdet._files import collect_image_paths
 from segdet._images import read_image
-from segdet.palette import class_palette, overlay_mask
-from segdet.segmentation.predict import pad_to_stride, predict_segmentation
+from segdet.palette import LEGEND_ROW, class_palette, legend_cols, overlay_mask, upscale_factor
+from segdet.segmentation.predict import pad_to_stride, predict_segmentation, render_overlay
 
 CLASSES = ["background", "disc", "square"]
 
@@ -45,6 +47,11 @@ def write_images(folder, sizes, rng: np.random.Generator):
     return paths
 
 
+def repeat(a: np.ndarray, f: int) -> np.ndarray:
+    """Naive nearest-neighbour enlargement: every pixel becomes an f x f block."""
+    return np.repeat(np.repeat(a, f, axis=0), f, axis=1)
+
+
 def by_hand(model: nn.Module, image: np.ndarray) -> np.ndarray:
     """Reference: pad the [0, 1] tensor with numpy, run the model, crop, argmax."""
     h, w = image.shape[:2]
@@ -75,7 +82,9 @@ def test_outputs_match_the_model_on_a_padded_tensor(tmp_path):
         image = read_image(path)
         np.testing.assert_array_equal(mask, by_hand(model, image))
         overlay = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / f"{path.stem}_overlay.png")), cv2.COLOR_BGR2RGB)
-        np.testing.assert_array_equal(overlay, overlay_mask(image, mask, len(CLASSES)))
+        np.testing.assert_array_equal(overlay, render_overlay(image, mask, CLASSES))
+        f = math.ceil(256 / w)  # enlarged to at least 256 px wide; the mask PNG above keeps (h, w)
+        np.testing.assert_array_equal(overlay[: h * f], repeat(overlay_mask(image, mask, len(CLASSES)), f))
     assert len(list((tmp_path / "out").iterdir())) == 6, "no temporary files left behind"
 
 
@@ -93,8 +102,49 @@ def test_overlay_blends_palette_colours():
 
 def test_palette_is_fixed_and_distinct():
     palette = class_palette(300)
-    assert palette[:4].tolist() == [[0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0]]
+    assert palette[:4].tolist() == [[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200]]
     assert len({tuple(c) for c in palette.tolist()}) == 300
+    for n in (0, 1, 5, 21, 22, 299):
+        np.testing.assert_array_equal(class_palette(n), palette[:n])  # a class keeps its colour
+    big = class_palette(65536)  # every class of a uint16 mask
+    assert len(np.unique(big.astype(np.int64) @ [65536, 256, 1])) == 65536
+
+
+def test_first_twenty_classes_are_far_apart():
+    """Background + 20 classes: every pair at least 20 apart in CIELAB (Delta E 1976), and from white."""
+    lab = cv2.cvtColor(class_palette(21).astype(np.float32)[None] / 255, cv2.COLOR_RGB2LAB)[0]
+    for i in range(21):
+        for j in range(i + 1, 21):
+            assert np.linalg.norm(lab[i] - lab[j]) >= 20, (i, j)
+        assert i == 0 or np.linalg.norm(lab[i] - [100, 0, 0]) >= 30, i  # white: the hatching of ignored pixels
+
+
+def test_upscale_factor_is_the_smallest_integer_reaching_256():
+    for width in range(1, 600):
+        f = upscale_factor(10, width)
+        assert f == next(k for k in range(1, 300) if k * width >= 256)
+    assert upscale_factor(2000, 10) == 2  # a very thin picture stops at 4096 px
+    assert upscale_factor(10, 40, min_width=1) == 1
+
+
+def test_render_overlay_legend_lists_the_classes_present():
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    mask = np.zeros((20, 30), np.int64)
+    mask[5:15, 10:20] = 2
+    out = render_overlay(image, mask, CLASSES)
+    f = 9  # ceil(256 / 30)
+    entries = [("0 background", None), ("2 square", class_palette(3)[2])]
+    widest = cv2.getTextSize("0 background", cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0]
+    cols = legend_cols(entries, 30 * f - 8)
+    assert cols == (30 * f - 8) // (widest + 22 + 12) == 1  # one entry per row: two rows
+    assert out.shape == (20 * f + 2 * LEGEND_ROW + 4, 30 * f, 3)
+    np.testing.assert_array_equal(out[: 20 * f], repeat(overlay_mask(image, mask, 3), f))
+    swatch_y = 20 * f + 2 + 12
+    assert out[swatch_y, 4 + 8].tolist() == [32, 32, 32]  # background: empty swatch
+    assert out[swatch_y + LEGEND_ROW, 4 + 8].tolist() == class_palette(3)[2].tolist()
+    assert not (out[20 * f :] == class_palette(3)[1]).all(axis=2).any()  # class 1 is absent: no swatch
+    assert render_overlay(image, mask, CLASSES, min_width=1).shape[:2] == (20 + 2 * LEGEND_ROW + 4, 30)
 
 
 def test_more_than_256_classes_write_uint16(tmp_path):
