@@ -9,6 +9,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 import augment
+from augment.sample import normalise_sample
 from segdet.data.mixers import build_mixers
 from segdet.data.sources import open_sources
 from segdet.data.transforms import build_pipeline
@@ -79,8 +80,9 @@ class _DetectionSource:
         s.pop("mask", None)
         if not self.keep_masks:
             s.pop("masks", None)
-        s["bboxes"] = np.asarray(s.get("bboxes", np.zeros((0, 4))), np.float32).reshape(-1, 4)
-        s["labels"] = np.asarray(s.get("labels", np.zeros(0)), np.int64).reshape(-1)
+        s.setdefault("bboxes", np.zeros((0, 4), np.float32))
+        s.setdefault("labels", np.zeros(0, np.int64))
+        s = normalise_sample(s)
         if "image_id" not in s:
             s["image_id"] = int(self.image_ids[index]) if self.image_ids is not None else int(index)
         return s
