@@ -5,6 +5,7 @@ train, validate, write ``weights/last.pt`` (and ``best.pt`` when ``train.metric`
 append a row to ``results.csv``. Resuming restores model, optimizer, scheduler, scaler, EMA,
 epoch, best metric and RNG state, so a resumed run ends with the same weights as an uninterrupted
 one. Ctrl-C saves ``last.pt`` (marked ``interrupted``; resuming restarts that epoch).
+``train.progress`` shows a tqdm bar on a terminal and plain lines elsewhere (``_progress.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from segdet.config import save_config
 from segdet.task import Task, build_task
 
 from . import _dist, distributed
+from ._progress import Progress, batch_size
 from ._results import ResultsLog, plot_results
 from ._rundir import new_run_dir, run_dir_of
 from ._runtime import (
@@ -273,13 +275,9 @@ def train_one_epoch(
     accumulate, clip = t["accumulate"], t["clip_grad_norm"]
     model.train()
     sums: dict[str, torch.Tensor] = {}
-    images, n, begin = 0, 0, time.perf_counter()
-    bar = loader
-    if t["progress"] and _dist.is_main():
-        from tqdm import tqdm
-
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{t['epochs']}", leave=False, dynamic_ncols=True)
-    for i, batch in enumerate(loader if bar is loader else bar):
+    images, n, total, begin = 0, 0, 0.0, time.perf_counter()
+    bar = Progress(loader, f"epoch {epoch + 1}/{t['epochs']}", enabled=t["progress"] and _dist.is_main())
+    for i, batch in enumerate(bar):
         batch = to_device(batch, device, t["channels_last"])
         if batch_mix is not None:
             batch = batch_mix(batch)
@@ -306,14 +304,11 @@ def train_one_epoch(
         for k, v in {"loss": loss, **terms}.items():
             sums[k] = sums.get(k, 0.0) + v.detach().float()
         n += 1
-        images += _batch_size(batch)
-        if bar is not loader:
-            bar.set_postfix(
-                loss=f"{value:.4f}",
-                lr=f"{optimizer.param_groups[0]['lr']:.2e}",
-                img_s=f"{images / (time.perf_counter() - begin):.1f}",
-                refresh=False,
-            )
+        total += value
+        images += batch_size(batch)
+        bar.update(  # the epoch's mean loss so far
+            i + 1, loss=total / n, lr=optimizer.param_groups[0]["lr"], img_s=images / (time.perf_counter() - begin)
+        )
         if distributed.any_rank(stop.requested, device):  # every rank stops after the same step
             return None
     stats = {f"train/{k}" if k != "loss" else "loss": float(v) / n for k, v in sums.items()}
@@ -332,13 +327,6 @@ def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
         elif a != b:
             out.append(f"{prefix}{key}")
     return out
-
-
-def _batch_size(batch: Any) -> int:
-    image = batch.get("image") if isinstance(batch, dict) else None
-    if isinstance(image, torch.Tensor):
-        return image.shape[0]
-    return len(image) if isinstance(image, (list, tuple)) else 0
 
 
 class _StopFlag:
