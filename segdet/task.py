@@ -4,7 +4,8 @@ The loop in ``segdet.engine`` knows nothing about masks or boxes. It asks the ta
 datasets (and the :class:`DataSpec` they describe), the collate function, the model, the loss of
 a batch and an evaluator, and moves tensors to the device. What the loop does differently for a
 task it reads from the task's capability attributes (``batch_mixable``,
-``ddp_find_unused_parameters``), never from its name. ``segdet/segmentation/`` and
+``ddp_find_unused_parameters``), never from its name. The training log asks the task for
+pictures of its predictions (:meth:`Task.draw_predictions`). ``segdet/segmentation/`` and
 ``segdet/detection/`` each implement :class:`Task` in their ``task.py``.
 
 A task holds the validated, fully resolved config (a plain nested ``dict``, the one saved as
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
@@ -175,6 +177,18 @@ class Task:
     ) -> None:
         """Run the model (eval mode, autocast ``amp``) on image files and write the outputs under ``out_dir``."""
         raise NotImplementedError
+
+    def draw_predictions(self, model: nn.Module, batch: dict[str, Any], spec: DataSpec) -> list[np.ndarray]:
+        """Pictures of the model's predictions on a validation batch, for the training log (TensorBoard).
+
+        Called with the batch on the device, the model in eval mode, under ``torch.no_grad`` (and
+        autocast when the run uses it). Default: no pictures.
+
+        Returns:
+            One (H, W, 3) uint8 RGB picture per image of the batch, showing the image, its ground
+            truth and the prediction side by side.
+        """
+        return []
 
 
 #: task name -> "module:Class", imported on first use

@@ -202,10 +202,14 @@ def _check_value(value: Any, spec: Field, key: str, source: str, errors: list[st
         errors.append(f"{source}: {key} = {value!r} is {_describe(value)}, expected {_expected(spec)}")
         return spec.default
     value = converted
-    if spec.choices is not None and value not in spec.choices:
-        hint = difflib.get_close_matches(str(value), [str(c) for c in spec.choices], n=1)
-        extra = f"; did you mean {hint[0]!r}?" if hint else ""
-        errors.append(f"{source}: {key} = {value!r} is not one of {', '.join(map(str, spec.choices))}{extra}")
+    if spec.choices is not None:  # of a list: every element must be one of them
+        for item in value if isinstance(value, list) else [value]:
+            if item in spec.choices:
+                continue
+            hint = difflib.get_close_matches(str(item), [str(c) for c in spec.choices], n=1)
+            extra = f"; did you mean {hint[0]!r}?" if hint else ""
+            where = f"{key} = {value!r}: {item!r}" if isinstance(value, list) else f"{key} = {value!r}"
+            errors.append(f"{source}: {where} is not one of {', '.join(map(str, spec.choices))}{extra}")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if spec.minimum is not None and value < spec.minimum:
             errors.append(f"{source}: {key} = {value!r} must be >= {spec.minimum}")
@@ -248,7 +252,8 @@ def _expected(spec: Field) -> str:
     if spec.nullable:
         text += " or null"
     if spec.choices:
-        text += f" (one of {', '.join(map(str, spec.choices))})"
+        each = "each " if list in spec.types else ""
+        text += f" ({each}one of {', '.join(map(str, spec.choices))})"
     return text
 
 

@@ -33,7 +33,7 @@ class Field:
             ``dict``).
         default: the value used when the key is absent (deep-copied).
         nullable: ``null`` is accepted.
-        choices: allowed values (strings are compared as given).
+        choices: allowed values (strings are compared as given); of a ``list`` field, the allowed elements.
         required: a value other than ``null`` must be given (see the module docstring for
             ``data.<kind>`` sections).
         path: a string path resolved against the config file's folder.
@@ -160,6 +160,12 @@ SCHEMA: dict[str, Any] = {
         "metric": Field(str, "miou", help="validation metric that picks best.pt (higher is better)"),
         "patience": Field(int, None, nullable=True, minimum=1, help="stop after this many epochs without improvement"),
         "progress": Field(bool, True, help="tqdm progress bars"),
+        "log": Field(
+            list,
+            ["csv"],
+            choices=("csv", "tensorboard"),
+            help="run logs: csv = results.csv and results.png; tensorboard = RUN/tensorboard/ (segdet[tensorboard])",
+        ),
     },
 }
 

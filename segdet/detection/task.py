@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
@@ -32,7 +33,7 @@ from .collate import detection_collate
 from .data import build_detection_data
 from .evaluator import DetectionEvaluator
 from .model import DETECTORS, build_detector, needs_masks
-from .predict import predict_images
+from .predict import draw_detections, predict_images
 
 __all__ = ["DetectionTask"]
 
@@ -142,6 +143,28 @@ class DetectionTask(Task):
         ``amp`` is not used: detectors predict in full precision.
         """
         predict_images(model, image_paths, out_dir, device, list(spec.classes), self._category_ids(spec))
+
+    def draw_predictions(self, model: nn.Module, batch: dict[str, Any], spec: DataSpec) -> list[np.ndarray]:
+        """Ground-truth boxes | predicted boxes (score at least 0.3, as ``segdet predict`` draws) per image."""
+        outputs = model(list(batch["image"]))
+        names = list(spec.classes)
+        pictures = []
+        for image, target, out in zip(batch["image"], batch["targets"], outputs):
+            rgb = image[:3].float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+            rgb = np.ascontiguousarray(np.repeat(rgb, 3, axis=-1) if rgb.shape[-1] == 1 else rgb)
+            boxes, labels = target["boxes"].cpu().numpy(), target["labels"].cpu().numpy()
+            truth = draw_detections(rgb, boxes, labels, np.ones(len(boxes), np.float32), names)
+            keep = out["scores"] >= 0.3
+            pred = draw_detections(
+                rgb,
+                out["boxes"][keep].float().cpu().numpy(),
+                out["labels"][keep].cpu().numpy(),
+                out["scores"][keep].float().cpu().numpy(),
+                names,
+            )
+            spacer = np.full((rgb.shape[0], 2, 3), 32, np.uint8)
+            pictures.append(np.concatenate([truth, spacer, pred], axis=1))
+        return pictures
 
     def _category_ids(self, spec: DataSpec) -> list[int] | None:
         """The spec's category ids; for a checkpoint that predates them, those of the COCO training file."""

@@ -5,6 +5,11 @@ train, validate, write ``weights/last.pt`` (and ``best.pt`` when ``train.metric`
 append a row to ``results.csv``. Resuming restores model, optimizer, scheduler, scaler, EMA,
 epoch, best metric and RNG state, so a resumed run ends with the same weights as an uninterrupted
 one. Ctrl-C saves ``last.pt`` (marked ``interrupted``; resuming restarts that epoch).
+
+``train.log`` picks the run logs: ``csv`` (``results.csv`` and ``results.png``) and
+``tensorboard`` (``RUN/tensorboard/``, see ``_tensorboard.py``), written by rank 0 only; the event
+file is closed on every way out of the loop. ``train.progress`` shows a tqdm bar on a terminal and
+plain lines elsewhere (``_progress.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from segdet.config import save_config
 from segdet.task import Task, build_task
 
 from . import _dist, distributed
+from ._progress import Progress, batch_size
 from ._results import ResultsLog, plot_results
 from ._rundir import new_run_dir, run_dir_of
 from ._runtime import (
@@ -38,6 +44,7 @@ from ._runtime import (
     set_rng_state,
     to_device,
 )
+from ._tensorboard import TensorBoardLog, ValidationPictures, read_png, require_tensorboard
 from .batchmix import BatchMixSchedule
 from .ema import ModelEMA
 from .loader import DataWaitMeter, auto_num_workers, make_train_loader, make_val_loader, set_loader_epoch
@@ -59,7 +66,13 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.checkpoint = checkpoint
 
 
-def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | None = None) -> Path:
+def train(
+    cfg: dict[str, Any],
+    resume: str | Path | None = None,
+    task: Task | None = None,
+    *,
+    preview: Callable[..., Path] | None = None,
+) -> Path:
     """Train ``cfg`` (a validated config) and return the run folder.
 
     Args:
@@ -67,14 +80,26 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
         resume: a checkpoint to continue from (``weights/last.pt`` of a run); the run continues in
             that checkpoint's run folder.
         task: the task object (default: built from ``cfg["task"]``).
+        preview: draws the preview grid of the training data for TensorBoard (``train.log``
+            with ``tensorboard``, a new run): called like :func:`segdet.preview.write_preview`,
+            ``preview(train_ds, classes, RUN/preview.png, ignore_index=..., seed=...)``, which the
+            front door passes (the engine does not import it). ``None``: no preview picture.
 
     Raises:
+        ValueError: ``train.log`` asks for ``tensorboard`` and TensorBoard is not installed.
         NonFiniteLossError: the loss became NaN/inf.
         TrainingInterrupted: Ctrl-C (after saving ``last.pt``).
+
+    Example:
+        >>> from segdet.preview import write_preview
+        >>> run_dir = train(load_config("configs/unet_cutmix.yaml", ["train.log=[csv,tensorboard]"]),
+        ...                 preview=write_preview)  # doctest: +SKIP
     """
     t, seed = cfg["train"], cfg["seed"]
     task = task or build_task(cfg)
     task.check()  # names and specs, before any data is read
+    if "tensorboard" in t["log"]:
+        require_tensorboard()  # a missing package fails here, not after the data is read
     device = distributed.setup(t)  # joins the torchrun process group when launched by torchrun
     amp = select_amp(t["amp"], device)
     configure_determinism(cfg["deterministic"])
@@ -136,8 +161,11 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
     if _dist.is_main():
         save_config(cfg, run_dir / "config.yaml")
         print(f"run folder: {run_dir}  (device {device}, amp {amp or 'none'}, {workers} loader workers)")
-    log = ResultsLog(run_dir / "results.csv", keep_until=start_epoch) if run_dir else None
+    log = ResultsLog(run_dir / "results.csv", keep_until=start_epoch) if run_dir and "csv" in t["log"] else None
     evaluator = task.make_evaluator(spec, device)
+    tb_on = run_dir is not None and "tensorboard" in t["log"]  # run_dir: rank 0 only
+    pictures = ValidationPictures(task, val_ds, collate, spec) if tb_on else None
+    tb = TensorBoardLog(run_dir / "tensorboard", start_step=start_epoch * steps_per_epoch) if tb_on else None
 
     def checkpoint(epoch_done: int, interrupted: bool = False) -> dict[str, Any]:
         return {
@@ -157,7 +185,12 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
         }
 
     stop = _StopFlag()
-    with stop.installed():
+    with stop.installed(), tb if tb is not None else contextlib.nullcontext():  # closes the event file
+        if tb is not None and preview is not None and ckpt is None:  # once, at the start of a new run
+            grid = preview(
+                train_ds, spec.classes, run_dir / "preview.png", ignore_index=cfg["data"]["ignore_index"], seed=seed
+            )
+            tb.image("train/preview", read_png(grid), step=0)
         for epoch in range(start_epoch, t["epochs"]):
             start = time.perf_counter()
             seed_everything(epoch_seed(seed, epoch))
@@ -181,6 +214,7 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
                         epoch,
                         stop,
                         batch_mix.for_epoch(epoch, device, _dist.rank()),  # augment.batch_mix, on the device
+                        tb,
                     )
             except NonFiniteLossError as exc:
                 last = weights_dir / "last.pt" if weights_dir and (weights_dir / "last.pt").is_file() else None
@@ -212,7 +246,11 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
             best, stale = (score, 0) if improved else (best, stale + 1)
             if _dist.is_main():
                 row = {"epoch": epoch + 1, **stats, **metrics, "time_s": round(time.perf_counter() - start, 2)}
-                log.append(row)
+                if log is not None:
+                    log.append(row)
+                if tb is not None:
+                    tb.epoch(row, metrics)
+                    tb.images("val/prediction", pictures.draw(eval_model, device, amp))
                 state = checkpoint(epoch + 1)
                 save_checkpoint(state, weights_dir / "last.pt")
                 if improved:  # the same file: a hard link, no second write
@@ -228,7 +266,8 @@ def train(cfg: dict[str, Any], resume: str | Path | None = None, task: Task | No
                 print(f"early stop: {t['metric']} has not improved for {stale} epochs")
                 break
     if _dist.is_main():
-        plot_results(run_dir / "results.csv", run_dir / "results.png")
+        if log is not None:
+            plot_results(run_dir / "results.csv", run_dir / "results.png")
         print(f"done: {run_dir}  best {t['metric']} {best:.4f}" if best is not None else f"done: {run_dir}")
     return run_dir
 
@@ -247,6 +286,7 @@ def train_one_epoch(
     epoch: int,
     stop: _StopFlag,
     batch_mix: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    tb: TensorBoardLog | None = None,
 ) -> dict[str, float] | None:
     """One pass over ``loader``; returns mean loss terms and the last LR (``None`` if Ctrl-C).
 
@@ -265,6 +305,8 @@ def train_one_epoch(
         epoch: 0-based epoch (for the progress bar and error messages).
         stop: the Ctrl-C flag, checked after every step.
         batch_mix: mixes each batch on the device (``BatchMixSchedule.for_epoch``), or ``None``.
+        tb: the TensorBoard log, given every batch's loss and terms and every step's learning
+            rate (no extra host synchronisation), or ``None``.
 
     Raises:
         NonFiniteLossError: the loss became NaN/inf (names the epoch, the step and the terms).
@@ -273,13 +315,9 @@ def train_one_epoch(
     accumulate, clip = t["accumulate"], t["clip_grad_norm"]
     model.train()
     sums: dict[str, torch.Tensor] = {}
-    images, n, begin = 0, 0, time.perf_counter()
-    bar = loader
-    if t["progress"] and _dist.is_main():
-        from tqdm import tqdm
-
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{t['epochs']}", leave=False, dynamic_ncols=True)
-    for i, batch in enumerate(loader if bar is loader else bar):
+    images, n, total, begin = 0, 0, 0.0, time.perf_counter()
+    bar = Progress(loader, f"epoch {epoch + 1}/{t['epochs']}", enabled=t["progress"] and _dist.is_main())
+    for i, batch in enumerate(bar):
         batch = to_device(batch, device, t["channels_last"])
         if batch_mix is not None:
             batch = batch_mix(batch)
@@ -291,6 +329,8 @@ def train_one_epoch(
                 f"the loss is {value} at epoch {epoch + 1}, step {i + 1} "
                 f"(terms: {', '.join(f'{k}={float(v):.4g}' for k, v in terms.items())})"
             )
+        if tb is not None:
+            tb.batch(value, terms)  # the terms stay on the device
         if i % accumulate == 0:  # first micro-batch of a step; zeroing here rather than after the
             optimizer.zero_grad(set_to_none=True)  # step lets backward reuse the freed memory (faster)
         scaler.scale(loss / accumulate).backward()
@@ -298,22 +338,22 @@ def train_one_epoch(
             if clip is not None:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            lr = optimizer.param_groups[0]["lr"]  # the rate this step uses
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
             if ema is not None:
                 ema.update(_dist.unwrap(model))
+            if tb is not None:
+                tb.step(lr)
         for k, v in {"loss": loss, **terms}.items():
             sums[k] = sums.get(k, 0.0) + v.detach().float()
         n += 1
-        images += _batch_size(batch)
-        if bar is not loader:
-            bar.set_postfix(
-                loss=f"{value:.4f}",
-                lr=f"{optimizer.param_groups[0]['lr']:.2e}",
-                img_s=f"{images / (time.perf_counter() - begin):.1f}",
-                refresh=False,
-            )
+        total += value
+        images += batch_size(batch)
+        bar.update(  # the epoch's mean loss so far
+            i + 1, loss=total / n, lr=optimizer.param_groups[0]["lr"], img_s=images / (time.perf_counter() - begin)
+        )
         if distributed.any_rank(stop.requested, device):  # every rank stops after the same step
             return None
     stats = {f"train/{k}" if k != "loss" else "loss": float(v) / n for k, v in sums.items()}
@@ -332,13 +372,6 @@ def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
         elif a != b:
             out.append(f"{prefix}{key}")
     return out
-
-
-def _batch_size(batch: Any) -> int:
-    image = batch.get("image") if isinstance(batch, dict) else None
-    if isinstance(image, torch.Tensor):
-        return image.shape[0]
-    return len(image) if isinstance(image, (list, tuple)) else 0
 
 
 class _StopFlag:

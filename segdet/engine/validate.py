@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from segdet.task import Evaluator
 
+from ._progress import Progress, batch_size
 from ._runtime import autocast, to_device
 from .distributed import watch
 
@@ -26,7 +29,8 @@ def validate(
     """Run ``evaluator`` over ``loader`` and return its metrics.
 
     The model is put in eval mode (and back in its previous mode afterwards); batches are moved to
-    ``device`` and evaluated under autocast ``amp`` (``None``: full precision).
+    ``device`` and evaluated under autocast ``amp`` (``None``: full precision). ``progress`` shows
+    a tqdm bar on a terminal and plain lines elsewhere (``segdet.engine._progress``).
 
     Returns:
         ``evaluator.compute()`` after ``evaluator.sync()``: a flat dict of floats.
@@ -34,16 +38,15 @@ def validate(
     was_training = model.training
     model.eval()
     evaluator.reset()
-    batches = loader
-    if progress:
-        from tqdm import tqdm
-
-        batches = tqdm(loader, desc="  val", leave=False, dynamic_ncols=True)
+    batches = Progress(loader, "  val", enabled=progress, unit="batch")
+    images, begin = 0, time.perf_counter()
     try:
-        for batch in batches:
+        for i, batch in enumerate(batches):
             batch = to_device(batch, device)
             with autocast(device, amp):
                 evaluator.update(model, batch)
+            images += batch_size(batch)
+            batches.update(i + 1, img_s=images / (time.perf_counter() - begin))
     finally:
         model.train(was_training)
     with watch("the evaluator's sync after validation (summing/gathering every rank's results)"):

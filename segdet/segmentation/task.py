@@ -14,13 +14,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
 import losses
+from segdet.palette import overlay_mask
 from segdet.task import DataSpec, Evaluator, Task
 
+from ._confusion import labels_from_logits
 from .collate import collate_segmentation
 from .data import build_segmentation_data
 from .evaluator import SegmentationEvaluator
@@ -102,3 +105,34 @@ class SegmentationTask(Task):
         predict_segmentation(
             model, image_paths, out_dir, spec.classes, device, autocast_dtype=amp, inference=self.inference()
         )
+
+    def draw_predictions(self, model: nn.Module, batch: dict[str, Any], spec: DataSpec) -> list[np.ndarray]:
+        """Image | ground truth | prediction per image, cropped to the image's own size (no padding).
+
+        The masks are overlaid in the class palette of :mod:`segdet.palette` (class 0 left plain,
+        ``ignore_index`` white); a soft ground truth shows its most likely class.
+        """
+        pred = labels_from_logits(model(batch["image"]), spec.num_classes).cpu().numpy()
+        target = batch["mask"]
+        if target.ndim == 4:  # soft (B, C, H, W): the likeliest class; all-zero vectors are unlabelled
+            labelled = target.sum(1) > 0
+            target = torch.where(labelled, target.argmax(1), self.cfg["data"]["ignore_index"])
+        truth = target.cpu().numpy()
+        images = batch["image"][:, :3].float().clamp(0, 1).mul(255).round().to(torch.uint8)
+        images = images.permute(0, 2, 3, 1).cpu().numpy()
+        if images.shape[-1] == 1:
+            images = np.repeat(images, 3, axis=-1)
+        sizes = batch.get("sizes")
+        pictures = []
+        for i, image in enumerate(images):
+            h, w = (int(v) for v in sizes[i]) if sizes is not None else image.shape[:2]
+            image = np.ascontiguousarray(image[:h, :w])
+            panels = [overlay_mask(image, m[i, :h, :w], spec.num_classes) for m in (truth, pred)]
+            pictures.append(_side_by_side([image, *panels]))
+        return pictures
+
+
+def _side_by_side(panels: list[np.ndarray], gap: int = 2) -> np.ndarray:
+    """Equal-height (H, W, 3) uint8 panels left to right, ``gap`` dark pixels apart."""
+    spacer = np.full((panels[0].shape[0], gap, 3), 32, np.uint8)
+    return np.concatenate([x for panel in panels for x in (panel, spacer)][:-1], axis=1)

@@ -32,6 +32,13 @@ def tiny_overrides(out_dir: str) -> list[str]:
     ]
 
 
+def ddp_logs() -> str:
+    """The run logs of the two-process test: TensorBoard too where it is installed."""
+    import importlib.util
+
+    return "[csv,tensorboard]" if importlib.util.find_spec("tensorboard") else "[csv]"
+
+
 def _torchrun_env(rank: int, world: int, port: int) -> None:
     os.environ.update(
         {
@@ -56,7 +63,7 @@ def train_then_eval(rank: int, port: int, out_dir: str, result_file: str) -> Non
     from segdet.config import load_config
     from segdet.engine import distributed, evaluate, train
 
-    cfg = load_config(CONFIG, tiny_overrides(out_dir))
+    cfg = load_config(CONFIG, tiny_overrides(out_dir) + [f"train.log={ddp_logs()}"])
     run_dir = train(cfg)
     ckpt = Path(out_dir) / "weights" / "last.pt"
     metrics, table = evaluate(cfg, ckpt)

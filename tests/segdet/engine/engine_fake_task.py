@@ -125,7 +125,7 @@ def fake_config(out: Path, **train) -> dict:
     return validate_config(cfg)
 
 
-if __name__ == "__main__":  # used by the SIGKILL test: python fake_task.py OUT EPOCHS [RESUME]
+if __name__ == "__main__":  # used by the SIGKILL and progress tests: python fake_task.py OUT EPOCHS [RESUME]
     import sys
 
     from segdet.engine import train
@@ -133,6 +133,6 @@ if __name__ == "__main__":  # used by the SIGKILL test: python fake_task.py OUT 
     torch.set_num_threads(int(os.environ.get("FAKE_THREADS", "1")))
     out, epochs = Path(sys.argv[1]), int(sys.argv[2])
     resume = sys.argv[3] if len(sys.argv) > 3 else None
-    cfg = fake_config(out, epochs=epochs)
+    cfg = fake_config(out, epochs=epochs, progress=os.environ.get("FAKE_PROGRESS") == "1")
     cfg["data"]["num_workers"] = int(os.environ.get("FAKE_WORKERS", "0"))
     train(cfg, resume=resume, task=FakeTask(cfg, delay=float(os.environ.get("FAKE_DELAY", "0"))))
