@@ -111,10 +111,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "train":
         from .engine import train
         from .engine._rundir import find_last_checkpoint
+        from .preview import write_preview
 
         if resume == _RESUME_LATEST:
             resume = find_last_checkpoint(cfg["output_dir"])
-        train(cfg, resume=resume)
+        train(cfg, resume=resume, preview=write_preview)  # the preview grid goes to TensorBoard (train.log)
     elif args.command == "eval":
         from .engine import evaluate
 

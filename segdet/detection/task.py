@@ -162,7 +162,7 @@ class DetectionTask(Task):
                 out["scores"][keep].float().cpu().numpy(),
                 names,
             )
-            spacer = np.full((rgb.shape[0], 2, 3), 32, np.uint8)
+            spacer = np.full((truth.shape[0], 2, 3), 32, np.uint8)
             pictures.append(np.concatenate([truth, spacer, pred], axis=1))
         return pictures
 
