@@ -31,7 +31,7 @@ from segdet.task import DataSpec, Evaluator, Task
 
 from .collate import detection_collate
 from .data import build_detection_data
-from .evaluator import DetectionEvaluator
+from .evaluator import STAT_NAMES, DetectionEvaluator
 from .model import DETECTORS, build_detector, needs_masks
 from .predict import draw_detections, predict_images
 
@@ -47,20 +47,7 @@ class DetectionTask(Task):
     """
 
     name = "detection"
-    metrics = (
-        "map",
-        "map50",
-        "map75",
-        "map_small",
-        "map_medium",
-        "map_large",
-        "mar_1",
-        "mar_10",
-        "mar_100",
-        "mar_small",
-        "mar_medium",
-        "mar_large",
-    )
+    metrics = STAT_NAMES  # the twelve COCO numbers
     ddp_find_unused_parameters = True
 
     def check(self) -> None:
