@@ -1,4 +1,4 @@
-r"""The ``segdet`` command line: train, eval, predict, preview.
+r"""The ``segdet`` command line: train, eval, predict, preview, export.
 
 Examples::
 
@@ -9,6 +9,8 @@ Examples::
     segdet predict configs/unet_cutmix.yaml --checkpoint runs/unet_cutmix/weights/best.pt \
         --input photos/ --output predictions/
     segdet preview configs/unet_cutmix.yaml --output preview.png
+    segdet export configs/unet_cutmix.yaml --checkpoint runs/unet_cutmix/weights/best.pt \
+        --format onnx --output unet.onnx
     torchrun --nproc_per_node=4 -m segdet train configs/unet_cutmix.yaml   # DDP, batch_size per GPU
 
 Bad input (config, paths, names) prints one ``segdet: error: ...`` message and exits with status 2;
@@ -29,7 +31,7 @@ _RESUME_LATEST = "<latest>"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``segdet`` command and its four subcommands."""
+    """The argument parser of the ``segdet`` command and its five subcommands."""
     parser = argparse.ArgumentParser(prog="segdet", description="Segmentation and detection training.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     override_help = "config overrides key.sub=value (YAML values), e.g. train.epochs=3 augment.mix=[]"
@@ -64,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help=override_help)
     p.add_argument("--output", type=Path, default=None, help="PNG file (default: OUTPUT_DIR/preview.png)")
     p.add_argument("--num", type=int, default=16, help="samples in the grid")
+
+    p = sub.add_parser("export", help="write a checkpoint as an ONNX or TorchScript file")
+    p.add_argument("config", type=Path)
+    p.add_argument("overrides", nargs="*", help=override_help)
+    p.add_argument("--checkpoint", type=Path, required=True, help="a .pt written by segdet train")
+    p.add_argument("--format", default="onnx", metavar="onnx|torchscript", help="file format (default: onnx)")
+    p.add_argument("--output", type=Path, required=True, help="the file to write, e.g. model.onnx")
     return parser
 
 
@@ -141,4 +150,9 @@ def _run(args: argparse.Namespace) -> int:
             train_ds, spec.classes, out, num=args.num, ignore_index=cfg["data"]["ignore_index"], seed=cfg["seed"]
         )
         print(f"wrote {out}")
+    elif args.command == "export":
+        from .engine import export
+
+        out = export(cfg, args.checkpoint, args.format, args.output)
+        print(f"wrote {out} ({args.format})")
     return 0

@@ -5,8 +5,10 @@ datasets (and the :class:`DataSpec` they describe), the collate function, the mo
 a batch and an evaluator, and moves tensors to the device. What the loop does differently for a
 task it reads from the task's capability attributes (``batch_mixable``,
 ``ddp_find_unused_parameters``), never from its name. The training log asks the task for
-pictures of its predictions (:meth:`Task.draw_predictions`). ``segdet/segmentation/`` and
-``segdet/detection/`` each implement :class:`Task` in their ``task.py``.
+pictures of its predictions (:meth:`Task.draw_predictions`); ``segdet export`` asks it for the
+trained model in a form the exporters take (:meth:`Task.export_module`, an :class:`Exportable`).
+``segdet/segmentation/`` and ``segdet/detection/`` each implement :class:`Task` in their
+``task.py``.
 
 A task holds the validated, fully resolved config (a plain nested ``dict``, the one saved as
 ``config.yaml`` in the run folder) and nothing the data decides: ``build_datasets`` returns the
@@ -38,7 +40,10 @@ from torch.utils.data import Dataset
 
 from segdet._suggest import did_you_mean
 
-__all__ = ["DataSpec", "Evaluator", "Task", "TASKS", "get_task", "build_task"]
+__all__ = ["DataSpec", "EXPORT_FORMATS", "Evaluator", "Exportable", "Task", "TASKS", "get_task", "build_task"]
+
+#: the file formats ``segdet export`` writes
+EXPORT_FORMATS: tuple[str, ...] = ("onnx", "torchscript")
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,39 @@ class DataSpec:
         if not classes:
             return None
         return cls(tuple(classes), ckpt.get("cat_ids"))
+
+
+@dataclass(frozen=True)
+class Exportable:
+    """A trained model in the form the exporters take: tensors in, tensors out, and the axes that vary.
+
+    :meth:`Task.export_module` returns one; ``segdet export`` (``segdet.engine.export``) writes it.
+    For TorchScript the engine scripts ``module`` (``torch.jit.script``: shapes and control flow
+    stay dynamic); for ONNX it traces ``module`` on ``example`` with ``torch.onnx.export``.
+
+    Attributes:
+        module: the network in eval mode; ``module(*example)`` runs it.
+        example: inputs to trace it with (ONNX).
+        input_names: names of the ONNX graph's inputs, one per ``example`` tensor.
+        output_names: names of the ONNX graph's outputs.
+        dynamic_axes: the axes that vary, per input and output name, e.g.
+            ``{"image": {0: "batch", 2: "height", 3: "width"}}``.
+        onnx_exporter: ``"dynamo"`` (``torch.export``, the default of ``torch.onnx.export``) or
+            ``"torchscript"`` (PyTorch's older tracing exporter, for models ``torch.export``
+            cannot capture, such as torchvision's detectors).
+
+    Example:
+        >>> ex = Exportable(nn.Identity(), (torch.rand(1, 3, 8, 8),), ("image",), ("out",), {"image": {0: "batch"}})
+        >>> ex.onnx_exporter
+        'dynamo'
+    """
+
+    module: nn.Module
+    example: tuple[torch.Tensor, ...]
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    dynamic_axes: Mapping[str, Mapping[int, str]]
+    onnx_exporter: str = "dynamo"
 
 
 class Evaluator:
@@ -189,6 +227,19 @@ class Task:
             truth and the prediction side by side.
         """
         return []
+
+    def export_module(self, model: nn.Module, fmt: str) -> Exportable:
+        """The trained ``model`` (eval mode) in the form ``segdet export`` writes as ``fmt``.
+
+        Args:
+            model: the model :meth:`build_model` made, with the checkpoint's weights loaded.
+            fmt: one of :data:`EXPORT_FORMATS`.
+
+        Raises:
+            ValueError: this task's model does not export to ``fmt``; the message names the model
+                and what does export (default: the task exports nothing).
+        """
+        raise ValueError(f"task {self.name!r} does not export models")
 
 
 #: task name -> "module:Class", imported on first use

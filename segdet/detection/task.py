@@ -10,10 +10,15 @@ Loss: the detector's own loss terms, summed. Metrics: COCO mAP through pycocotoo
 
 Per-box ``weights`` from MixUp travel with the targets, but torchvision's detectors have no
 per-box loss weight: every kept box counts fully (as in YOLOX and ultralytics' MixUp).
+
+Export (:meth:`DetectionTask.export_module`): every detector of :data:`DETECTORS` to TorchScript
+and to ONNX, the latter through PyTorch's tracing exporter (``torch.export``, the default ONNX
+exporter, cannot capture torchvision's detectors: their post-processing sizes depend on the data).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import warnings
 from collections.abc import Callable
@@ -27,15 +32,19 @@ from torch.utils.data import Dataset
 
 from segdet.checkpoint import load_weights
 from segdet.data.mixers import build_mixers
-from segdet.task import DataSpec, Evaluator, Task
+from segdet.task import EXPORT_FORMATS, DataSpec, Evaluator, Exportable, Task
 
 from .collate import detection_collate
 from .data import build_detection_data
 from .evaluator import STAT_NAMES, DetectionEvaluator
-from .model import DETECTORS, build_detector, needs_masks
+from .model import DETECTORS, Detector, build_detector, needs_masks
 from .predict import draw_detections, predict_images
 
-__all__ = ["DetectionTask"]
+__all__ = ["DetectionTask", "NO_EXPORT"]
+
+#: (model.arch, format) -> why that detector does not export to that format. Empty with torch 2.14
+#: and torchvision 0.29: each of DETECTORS exports to both formats and matches PyTorch (README, "Export").
+NO_EXPORT: dict[tuple[str, str], str] = {}
 
 
 class DetectionTask(Task):
@@ -153,6 +162,47 @@ class DetectionTask(Task):
             pictures.append(np.concatenate([truth, spacer, pred], axis=1))
         return pictures
 
+    def export_module(self, model: nn.Module, fmt: str) -> Exportable:
+        """The detector in exportable form, labels 0-based as everywhere in segdet.
+
+        TorchScript: ``forward(images: list[Tensor]) -> list[dict[str, Tensor]]``, images (3, H, W)
+        float in ``[0, 1]`` of any size, each dict with ``boxes`` (N, 4) xyxy pixels of that image,
+        ``scores`` (N,), ``labels`` (N,) int64 (and ``masks`` (N, 1, H, W) for Mask R-CNN), as
+        :class:`~segdet.detection.Detector` returns in eval mode. ONNX: one image per run, input
+        ``image`` (3, H, W) float in ``[0, 1]`` with dynamic height and width, outputs ``boxes``,
+        ``scores``, ``labels`` (and ``masks``) with a dynamic number of detections. Resizing and
+        normalisation stay inside; ``model.score_thresh`` and ``model.detections_per_img`` apply.
+
+        Raises:
+            ValueError: unknown ``fmt``, or a detector that does not export to it (:data:`NO_EXPORT`).
+        """
+        if fmt not in EXPORT_FORMATS:
+            raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
+        arch = self.cfg["model"]["arch"]
+        if (arch, fmt) in NO_EXPORT:
+            others = [a for a in DETECTORS if (a, fmt) not in NO_EXPORT]
+            scripted = fmt == "onnx" and (arch, "torchscript") not in NO_EXPORT
+            raise ValueError(
+                f"model.arch {arch} does not export to {fmt}: {NO_EXPORT[arch, fmt]}; "
+                f"{fmt} export works for {', '.join(others)}"
+                + ("; --format torchscript exports it" if scripted else "")
+            )
+        if not isinstance(model, Detector):
+            raise ValueError(f"expected a segdet Detector to export, got {type(model).__name__}")
+        if fmt == "torchscript":
+            module: nn.Module = _ScriptableDetector(model)
+            return Exportable(module.eval(), (), ("images",), ("detections",), {})
+        outputs = ("boxes", "scores", "labels", "masks") if model.needs_masks else ("boxes", "scores", "labels")
+        found = {name: {0: "detections"} for name in outputs}
+        return Exportable(
+            _OnnxDetector(model).eval(),
+            (torch.rand(3, 96, 128, generator=torch.Generator().manual_seed(0)),),
+            ("image",),
+            outputs,
+            {"image": {1: "height", 2: "width"}, **found},
+            onnx_exporter="torchscript",
+        )
+
     def _category_ids(self, spec: DataSpec) -> list[int] | None:
         """The spec's category ids; for a checkpoint that predates them, those of the COCO training file."""
         if spec.cat_ids is not None:
@@ -169,3 +219,71 @@ class DetectionTask(Task):
             )
             return None
         return sorted(int(c["id"]) for c in cats)
+
+
+class _ScriptableDetector(nn.Module):
+    """The torchvision model of a :class:`Detector` in eval mode, 0-based labels, for ``torch.jit.script``."""
+
+    def __init__(self, det: Detector) -> None:
+        super().__init__()
+        self.model = det.model
+        self.label_offset = int(det.label_offset)
+
+    def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        """Detections of each (3, H, W) image in ``[0, 1]``: ``boxes``, ``scores``, ``labels`` (0-based)."""
+        if torch.jit.is_scripting():
+            _, detections = self.model(images)  # scripted torchvision detectors return (losses, detections)
+        else:
+            detections = self.model(images)
+        for d in detections:
+            d["labels"] = d["labels"] - self.label_offset
+        return detections
+
+
+class _OnnxDetector(nn.Module):
+    """One image in, tensors out: the form the ONNX tracing exporter takes.
+
+    R-CNN models get a box decoder without torchvision's Python branch on the number of region
+    proposals (``BoxCoder.decode`` reshapes only when there are some): traced, that branch fixes
+    one path, and the ONNX graph then fails in onnxruntime on every image whose proposal count
+    is zero where the example's was not, and computes wrong boxes in the other case (torchvision
+    issues 4623 and 8534). Both paths compute the same boxes.
+    """
+
+    def __init__(self, det: Detector) -> None:
+        super().__init__()
+        self.model = det.model
+        heads = getattr(det.model, "roi_heads", None)
+        if heads is not None:  # shallow copies: the trained model keeps its own decoder
+            heads = _shallow_copy(heads)
+            heads.box_coder = _BranchFreeBoxCoder(heads.box_coder, heads.box_predictor.cls_score.out_features)
+            self.model = _shallow_copy(det.model)
+            self.model.roi_heads = heads
+        self.label_offset = int(det.label_offset)
+        self.masks = bool(det.needs_masks)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Detections of one (3, H, W) image: ``boxes``, ``scores``, ``labels`` 0-based (and ``masks``)."""
+        d = self.model([image])[0]
+        out = (d["boxes"], d["scores"], d["labels"] - self.label_offset)
+        return (*out, d["masks"]) if self.masks else out
+
+
+def _shallow_copy(module: nn.Module) -> nn.Module:
+    """A new module object sharing the parameters of ``module``; replacing its children leaves ``module`` alone."""
+    out = copy.copy(module)
+    out._modules = dict(module._modules)
+    return out
+
+
+class _BranchFreeBoxCoder:
+    """``BoxCoder.decode`` of the R-CNN box head for ``num_labels`` labels, the same reshape for any count."""
+
+    def __init__(self, coder: Any, num_labels: int) -> None:
+        self.coder = coder
+        self.num_labels = int(num_labels)
+
+    def decode(self, rel_codes: torch.Tensor, boxes: list[torch.Tensor]) -> torch.Tensor:
+        """(N, num_labels, 4) boxes of (N, 4 num_labels) offsets from the N proposals of ``boxes``."""
+        codes = rel_codes.reshape(-1, 4 * self.num_labels)
+        return self.coder.decode_single(codes, torch.cat(boxes, dim=0)).reshape(-1, self.num_labels, 4)

@@ -8,6 +8,7 @@ Example:
 
 from .commands import evaluate, predict
 from .ema import ModelEMA
+from .export import export
 from .optim import LRFactor, build_optimizer, build_scheduler
 from .trainer import NonFiniteLossError, TrainingInterrupted, train, train_one_epoch
 from .validate import validate
@@ -18,6 +19,7 @@ __all__ = [
     "validate",
     "evaluate",
     "predict",
+    "export",
     "ModelEMA",
     "build_optimizer",
     "build_scheduler",

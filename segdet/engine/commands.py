@@ -18,7 +18,7 @@ from ._runtime import select_amp, select_device
 from .loader import auto_num_workers, make_val_loader
 from .validate import validate
 
-__all__ = ["evaluate", "predict", "load_trained_model"]
+__all__ = ["evaluate", "predict", "load_trained_model", "inference_spec"]
 
 
 def load_trained_model(task: Task, spec: DataSpec, checkpoint: str | Path | dict[str, Any]) -> nn.Module:
@@ -44,6 +44,19 @@ def load_trained_model(task: Task, spec: DataSpec, checkpoint: str | Path | dict
             f"(model.arch/model.encoder/data.classes differ?): {str(exc).splitlines()[0]}"
         ) from None
     return model.eval()
+
+
+def inference_spec(task: Task, cfg: dict[str, Any], ckpt: dict[str, Any]) -> DataSpec:
+    """The classes a trained model predicts: the checkpoint's, renamed by ``data.classes`` when the config sets it.
+
+    A checkpoint without class names (written before segdet stored them) reads them from the data.
+    """
+    spec = DataSpec.from_checkpoint(ckpt)  # written by segdet train
+    if spec is None:  # a checkpoint without class names: read them from the data
+        _, _, spec = task.build_datasets()
+    elif cfg["data"]["classes"] is not None:  # names given in the config win, as in training
+        spec = DataSpec(tuple(cfg["data"]["classes"]), spec.cat_ids)
+    return spec
 
 
 def _without_init_weights(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -105,11 +118,7 @@ def predict(cfg: dict[str, Any], checkpoint: str | Path, inputs: str | Path, out
     cfg = _without_init_weights(cfg)
     task = build_task(cfg)
     ckpt = load_checkpoint(checkpoint)
-    spec = DataSpec.from_checkpoint(ckpt)  # written by segdet train
-    if spec is None:  # a checkpoint without class names: read them from the data
-        _, _, spec = task.build_datasets()
-    elif cfg["data"]["classes"] is not None:  # names given in the config win, as in training
-        spec = DataSpec(tuple(cfg["data"]["classes"]), spec.cat_ids)
+    spec = inference_spec(task, cfg, ckpt)
     device = select_device(cfg["train"]["device"])
     model = load_trained_model(task, spec, ckpt).to(device)
     out = Path(output)

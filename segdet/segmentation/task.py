@@ -5,6 +5,7 @@ the configured augmentation and mixers). Model:
 :func:`~segdet.segmentation.model.build_segmentation_model` (smp by name, normalisation inside).
 Loss: :class:`losses.ComboLoss` in multiclass mode (hard or soft targets). Metrics:
 :class:`~segdet.segmentation.evaluator.SegmentationEvaluator` (dataset-level confusion matrix).
+Export: ONNX and TorchScript with dynamic batch, height and width (:meth:`SegmentationTask.export_module`).
 """
 
 from __future__ import annotations
@@ -16,19 +17,20 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
 import losses
 from segdet.palette import overlay_mask
-from segdet.task import DataSpec, Evaluator, Task
+from segdet.task import EXPORT_FORMATS, DataSpec, Evaluator, Exportable, Task
 
 from ._confusion import labels_from_logits
 from .collate import collate_segmentation
 from .data import build_segmentation_data
 from .evaluator import SegmentationEvaluator
 from .inference import Inference
-from .model import build_segmentation_model, check_model_names
+from .model import SegmentationModel, build_segmentation_model, check_model_names
 from .predict import predict_segmentation
 
 __all__ = ["SegmentationTask"]
@@ -131,8 +133,51 @@ class SegmentationTask(Task):
             pictures.append(_side_by_side([image, *panels]))
         return pictures
 
+    def export_module(self, model: nn.Module, fmt: str) -> Exportable:
+        """The model as one graph: (B, 3, H, W) float images in ``[0, 1]`` -> (B, K, H, W) logits.
+
+        Normalisation and padding to the stride stay inside, as in :class:`SegmentationModel`;
+        batch, height and width are dynamic in both formats.
+
+        Raises:
+            ValueError: ``fmt`` is not one of :data:`~segdet.task.EXPORT_FORMATS`.
+        """
+        if fmt not in EXPORT_FORMATS:
+            raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
+        if not isinstance(model, SegmentationModel):
+            raise ValueError(f"expected a SegmentationModel to export, got {type(model).__name__}")
+        axes = {0: "batch", 2: "height", 3: "width"}
+        return Exportable(
+            module=_StaticSegmentationModel(model).eval(),
+            example=(torch.rand(2, 3, 64, 96),),
+            input_names=("image",),
+            output_names=("logits",),
+            dynamic_axes={"image": axes, "logits": axes},
+        )
+
 
 def _side_by_side(panels: list[np.ndarray], gap: int = 2) -> np.ndarray:
     """Equal-height (H, W, 3) uint8 panels left to right, ``gap`` dark pixels apart."""
     spacer = np.full((panels[0].shape[0], gap, 3), 32, np.uint8)
     return np.concatenate([x for panel in panels for x in (panel, spacer)][:-1], axis=1)
+
+
+class _StaticSegmentationModel(nn.Module):
+    """:class:`SegmentationModel` without the Python branch on the input size, for tracers and TorchScript.
+
+    The padding (possibly zero) and the crop always run, so one traced graph serves every height
+    and width; the logits equal the wrapped model's.
+    """
+
+    def __init__(self, model: SegmentationModel) -> None:
+        super().__init__()
+        self.net = model.net
+        self.stride = int(model.stride)
+        self.register_buffer("mean", model.mean.detach().clone(), persistent=False)
+        self.register_buffer("std", model.std.detach().clone(), persistent=False)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Logits (B, K, H, W) of images (B, C, H, W) in ``[0, 1]``."""
+        h, w = image.shape[-2], image.shape[-1]
+        x = F.pad(image, (0, (-w) % self.stride, 0, (-h) % self.stride))
+        return self.net((x - self.mean) / self.std)[..., :h, :w]
