@@ -159,7 +159,7 @@ SCHEMA: dict[str, Any] = {
         ),
         "metric": Field(str, "miou", help="validation metric that picks best.pt (higher is better)"),
         "patience": Field(int, None, nullable=True, minimum=1, help="stop after this many epochs without improvement"),
-        "progress": Field(bool, True, help="tqdm progress bars"),
+        "progress": Field(bool, True, help="progress: a tqdm bar on a terminal, plain lines otherwise"),
         "log": Field(
             list,
             ["csv"],
