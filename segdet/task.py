@@ -40,10 +40,24 @@ from torch.utils.data import Dataset
 
 from segdet._suggest import did_you_mean
 
-__all__ = ["DataSpec", "EXPORT_FORMATS", "Evaluator", "Exportable", "Task", "TASKS", "get_task", "build_task"]
+__all__ = [
+    "DataSpec",
+    "EXPORT_FORMATS",
+    "SEGMENTATION_MODES",
+    "Evaluator",
+    "Exportable",
+    "Task",
+    "TASKS",
+    "get_task",
+    "build_task",
+]
 
 #: the file formats ``segdet export`` writes
 EXPORT_FORMATS: tuple[str, ...] = ("onnx", "torchscript")
+
+
+#: segmentation modes (``data.mode``): softmax over classes, one sigmoid channel, one sigmoid channel per class
+SEGMENTATION_MODES: tuple[str, ...] = ("multiclass", "binary", "multilabel")
 
 
 @dataclass(frozen=True)
@@ -52,22 +66,54 @@ class DataSpec:
 
     Attributes:
         classes: class names in index order. Segmentation: ``classes[0]`` is mask value 0
-            (the background). Detection: 0-based box labels (no background entry).
+            (the background; in ``multilabel`` mode there is none, class ``k`` is channel ``k``).
+            Detection: 0-based box labels (no background entry).
         cat_ids: dataset category id of each class (COCO json), or ``None`` for ``1..K``.
+        mode: segmentation mode (``data.mode``): ``multiclass`` (one softmax channel per class),
+            ``binary`` (two classes, one sigmoid channel for ``classes[1]``) or ``multilabel``
+            (one sigmoid channel per class). Detection leaves the default.
+        threshold: binary / multilabel: a pixel shows a class where ``sigmoid(logit) >
+            threshold``, strictly inside (0, 1).
+
+    Raises:
+        ValueError: no class names, an unknown mode, a binary spec without exactly two classes,
+            or a threshold outside (0, 1).
 
     Example:
         >>> spec = DataSpec(("background", "cell"))
-        >>> spec.num_classes
-        2
+        >>> spec.num_classes, spec.out_channels
+        (2, 2)
+        >>> DataSpec(("background", "cell"), mode="binary").out_channels
+        1
     """
 
     classes: tuple[str, ...]
     cat_ids: tuple[int, ...] | None = None
+    mode: str = "multiclass"
+    threshold: float = 0.5
 
     def __post_init__(self) -> None:
         if isinstance(self.classes, str) or not self.classes:
             raise ValueError(f"DataSpec needs a non-empty sequence of class names, got {self.classes!r}")
         object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
+        if self.mode not in SEGMENTATION_MODES:
+            raise ValueError(
+                f"data.mode {self.mode!r}{did_you_mean(str(self.mode), SEGMENTATION_MODES, n=1)} is not one of "
+                f"{', '.join(SEGMENTATION_MODES)}"
+            )
+        if self.mode == "binary" and len(self.classes) != 2:
+            raise ValueError(
+                f"data.mode is binary but there are {len(self.classes)} classes {list(self.classes)}; binary "
+                "segmentation has two (background first, then the foreground), e.g. data.classes: "
+                "[background, object]; use data.mode: multiclass or multilabel for more"
+            )
+        threshold = self.threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
+            raise ValueError(
+                f"data.threshold = {threshold!r} must lie strictly between 0 and 1 (a pixel is predicted "
+                "where sigmoid(logit) > threshold); 0.5 is the usual value"
+            )
+        object.__setattr__(self, "threshold", float(threshold))
         if self.cat_ids is not None:
             if len(self.cat_ids) != len(self.classes):
                 raise ValueError(
@@ -81,17 +127,35 @@ class DataSpec:
         """Number of classes (``len(classes)``)."""
         return len(self.classes)
 
+    @property
+    def out_channels(self) -> int:
+        """Output channels of a segmentation model: 1 in binary mode, else one per class."""
+        return 1 if self.mode == "binary" else self.num_classes
+
     def to_checkpoint(self) -> dict[str, Any]:
-        """The checkpoint keys that store this spec: ``classes`` and ``cat_ids``."""
-        return {"classes": list(self.classes), "cat_ids": list(self.cat_ids) if self.cat_ids is not None else None}
+        """The checkpoint keys that store this spec: ``classes``, ``cat_ids``, ``mode`` and ``threshold``."""
+        return {
+            "classes": list(self.classes),
+            "cat_ids": list(self.cat_ids) if self.cat_ids is not None else None,
+            "mode": self.mode,
+            "threshold": self.threshold,
+        }
 
     @classmethod
     def from_checkpoint(cls, ckpt: Mapping[str, Any]) -> DataSpec | None:
-        """The spec a checkpoint stores, or ``None`` when it has no class names."""
+        """The spec a checkpoint stores, or ``None`` when it has no class names.
+
+        A checkpoint written before segdet stored the mode is ``multiclass`` with threshold 0.5.
+        """
         classes = ckpt.get("classes")
         if not classes:
             return None
-        return cls(tuple(classes), ckpt.get("cat_ids"))
+        return cls(
+            tuple(classes),
+            ckpt.get("cat_ids"),
+            mode=ckpt.get("mode") or "multiclass",
+            threshold=ckpt.get("threshold", 0.5),
+        )
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,20 @@ SCHEMA: dict[str, Any] = {
         "kind": Field(str, "synthetic", choices=("synthetic", "folder", "coco"), help="dataset kind"),
         "classes": Field(list, None, nullable=True, help="class names (index 0 first); null = from the data"),
         "ignore_index": Field(int, 255, help="mask value excluded from loss and metrics"),
+        "mode": Field(
+            str,
+            "multiclass",
+            choices=("multiclass", "binary", "multilabel"),
+            help="segmentation: one class per pixel (softmax), one sigmoid foreground channel, or one sigmoid "
+            "channel per class (classes may overlap)",
+        ),
+        "threshold": Field(
+            float,
+            0.5,
+            minimum=0.0,
+            maximum=1.0,
+            help="binary / multilabel: a pixel is predicted where sigmoid(logit) > threshold, strictly inside (0, 1)",
+        ),
         "batch_size": Field(int, 8, minimum=1, help="images per step"),
         "num_workers": Field((int, str), "auto", help="loader processes; auto = min(CPU count, 8), 0 for tiny data"),
         "synthetic": {
