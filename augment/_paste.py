@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._boxes import cut_instances
-from ._sample import concat_instances, mix_dtype, mix_label_vectors, soft_mask, take
+from ._sample import check_label_channels, concat_instances, mix_dtype, mix_label_vectors, soft_mask, take
 
 
 def _take_region(a: np.ndarray, b: np.ndarray, region: np.ndarray, dtype) -> np.ndarray:
@@ -21,10 +21,12 @@ def mix_masks(
 ) -> np.ndarray:
     """Semantic mask taking ``b`` inside ``region`` and ``a`` elsewhere.
 
-    Two hard masks stay hard; if either is soft (H, W, C) both become soft and the hard one is
-    one-hot encoded (``ignore_index`` pixels become all-zero vectors).
+    Two hard masks stay hard, and so do two integer (H, W, C) masks of per-class 0/1 channels
+    (every channel copied, ``ignore_index`` included); if either is soft (H, W, C) float both
+    become soft and the hard one is one-hot encoded (``ignore_index`` pixels become all-zero
+    vectors).
     """
-    if a.ndim == 2 and b.ndim == 2:
+    if (a.ndim == 2 and b.ndim == 2) or check_label_channels([a, b], name, num_classes):
         return _take_region(a, b, region, np.result_type(a.dtype, b.dtype))
     channels = a.shape[2] if a.ndim == 3 else b.shape[2]
     if num_classes is not None and channels != num_classes:

@@ -161,6 +161,36 @@ def labelled(mask: np.ndarray, num_classes: int, ignore_index: int | None, name:
     return valid & ~ignored
 
 
+def is_label_channels(mask: np.ndarray) -> bool:
+    """True for an integer (or bool) (H, W, C) mask: one 0/1 channel per class (multilabel).
+
+    Soft class probabilities are (H, W, C) too but floating; hard class indices are (H, W).
+    """
+    return mask.ndim == 3 and (np.issubdtype(mask.dtype, np.integer) or mask.dtype == bool)
+
+
+def check_label_channels(masks: Sequence[np.ndarray], name: str, num_classes: int | None = None) -> bool:
+    """Whether the semantic masks of one mix are per-class 0/1 channels; they must all be, or none.
+
+    Raises:
+        ValueError: channel masks mixed with class-index or soft masks, with another channel
+            count, or with a channel count other than ``num_classes`` (when given).
+    """
+    kinds = [is_label_channels(m) for m in masks]
+    if not any(kinds):
+        return False
+    channels = {m.shape[2] for m in masks if m.ndim == 3}
+    if not all(kinds) or len(channels) > 1:
+        shapes = [f"{m.shape} {m.dtype}" for m in masks]
+        raise ValueError(
+            f"{name}: the sources' semantic masks are {shapes}; integer (H, W, C) masks (one 0/1 channel "
+            "per class) mix only with masks of the same kind and channel count"
+        )
+    if num_classes is not None and channels != {num_classes}:
+        raise ValueError(f"{name}: the masks have {channels.pop()} class channels but num_classes={num_classes}")
+    return True
+
+
 def soft_mask(mask: np.ndarray, num_classes: int | None, ignore_index: int | None, name: str) -> np.ndarray:
     """Semantic mask as (H, W, C) float32 probabilities.
 

@@ -2,7 +2,8 @@
 
 The batch is ``images`` (B, C, H, W) and a target that is either a hard mask (B, H, W) of class
 indices (integer; ``ignore_index`` allowed) or soft per-class probabilities (B, K, H, W)
-float, where an all-zero vector means unlabelled (what ``losses/`` accepts). Sample ``i`` is
+float, where an all-zero vector means unlabelled (what ``losses/`` accepts). CutMix also copies
+integer (B, K, H, W) targets, one 0/1 channel per class (multilabel), as they are. Sample ``i`` is
 mixed with sample ``index[i]``, a random permutation (``pairing="permutation"``, which may pair a
 sample with itself) or ``i - 1`` (``pairing="roll"``). Every random number comes from the
 ``torch.Generator`` passed in, drawn on the batch's device, and nothing reads a tensor value
@@ -40,7 +41,7 @@ class BatchMix(NamedTuple):
     index: torch.Tensor
 
 
-def _check(images, target, generator, name: str) -> tuple[int, int, int]:
+def _check(images, target, generator, name: str, label_channels: bool = False) -> tuple[int, int, int]:
     if not isinstance(images, torch.Tensor) or images.dim() != 4:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"{name}: images must be a (B, C, H, W) tensor, got {shape}")
@@ -48,12 +49,14 @@ def _check(images, target, generator, name: str) -> tuple[int, int, int]:
     if not isinstance(target, torch.Tensor):
         raise TypeError(f"{name}: target must be a tensor (B, H, W) or (B, K, H, W), got {type(target).__name__}")
     hard = target.dim() == 3 and not target.is_floating_point()
-    soft = target.dim() == 4 and target.is_floating_point()
+    soft = target.dim() == 4 and (target.is_floating_point() or label_channels)
     if not (hard or soft) or target.shape[0] != b or tuple(target.shape[-2:]) != (h, w):
+        channels = " (or integer per-class 0/1 channels)" if label_channels else ""
+        hint = "" if label_channels or target.dim() != 4 else "; integer (B, K, H, W) channels mix with CutMix only"
         raise ValueError(
             f"{name}: target {tuple(target.shape)} {target.dtype} does not fit images {tuple(images.shape)}; "
             f"give class indices (B, H, W) = ({b}, {h}, {w}) as an integer tensor or soft "
-            f"targets (B, K, H, W) as a float tensor"
+            f"targets (B, K, H, W) as a float tensor{channels}{hint}"
         )
     if target.device != images.device:
         raise ValueError(f"{name}: images are on {images.device} but target is on {target.device}")
@@ -125,12 +128,13 @@ def batch_cutmix(
     ``round(W * sqrt(1 - lam))`` columns and its top-left corner is uniform over the positions
     that keep it inside the image (no clipping, so no bias towards small cuts at the borders).
     Pixels are copied exactly: a hard mask stays a hard mask (``ignore_index`` pixels included),
-    soft targets are copied per pixel. The returned ``lam`` is the exact fraction of pixels that
-    still show sample ``i``.
+    soft targets and integer per-class channels (multilabel) are copied per pixel. The returned
+    ``lam`` is the exact fraction of pixels that still show sample ``i``.
 
     Args:
         images: (B, C, H, W) any dtype.
-        target: (B, H, W) integer or (B, K, H, W) float, on the images' device.
+        target: (B, H, W) integer, (B, K, H, W) float, or (B, K, H, W) integer 0/1 channels, on the
+            images' device.
         generator: ``torch.Generator`` on the images' device.
         alpha: Beta parameter, > 0.
         p: probability that a sample is mixed (drawn per sample when ``per_sample``).
@@ -148,7 +152,7 @@ def batch_cutmix(
         (torch.Size([4, 3, 8, 12]), torch.int64, torch.Size([4]))
     """
     _check_options("batch_cutmix", p, alpha, pairing)
-    b, h, w = _check(images, target, generator, "batch_cutmix")
+    b, h, w = _check(images, target, generator, "batch_cutmix", label_channels=True)
     device = images.device
     index = _pairs(b, pairing, generator, device)
     lam, applied, u = _draw(b, per_sample, p, alpha, generator, device, uniforms=2, dtype=torch.float64)

@@ -11,6 +11,7 @@ from ._sample import (
     check_rng,
     check_sources,
     concat_instances,
+    is_label_channels,
     labelled,
     mix_label_vectors,
     soft_mask,
@@ -43,6 +44,11 @@ def _blend_hard(
 def _blend_masks(
     a: np.ndarray, b: np.ndarray, lam: float, num_classes: int | None, ignore_index: int | None
 ) -> np.ndarray:
+    if is_label_channels(a) or is_label_channels(b):
+        raise ValueError(
+            "MixUp: integer (H, W, C) masks hold one 0/1 channel per class (multilabel), which MixUp does not "
+            "blend into class probabilities; mix such masks with CutMix or Mosaic"
+        )
     if a.ndim == 2 and b.ndim == 2:
         return _blend_hard(a, b, lam, num_classes, ignore_index)
     channels = a.shape[2] if a.ndim == 3 else b.shape[2]

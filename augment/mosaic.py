@@ -10,7 +10,7 @@ import numpy as np
 
 from ._mosaic_layout import FITS, TilePlacement, plan_mosaic
 from ._mosaic_tiles import keep_boxes, tile_boxes, tile_image, tile_instances, tile_nearest
-from ._sample import check_rng, check_sources, mix_dtype, mix_label_vectors, soft_mask
+from ._sample import check_label_channels, check_rng, check_sources, mix_dtype, mix_label_vectors, soft_mask
 
 __all__ = ["Mosaic"]
 
@@ -228,7 +228,18 @@ class Mosaic:
 
     def _mask(self, samples, placements, size) -> np.ndarray:
         masks = [s["mask"] for s in samples]
-        if any(m.ndim == 3 for m in masks):
+        label_channels = check_label_channels(masks, f"Mosaic(grid={self.grid})", self.num_classes)
+        if label_channels or not any(m.ndim == 3 for m in masks):  # hard: class indices or per-class 0/1 channels
+            dtype = np.result_type(*[m.dtype for m in masks])
+            if np.issubdtype(dtype, np.integer) and not (np.iinfo(dtype).min <= self.mask_fill <= np.iinfo(dtype).max):
+                raise ValueError(
+                    f"Mosaic mask_fill={self.mask_fill} does not fit the masks' dtype "
+                    f"{dtype}; pick a mask_fill/ignore_index the dtype can hold"
+                )
+            canvas = np.empty(tuple(size) + masks[0].shape[2:], dtype=dtype)
+            if not all(_fills_cell(p) for p in placements):
+                canvas[...] = self.mask_fill
+        else:
             channels = {m.shape[2] for m in masks if m.ndim == 3}
             if len(channels) > 1 or (self.num_classes is not None and channels != {self.num_classes}):
                 raise ValueError(
@@ -240,16 +251,6 @@ class Mosaic:
             canvas = np.zeros(tuple(size) + (c,), dtype=np.float32)
             if 0 <= self.mask_fill < c:
                 canvas[..., self.mask_fill] = 1.0
-        else:
-            dtype = np.result_type(*[m.dtype for m in masks])
-            if np.issubdtype(dtype, np.integer) and not (np.iinfo(dtype).min <= self.mask_fill <= np.iinfo(dtype).max):
-                raise ValueError(
-                    f"Mosaic mask_fill={self.mask_fill} does not fit the masks' dtype "
-                    f"{dtype}; pick a mask_fill/ignore_index the dtype can hold"
-                )
-            canvas = np.empty(tuple(size), dtype=dtype)
-            if not all(_fills_cell(p) for p in placements):
-                canvas[...] = self.mask_fill
         for p in placements:
             if not p.is_empty:
                 vy0, vx0, vy1, vx1 = p.visible

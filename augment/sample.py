@@ -8,7 +8,9 @@ key            dtype                    shape           meaning
 ============== ======================== =============== ===============================================
 image          uint8 or float32         (H, W, C)       the picture; float images keep the 0..255 scale
 mask           int or float32           (H, W) or       class per pixel (ignore_index where
-                                        (H, W, C)       unlabelled) or per-class probabilities
+                                        (H, W, C)       unlabelled); integer (H, W, C): one 0/1
+                                                        channel per class (multilabel); float
+                                                        (H, W, C): per-class probabilities
 masks          uint8                    (N, H, W)       instance masks, one per box
 bboxes         float32                  (N, 4)          boxes, pascal_voc pixels
 labels         int64                    (N,)            class of each box
@@ -51,7 +53,8 @@ SAMPLE_KEYS: Mapping[str, KeySpec] = MappingProxyType(
         "mask": KeySpec(
             "int or float32",
             "(H, W) or (H, W, C)",
-            "class per pixel (ignore_index where unlabelled) or per-class probabilities",
+            "class per pixel (ignore_index where unlabelled); integer (H, W, C): one 0/1 channel per class "
+            "(multilabel); float (H, W, C): per-class probabilities",
         ),
         "masks": KeySpec("uint8", "(N, H, W)", "instance masks, one per box"),
         "bboxes": KeySpec("float32", "(N, 4)", "boxes, pascal_voc pixels"),
