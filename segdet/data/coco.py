@@ -30,6 +30,10 @@ class CocoDataset:
     Semantic masks rasterise polygons, uncompressed and compressed RLE with pycocotools. Crowd
     regions become ``ignore_index`` except where a non-crowd object covers them; non-crowd
     objects are painted largest first, so where annotations overlap the smaller object wins.
+    With ``multilabel`` the ``mask`` is (H, W, K) instead, channel ``i`` the union of category
+    ``i``'s non-crowd objects (0/1), so overlapping categories keep both; a crowd region of a
+    category is ``ignore_index`` in that category's channel where no non-crowd object of it
+    covers it; names in ``classes`` = ``category_names`` (no background).
 
     Boxes (``with_boxes``): COCO ``[x, y, w, h]`` -> pascal_voc ``[x, y, x + w, y + h]``; crowd
     annotations are left out; boxes reaching outside their image are clipped, boxes with zero
@@ -49,6 +53,7 @@ class CocoDataset:
         with_boxes: return ``bboxes`` (N, 4) float32 and ``labels`` (N,) int64.
         with_instance_masks: return ``masks`` (N, H, W) uint8, one per box.
         ignore_index: value of crowd pixels in ``mask``.
+        multilabel: ``mask`` is one 0/1 channel per category (see above).
 
     Example:
         >>> ds = CocoDataset("ann/instances_val.json", "images", with_mask=False,
@@ -65,9 +70,13 @@ class CocoDataset:
         with_boxes: bool = False,
         with_instance_masks: bool = False,
         ignore_index: int = 255,
+        multilabel: bool = False,
     ) -> None:
         if not (with_mask or with_boxes or with_instance_masks):
             raise ValueError("CocoDataset needs at least one of with_mask, with_boxes, with_instance_masks")
+        if multilabel and not with_mask:
+            raise ValueError("CocoDataset(multilabel=True) describes the semantic mask; pass with_mask=True")
+        self.multilabel = bool(multilabel)
         self.annotation_file = Path(annotation_file)
         self.image_dir = Path(image_dir)
         self.with_mask, self.with_boxes = bool(with_mask), bool(with_boxes)
@@ -86,6 +95,8 @@ class CocoDataset:
         self.box_classes = self.category_names
         self.seg_classes = ("background", *self.category_names)
         self.classes = self.seg_classes if self.with_mask else self.box_classes
+        if self.multilabel:
+            self.classes = self.category_names
         self._dtype = mask_dtype(len(self.seg_classes), self.ignore_index)
 
         self._images = sorted(data["images"], key=lambda im: im["id"])
@@ -110,7 +121,7 @@ class CocoDataset:
         anns = self._anns[info["id"]]
         sample: dict[str, np.ndarray] = {"image": image}
         if self.with_mask:
-            sample["mask"] = self._semantic_mask(anns, h, w)
+            sample["mask"] = self._multilabel_mask(anns, h, w) if self.multilabel else self._semantic_mask(anns, h, w)
         if self._boxes is not None:
             boxes, labels, kept = self._boxes[index]
             if self.with_boxes:
@@ -133,6 +144,19 @@ class CocoDataset:
         painted.sort(key=lambda item: -int(item[0].sum()))  # stable: ties keep json order
         for m, cls in painted:
             mask[m] = cls
+        return mask
+
+    def _multilabel_mask(self, anns: list[dict], h: int, w: int) -> np.ndarray:
+        k = len(self.category_names)
+        present = np.zeros((h, w, k), bool)
+        crowd = np.zeros((h, w, k), bool)
+        for ann in anns:
+            channel = self.cat_id_to_label[ann["category_id"]]
+            m = segmentation_to_mask(ann["segmentation"], h, w, ann["id"]).astype(bool)
+            target = crowd if ann.get("iscrowd", 0) else present
+            target[:, :, channel] |= m
+        mask = present.astype(self._dtype)
+        mask[crowd & ~present] = self.ignore_index
         return mask
 
     def _index_annotations(self, data: dict) -> dict[int, list[dict]]:

@@ -30,15 +30,23 @@ class FolderSegmentation:
     (1000) pairs, or when ``classes`` must be inferred from the masks; otherwise each mask is
     checked when it is loaded. Every failure is a ``ValueError`` naming the file and the fix.
 
+    In ``binary`` mode there are two classes (``("background", "foreground")`` unless
+    ``classes`` names them): after mapping a mask may hold only 0, 1 and ``ignore_index``, and a
+    mask holding anything else stops with the values it holds (the same check, so no extra
+    read). Multilabel masks (one file per class) are read by
+    :class:`~segdet.data.folder_multilabel.FolderMultilabel`.
+
     Args:
         root: folder holding ``images/`` and ``masks/``.
         classes: class names, index 0 first. ``None``: ``class_0 .. class_{K-1}``, with K from
             the largest value of ``mask_values`` (or, without a mapping, read from the masks,
-            which must then hold the contiguous values ``0..K-1``).
+            which must then hold the contiguous values ``0..K-1``); binary: background and
+            foreground.
         mask_values: mapping stored value -> class index (or ``ignore_index``).
         ignore_index: value of unlabeled pixels (excluded from losses and metrics).
         scan_masks: check every mask's values at construction (see above).
         config_key: how the error messages name the mapping's config key.
+        mode: ``"multiclass"`` or ``"binary"`` (``data.mode``).
 
     Sample keys: ``image`` (H, W, 3) uint8 RGB and ``mask`` (H, W) uint8 (int32 when the
     classes or ``ignore_index`` do not fit in uint8); ``bboxes`` (0, 4) float32 and
@@ -60,7 +68,14 @@ class FolderSegmentation:
         ignore_index: int = 255,
         scan_masks: bool | None = None,
         config_key: str = "data.folder.mask_values",
+        mode: str = "multiclass",
     ) -> None:
+        if mode not in ("multiclass", "binary"):
+            raise ValueError(
+                f"FolderSegmentation reads one class-index mask per image (data.mode multiclass or binary), "
+                f"got mode={mode!r}; multilabel folders (masks/<class>/<stem>.png) are read by FolderMultilabel"
+            )
+        self.mode = mode
         self.root = Path(root)
         self.ignore_index = _check_int(ignore_index, "ignore_index")
         self.config_key = config_key
@@ -72,6 +87,8 @@ class FolderSegmentation:
             if isinstance(classes, str) or not all(isinstance(c, str) for c in classes) or not classes:
                 raise TypeError(f"classes must be a non-empty list of names, got {classes!r}")
             self.classes = tuple(classes)
+        elif mode == "binary":
+            self.classes = ("background", "foreground")
         elif self.mask_values:
             targets = [v for v in self.mask_values.values() if v != self.ignore_index]
             self.classes = tuple(f"class_{i}" for i in range(max(targets, default=0) + 1))
@@ -119,6 +136,14 @@ class FolderSegmentation:
             lut[stored] = cls
         mapped = lut[values]
         bad = (mapped >= self.num_classes) & (mapped != self.ignore_index)
+        if bad.any() and self.mode == "binary":
+            found = sorted(set(mapped.tolist()) - {self.ignore_index})
+            shown = ", ".join(map(str, found[:10])) + (" ..." if len(found) > 10 else "")
+            mapped_note = "" if not self.mask_values else f" after {self.config_key}"
+            raise ValueError(
+                f"data.mode is binary but {path} holds values [{shown}]{mapped_note}; map them to 0 and 1 "
+                f"with {self.config_key} (e.g. {{0: 0, 255: 1}}) or use data.mode: multiclass"
+            )
         if bad.any():
             raw_bad = values[bad].tolist()
             shown = ", ".join(map(str, raw_bad[:10])) + (" ..." if len(raw_bad) > 10 else "")

@@ -6,6 +6,11 @@ yolo; with ``instance_masks`` for Mask R-CNN and CopyPaste). :func:`open_sources
 splits, checks that COCO splits share their categories and that ``data.classes`` fits the data,
 and returns the class names (and COCO category ids) as a :class:`~segdet.task.DataSpec`.
 
+Semantic masks follow ``data.mode``: ``multiclass`` and ``binary`` read one class index per pixel
+(binary: two classes, values 0, 1 and ``ignore_index``; synthetic data merges its shapes into one
+foreground class), ``multilabel`` one 0/1 channel per class, (H, W, K) (folder:
+``masks/<class>/<stem>.png``; COCO: one channel per category; synthetic data has none).
+
 Example:
     >>> sources = open_sources(cfg["data"], target="mask")  # doctest: +SKIP
     >>> sources.spec.classes  # doctest: +SKIP
@@ -21,8 +26,10 @@ from typing import Any
 from segdet._suggest import did_you_mean
 from segdet.data.coco import CocoDataset
 from segdet.data.folder import FolderSegmentation
+from segdet.data.folder_multilabel import FolderMultilabel
 from segdet.data.synthetic import SyntheticShapes
 from segdet.data.voc import VocDataset
+from segdet.data.wrappers import ForegroundMask
 from segdet.data.yolo import YoloDataset
 from segdet.task import DataSpec
 
@@ -74,8 +81,23 @@ def open_sources(data_cfg: Mapping[str, Any], *, target: str, instance_masks: bo
             f"data.kind {kind!r} is not a {_TASK_OF[target]} dataset kind{did_you_mean(str(kind), KINDS[target])}; "
             f"use {', '.join(KINDS[target])} ({', '.join(only)}: {_TASK_OF[other]} only)"
         )
+    mode = data_cfg.get("mode") or "multiclass"
+    if target == "boxes" and mode != "multiclass":
+        raise ValueError(
+            f"data.mode is {mode} but data.mode is a segmentation setting (detection boxes carry one label "
+            "each); remove it or set data.mode: multiclass"
+        )
     train, val, names, cat_ids, what = _OPENERS[kind](data_cfg, target, instance_masks)
-    return Sources(train, val, DataSpec(_named(data_cfg.get("classes"), names, what), cat_ids))
+    classes = _named(data_cfg.get("classes"), names, what)
+    if target == "boxes":
+        return Sources(train, val, DataSpec(classes, cat_ids))
+    if mode == "binary" and len(classes) != 2:
+        raise ValueError(
+            f"data.mode is binary but {what} has {len(classes)} classes {list(classes)}; binary segmentation "
+            "has two (background, then the foreground): map the mask values to 0 and 1 (data.folder.mask_values), "
+            "keep one COCO category, or use data.mode: multiclass or multilabel"
+        )
+    return Sources(train, val, DataSpec(classes, cat_ids, mode=mode, threshold=data_cfg.get("threshold", 0.5)))
 
 
 def _synthetic(data: Mapping[str, Any], target: str, instance_masks: bool):
@@ -84,22 +106,46 @@ def _synthetic(data: Mapping[str, Any], target: str, instance_masks: bool):
     train = SyntheticShapes(s["train_size"], split="train", **common)
     val = SyntheticShapes(s["val_size"], split="val", **common)
     names = SyntheticShapes.CLASSES if target == "mask" else SyntheticShapes.BOX_CLASSES
+    mode = data.get("mode") or "multiclass"
+    if target == "mask" and mode == "multilabel":
+        raise ValueError(
+            "data.kind synthetic has no multilabel masks (its shapes never share a pixel); use data.kind folder "
+            "(masks/<class>/<stem>.png) or coco for data.mode multilabel, or data.mode binary on synthetic data"
+        )
+    if target == "mask" and mode == "binary":  # every shape is the foreground
+        names = ("background", "shape")
+        ignore = int(data["ignore_index"])
+        train, val = (ForegroundMask(ds, names, ignore_index=ignore) for ds in (train, val))
+        return train, val, names, None, "synthetic data (binary: background and shape)"
     return train, val, names, None, "synthetic data"
 
 
 def _folder(data: Mapping[str, Any], target: str, instance_masks: bool):
     f, ignore = data["folder"], int(data["ignore_index"])
+    mode = data.get("mode") or "multiclass"
+    if mode == "multilabel":
+        if f.get("mask_values"):
+            raise ValueError(
+                "data.folder.mask_values does not apply to data.mode multilabel: each masks/<class>/<stem>.png "
+                "is read as nonzero = class present; remove data.folder.mask_values"
+            )
+        train = FolderMultilabel(f["train"], classes=data.get("classes"), ignore_index=ignore)
+        val = FolderMultilabel(f["val"], classes=train.classes, ignore_index=ignore)
+        return train, val, tuple(train.classes), None, f"the folder {f['train']} (one masks/<class>/ per class)"
     train = FolderSegmentation(
-        f["train"], classes=data.get("classes"), mask_values=f.get("mask_values"), ignore_index=ignore
+        f["train"], classes=data.get("classes"), mask_values=f.get("mask_values"), ignore_index=ignore, mode=mode
     )
-    val = FolderSegmentation(f["val"], classes=train.classes, mask_values=f.get("mask_values"), ignore_index=ignore)
+    val = FolderSegmentation(
+        f["val"], classes=train.classes, mask_values=f.get("mask_values"), ignore_index=ignore, mode=mode
+    )
     return train, val, tuple(train.classes), None, f"the folder {f['train']}"
 
 
 def _coco(data: Mapping[str, Any], target: str, instance_masks: bool):
     c = data["coco"]
+    multilabel = target == "mask" and (data.get("mode") or "multiclass") == "multilabel"
     if target == "mask":
-        opts = {"with_mask": True}
+        opts = {"with_mask": True, "multilabel": multilabel}
     else:
         opts = {"with_mask": False, "with_boxes": True, "with_instance_masks": instance_masks}
     train = CocoDataset(c["train_json"], c["train_images"], ignore_index=int(data["ignore_index"]), **opts)
@@ -109,6 +155,8 @@ def _coco(data: Mapping[str, Any], target: str, instance_masks: bool):
             f"data.coco: {c['val_json']} has category ids {val.cat_ids} but {c['train_json']} has "
             f"{train.cat_ids}; both splits must list the same categories"
         )
+    if multilabel:
+        return train, val, train.category_names, None, f"{c['train_json']} (one channel per category)"
     if target == "mask":
         return train, val, train.seg_classes, None, f"{c['train_json']} (background + categories)"
     return train, val, train.box_classes, tuple(train.cat_ids), f"{c['train_json']}"

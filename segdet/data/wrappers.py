@@ -49,3 +49,33 @@ class TransformedDataset:
             seq = np.random.SeedSequence([self.seed, int(index)])
             self.pipeline.set_random_seed(int(seq.generate_state(1)[0]))
         return call_albumentations(self.pipeline, sample)
+
+
+class ForegroundMask:
+    """``dataset[i]`` with every mask class above 0 merged into class 1: background against foreground.
+
+    Turns a multiclass source into binary data (``data.mode: binary``): 0 stays 0,
+    ``ignore_index`` stays ``ignore_index``, every other value becomes 1. Other keys (boxes,
+    instance masks) are passed through. ``classes`` is ``classes``.
+
+    Example:
+        >>> from segdet.data import SyntheticShapes
+        >>> ds = ForegroundMask(SyntheticShapes(2, 32, 32), ("background", "shape"), ignore_index=255)
+        >>> sorted(set(ds[0]["mask"].ravel().tolist())) <= [0, 1]
+        True
+    """
+
+    def __init__(self, dataset: Any, classes: tuple[str, str], *, ignore_index: int) -> None:
+        self.dataset = dataset
+        self.classes = tuple(classes)
+        self.ignore_index = int(ignore_index)
+        self.box_classes = getattr(dataset, "box_classes", None)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = dict(self.dataset[index])
+        mask = np.asarray(sample["mask"])
+        sample["mask"] = np.where((mask == 0) | (mask == self.ignore_index), mask, 1).astype(mask.dtype)
+        return sample
