@@ -3,6 +3,12 @@
 ``augment.mix`` names :data:`augment.MIXERS` (run in the loader workers on numpy samples);
 ``augment.batch_mix`` names :data:`BATCH_MIXERS` from :mod:`augment.batch` (run in the training
 loop on batches already on the device).
+
+Segmentation modes (``data.mode``): binary data are two classes, so every mixer applies as in
+multiclass (MixUp's two-class probabilities become the foreground probability in the loss).
+Multilabel masks (one 0/1 channel per class) are copied exactly by CutMix, Mosaic and CopyPaste,
+and on the device by CutMix; MixUp, which turns masks into class probabilities, is refused in
+that mode with an error naming the step (:data:`MULTILABEL_REFUSED`).
 """
 
 from __future__ import annotations
@@ -15,20 +21,34 @@ from augment.batch import BatchCutMix, BatchMixUp
 from segdet._suggest import did_you_mean
 from segdet.config.steps import parse_step
 
-__all__ = ["BATCH_MIXERS", "build_batch_mixers", "build_mixers"]
+__all__ = ["BATCH_MIXERS", "MULTILABEL_REFUSED", "build_batch_mixers", "build_mixers"]
 
 #: names usable in ``augment.batch_mix``
 BATCH_MIXERS = ("CutMix", "MixUp")
+#: mixers that cannot mix multilabel masks (they blend masks into class probabilities)
+MULTILABEL_REFUSED = ("MixUp",)
 
 
-def build_mixers(steps, *, num_classes: int, ignore_index: int, key: str = "augment.mix") -> list:
+def _check_mode(name: str, mode: str, where: str, available: tuple[str, ...]) -> None:
+    if mode == "multilabel" and name in MULTILABEL_REFUSED:
+        usable = [n for n in available if n not in MULTILABEL_REFUSED]
+        raise ValueError(
+            f"{where}: {name} does not support data.mode multilabel (it blends masks into class probabilities, "
+            f"and multilabel masks are one 0/1 channel per class); use {' or '.join(usable)}, or remove the step"
+        )
+
+
+def build_mixers(
+    steps, *, num_classes: int, ignore_index: int, key: str = "augment.mix", mode: str = "multiclass"
+) -> list:
     """Mixer objects from a config list ``[{Name: {args}}, ...]`` of ``augment.MIXERS`` names.
 
     ``num_classes`` and ``ignore_index`` are passed by name to mixers whose constructor takes
-    them, unless the step sets them itself.
+    them, unless the step sets them itself. ``mode`` is ``data.mode`` (see the module docstring).
 
     Raises:
-        ValueError: unknown mixer (names ``key[i]`` and the closest names) or bad arguments.
+        ValueError: unknown mixer (names ``key[i]`` and the closest names), a mixer the mode does
+            not support, or bad arguments.
     """
     if isinstance(steps, (str, Mapping)) or not isinstance(steps, (list, tuple)):
         raise ValueError(f"{key} must be a list of {{MixerName: {{args}}}} steps, got {steps!r}")
@@ -41,6 +61,7 @@ def build_mixers(steps, *, num_classes: int, ignore_index: int, key: str = "augm
                 f"{where}: unknown mixer {name!r}{did_you_mean(str(name), augment.MIXERS)}; "
                 f"available: {sorted(augment.MIXERS)}"
             )
+        _check_mode(name, mode, where, tuple(n for n in augment.MIXERS if n != "CopyPaste"))
         cls = augment.MIXERS[name]
         params = inspect.signature(cls).parameters
         for extra, value in (("num_classes", num_classes), ("ignore_index", ignore_index)):
@@ -61,12 +82,15 @@ def build_mixers(steps, *, num_classes: int, ignore_index: int, key: str = "augm
 
 
 def build_batch_mixers(
-    steps: list, *, num_classes: int, ignore_index: int, key: str = "augment.batch_mix"
+    steps: list, *, num_classes: int, ignore_index: int, key: str = "augment.batch_mix", mode: str = "multiclass"
 ) -> list[Callable]:
     """Mixers from ``[{Name: {options}}, ...]`` (names in :data:`BATCH_MIXERS`).
 
+    ``mode`` is ``data.mode``; MixUp is refused in multilabel mode (module docstring).
+
     Raises:
-        ValueError / TypeError: an unknown name or option, named with its position in ``key``.
+        ValueError / TypeError: an unknown name or option, or a mixer the mode does not support,
+            named with its position in ``key``.
 
     Example:
         >>> build_batch_mixers([{"CutMix": {"p": 0.5}}], num_classes=4, ignore_index=255)
@@ -79,6 +103,7 @@ def build_batch_mixers(
         name, options = parse_step(step, f"{key}[{i}]", "{CutMix: {p: 0.5}}")
         if name not in BATCH_MIXERS:
             raise ValueError(f"{key}[{i}]: unknown batch mixer {name!r}; choose one of {', '.join(BATCH_MIXERS)}")
+        _check_mode(name, mode, f"{key}[{i}]", BATCH_MIXERS)
         try:
             if name == "CutMix":
                 mixers.append(BatchCutMix(**options))

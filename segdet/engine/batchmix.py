@@ -76,6 +76,7 @@ class BatchMixSchedule:
         ignore_index: ``data.ignore_index``.
         seed: the run's seed.
         channels_last: ``train.channels_last``.
+        mode: the data's segmentation mode (``DataSpec.mode``); multilabel refuses MixUp.
 
     Raises:
         ValueError: batch mixing configured for a task whose batches it cannot mix, or a bad step
@@ -91,6 +92,7 @@ class BatchMixSchedule:
         ignore_index: int,
         seed: int,
         channels_last: bool = False,
+        mode: str = "multiclass",
     ) -> None:
         steps = list(steps or [])
         if steps and not task.batch_mixable:
@@ -98,7 +100,9 @@ class BatchMixSchedule:
                 f"augment.batch_mix works on segmentation batches only (task is {task.name!r}); "
                 "use augment.mix for detection, or set augment.batch_mix=[]"
             )
-        self.mixers = build_batch_mixers(steps, num_classes=num_classes, ignore_index=ignore_index) if steps else []
+        self.mixers = (
+            build_batch_mixers(steps, num_classes=num_classes, ignore_index=ignore_index, mode=mode) if steps else []
+        )
         self.seed = int(seed)
         self.channels_last = bool(channels_last)
 

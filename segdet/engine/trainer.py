@@ -122,6 +122,7 @@ def train(
         ignore_index=cfg["data"]["ignore_index"],
         seed=seed,
         channels_last=t["channels_last"],
+        mode=spec.mode,
     )
     if len(train_loader) == 0:
         raise ValueError(f"the training set has {len(train_ds)} samples: no batch to train on")

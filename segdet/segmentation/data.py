@@ -22,7 +22,9 @@ def build_segmentation_data(
     seed=seed)``: every source runs through ``augment.train``, then the mixers of
     ``augment.mix`` (``augment.MIXERS[name](**args)``, given ``num_classes`` and
     ``ignore_index`` when they take them), then ``augment.post``. The validation set is the
-    validation source through ``augment.val``. Both have a ``classes`` attribute.
+    validation source through ``augment.val``. Both have a ``classes`` attribute. Masks follow
+    ``data.mode`` (:mod:`segdet.data.sources`): class indices, or in ``multilabel`` mode one 0/1
+    channel per class, (H, W, K).
 
     Pipelines are box-aware (``bboxes``, ``labels``, ``weights`` and instance ``masks`` stay
     in step with the image), so previews show correct boxes; segmentation only reads ``mask``.
@@ -53,7 +55,7 @@ def build_segmentation_data(
         aug.get("post") or [], boxes=True, label_fields=("labels", "weights"), key="augment.post"
     )
     val_pipe = build_pipeline(aug.get("val") or [], boxes=True, key="augment.val")
-    mixers = build_mixers(aug.get("mix") or [], num_classes=len(classes), ignore_index=ignore)
+    mixers = build_mixers(aug.get("mix") or [], num_classes=len(classes), ignore_index=ignore, mode=sources.spec.mode)
 
     train = augment.MixDataset(
         sources.train,
