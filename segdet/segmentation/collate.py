@@ -14,6 +14,7 @@ def collate_segmentation(
     ignore_index: int,
     num_classes: int | None = None,
     stride: int = 32,
+    mode: str = "multiclass",
 ) -> dict[str, torch.Tensor]:
     """Stack segmentation samples into a batch padded to a multiple of ``stride``.
 
@@ -22,24 +23,33 @@ def collate_segmentation(
     is ``ignore_index`` (hard masks) or the zero vector (soft masks), so losses and metrics
     never count padded pixels.
 
+    ``mode`` is ``data.mode``. ``multiclass`` and ``binary`` masks are class indices (binary:
+    two classes, 0 and 1; the binary loss reads soft two-class masks as the foreground
+    probability). ``multilabel`` masks are (H, W, num_classes) integer 0/1 channels (or
+    ``ignore_index``) and batch to (B, num_classes, Hp, Wp), padded with ``ignore_index``.
+
     Args:
         samples: dicts with ``image`` (H, W, C) uint8 (or float on a 0..255 scale) and ``mask``
-            (H, W) int class indices, or (H, W, num_classes) float probabilities (MixUp).
+            (H, W) int class indices, or (H, W, num_classes) float probabilities (MixUp), or
+            in ``multilabel`` mode (H, W, num_classes) integer 0/1 channels.
         ignore_index: value of unlabeled pixels in hard masks.
         num_classes: number of classes: hard values must lie in ``0..num_classes-1`` (or be
             ``ignore_index``) and soft masks have this many channels. ``None``: taken from the
             soft masks' channel count; hard values are then only checked to be non-negative.
         stride: pad height and width to a multiple of this (1: no extra padding).
+        mode: ``multiclass``, ``binary`` or ``multilabel``.
 
     Returns:
         ``image``: (B, C, Hp, Wp) float32 in [0, 1] (the image divided by 255);
         ``mask``: (B, Hp, Wp) int64, or (B, num_classes, Hp, Wp) float32 when any sample is
-        soft (hard ones one-hot encoded, ignored pixels as zero vectors);
+        soft (hard ones one-hot encoded, ignored pixels as zero vectors); multilabel:
+        (B, num_classes, Hp, Wp) uint8 (int32 when ``ignore_index`` does not fit in uint8);
         ``sizes``: (B, 2) int64 height and width of each sample before padding.
 
     Raises:
         ValueError: a hard mask value that is neither a class nor ``ignore_index``; a soft mask
-            whose channel count is not ``num_classes``; an image/mask size mismatch.
+            whose channel count is not ``num_classes``; an image/mask size mismatch; a
+            multilabel mask that is not (H, W, num_classes) of 0, 1 and ``ignore_index``.
 
     Example:
         >>> s = {"image": np.zeros((30, 40, 3), np.uint8), "mask": np.zeros((30, 40), np.uint8)}
@@ -70,6 +80,12 @@ def collate_segmentation(
         t = torch.from_numpy(np.ascontiguousarray(im.reshape(im.shape[0], im.shape[1], c)))
         image[i, :, : im.shape[0], : im.shape[1]] = t.permute(2, 0, 1).to(torch.float32) / 255.0
 
+    if mode == "multilabel":
+        mask = _multilabel(masks, ignore_index, num_classes, hp, wp)
+        sizes = torch.tensor([im.shape[:2] for im in images], dtype=torch.int64)
+        return {"image": image, "mask": mask, "sizes": sizes}
+    if mode not in ("multiclass", "binary"):
+        raise ValueError(f"mode must be multiclass, binary or multilabel (data.mode), got {mode!r}")
     soft = any(m.ndim == 3 for m in masks)
     if num_classes is None and soft:
         num_classes = next(m.shape[2] for m in masks if m.ndim == 3)
@@ -96,6 +112,30 @@ def collate_segmentation(
             mask[i, : m.shape[0], : m.shape[1]] = _hard(m, i, ignore_index, num_classes)
     sizes = torch.tensor([im.shape[:2] for im in images], dtype=torch.int64)
     return {"image": image, "mask": mask, "sizes": sizes}
+
+
+def _multilabel(masks: list[np.ndarray], ignore_index: int, num_classes: int | None, hp: int, wp: int) -> torch.Tensor:
+    """(B, K, hp, wp) per-class 0/1 channels, ``ignore_index`` in the padding."""
+    k = num_classes if num_classes is not None else masks[0].shape[-1] if masks[0].ndim == 3 else 0
+    for i, m in enumerate(masks):
+        if m.ndim != 3 or m.shape[2] != k or not (np.issubdtype(m.dtype, np.integer) or m.dtype == bool):
+            raise ValueError(
+                f"sample {i}: a multilabel mask is (H, W, {k}) integer, one 0/1 channel per class; got "
+                f"{m.shape} {m.dtype} (data.mode multilabel reads masks/<class>/<stem>.png or COCO categories; "
+                "MixUp's soft masks do not apply)"
+            )
+    dtype = torch.uint8 if 0 <= ignore_index <= 255 else torch.int32
+    mask = torch.full((len(masks), k, hp, wp), ignore_index, dtype=dtype)
+    for i, m in enumerate(masks):
+        bad = (m != 0) & (m != 1) & (m != ignore_index)
+        if bad.any():
+            values = np.unique(m[bad]).tolist()[:10]
+            raise ValueError(
+                f"sample {i}: multilabel mask values {values} are neither 0, 1 nor ignore_index {ignore_index}"
+            )
+        t = torch.from_numpy(np.ascontiguousarray(m)).permute(2, 0, 1)
+        mask[i, :, : m.shape[0], : m.shape[1]] = t.to(dtype)
+    return mask
 
 
 def _hard(m: np.ndarray, i: int, ignore_index: int, num_classes: int | None) -> torch.Tensor:
