@@ -23,14 +23,31 @@ AVERAGING = (
 )
 
 
-def labels_from_logits(logits: torch.Tensor, num_classes: int) -> torch.Tensor:
+def logit_threshold(threshold: float) -> float:
+    """The logit ``log(t / (1 - t))`` above which ``sigmoid(logit) > t``, for ``t`` in (0, 1).
+
+    Comparing logits with it is exact where comparing ``sigmoid(logit)`` in float32 is not: the
+    sigmoid of a logit of 1e-10 rounds to 0.5, so ``sigmoid > 0.5`` would miss it, while
+    ``logit > 0`` (the value for ``t = 0.5``) agrees with the argmax of the two-class logits
+    ``[0, logit]``.
+
+    Raises:
+        ValueError: ``threshold`` is not strictly between 0 and 1.
+    """
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must lie strictly between 0 and 1 (data.threshold), got {threshold!r}")
+    return 0.0 if threshold == 0.5 else math.log(threshold / (1.0 - threshold))
+
+
+def labels_from_logits(logits: torch.Tensor, num_classes: int, threshold: float = 0.5) -> torch.Tensor:
     """Turn model output into class indices.
 
     Args:
         logits: (B, num_classes, H, W) scores of any float dtype (fp16/bf16 under AMP are fine),
             or (B, 1, H, W) logits of a binary model when ``num_classes == 2`` (class 1 where
-            the logit is > 0).
+            ``sigmoid(logit) > threshold``, compared as ``logit > logit_threshold(threshold)``).
         num_classes: number of classes the evaluator expects.
+        threshold: the binary model's threshold (``data.threshold``).
 
     Returns:
         (B, H, W) int64 class indices in ``[0, num_classes)``.
@@ -54,7 +71,8 @@ def labels_from_logits(logits: torch.Tensor, num_classes: int) -> torch.Tensor:
     if channels == num_classes:
         return logits.argmax(dim=1)
     if channels == 1 and num_classes == 2:
-        return (logits[:, 0] > 0).long()
+        cut = logit_threshold(threshold)
+        return ((logits[:, 0] if cut == 0.0 else logits[:, 0].float()) > cut).long()
     raise ValueError(
         f"model output has {channels} channels but num_classes={num_classes}; build the model "
         "with one output channel per class name"

@@ -15,6 +15,22 @@ import numpy as np
 from segdet._atomic import atomic_write_bytes
 
 from ._confusion import AVERAGING
+from ._multilabel import AVERAGING_MULTILABEL
+
+#: the binary mode's line beside :data:`~segdet.segmentation._confusion.AVERAGING`
+AVERAGING_BINARY = (
+    "Binary: a pixel is the foreground (class 1) where sigmoid(logit) > threshold, and the two classes "
+    "are scored as above, so mIoU is the mean over background and foreground."
+)
+
+
+def averaging(mode: str) -> str:
+    """How the scores of ``mode`` average, as written in the table and ``metrics.json``."""
+    if mode == "multilabel":
+        return AVERAGING_MULTILABEL
+    if mode == "binary":
+        return f"{AVERAGING} {AVERAGING_BINARY}"
+    return AVERAGING
 
 
 def _fmt(value: float) -> str:
@@ -25,8 +41,17 @@ def _json_number(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
 
 
-def format_table(classes: Sequence[str], scores: dict[str, Any], ignore_index: int) -> str:
-    """Per-class table (name, IoU, Dice, GT pixels, predicted pixels), then the means."""
+def format_table(
+    classes: Sequence[str],
+    scores: dict[str, Any],
+    ignore_index: int,
+    mode: str = "multiclass",
+    threshold: float | None = None,
+) -> str:
+    """Per-class table (name, IoU, Dice, GT pixels, predicted pixels), then the means.
+
+    Binary and multilabel tables name the mode and the threshold the predictions were cut at.
+    """
     width = max([len("class"), len("mean"), *(len(name) for name in classes)])
     header = f"{'class':<{width}}  {'IoU':>7}  {'Dice':>7}  {'GT pixels':>12}  {'pred pixels':>12}"
     lines = [header, "-" * len(header)]
@@ -37,15 +62,33 @@ def format_table(classes: Sequence[str], scores: dict[str, Any], ignore_index: i
         )
     lines.append("-" * len(header))
     lines.append(f"{'mean':<{width}}  {_fmt(scores['miou']):>7}  {_fmt(scores['mdice']):>7}")
-    lines.append(f"pixel accuracy {_fmt(scores['pixel_acc'])} over {int(np.sum(scores['gt_pixels']))} scored pixels")
-    lines.extend(textwrap.wrap(f"{AVERAGING} ignore_index = {ignore_index}.", width=100))
+    if mode == "multilabel":
+        lines.append(f"pixel accuracy {_fmt(scores['pixel_acc'])} over the (pixel, class) pairs scored")
+    else:
+        lines.append(
+            f"pixel accuracy {_fmt(scores['pixel_acc'])} over {int(np.sum(scores['gt_pixels']))} scored pixels"
+        )
+    if threshold is not None:
+        lines.append(f"{mode}: predicted where sigmoid(logit) > threshold = {threshold:g}")
+    lines.extend(textwrap.wrap(f"{averaging(mode)} ignore_index = {ignore_index}.", width=100))
     return "\n".join(lines)
 
 
-def metrics_json(classes: Sequence[str], scores: dict[str, Any], cm: np.ndarray, ignore_index: int) -> bytes:
-    """The content of ``metrics.json`` (NaN, i.e. n/a, is written as ``null``)."""
-    doc = {
-        "averaging": AVERAGING,
+def metrics_json(
+    classes: Sequence[str],
+    scores: dict[str, Any],
+    cm: np.ndarray,
+    ignore_index: int,
+    mode: str = "multiclass",
+    threshold: float | None = None,
+) -> bytes:
+    """The content of ``metrics.json`` (NaN, i.e. n/a, is written as ``null``).
+
+    Binary and multilabel add ``mode`` and ``threshold``; multilabel writes one 2x2 count per
+    class (``confusion_matrix.per_class``) instead of the (C, C) matrix.
+    """
+    doc: dict[str, Any] = {
+        "averaging": averaging(mode),
         "ignore_index": ignore_index,
         "miou": _json_number(scores["miou"]),
         "mdice": _json_number(scores["mdice"]),
@@ -66,33 +109,53 @@ def metrics_json(classes: Sequence[str], scores: dict[str, Any], cm: np.ndarray,
             "counts": np.asarray(cm, dtype=np.int64).tolist(),
         },
     }
+    if mode != "multiclass":
+        doc = {"mode": mode, "threshold": threshold, **doc}
+    if mode == "multilabel":
+        doc["confusion_matrix"] = {
+            "rows": "ground truth: 0 absent, 1 present",
+            "columns": "prediction: 0 absent, 1 present",
+            "per_class": {name: np.asarray(cm[i], dtype=np.int64).tolist() for i, name in enumerate(classes)},
+        }
     return (json.dumps(doc, indent=2, allow_nan=False) + "\n").encode("utf-8")
 
 
 def confusion_png(classes: Sequence[str], cm: np.ndarray) -> bytes:
-    """Row-normalised confusion matrix (each ground-truth row sums to 1) as PNG bytes."""
+    """Row-normalised confusion matrix (each ground-truth row sums to 1) as PNG bytes.
+
+    A (C, 2, 2) multilabel count is drawn as 2C rows (``name: absent``, ``name: present``)
+    against the two predictions, each class's 2x2 count row-normalised.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     cm = np.asarray(cm, dtype=np.float64)
+    rows_labels, cols_labels = list(classes), list(classes)
+    if cm.ndim == 3:  # multilabel: one 2x2 block per class, stacked
+        cm = cm.reshape(-1, 2)
+        rows_labels = [f"{name}: {state}" for name in classes for state in ("absent", "present")]
+        cols_labels = ["absent", "present"]
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    n = len(classes)
+    n_rows, n_cols = norm.shape
+    n = max(n_rows, n_cols)
     side = min(4.0 + 0.45 * n, 24.0)
     fontsize = 9 if n <= 20 else max(3, int(180 / n))
-    fig = Figure(figsize=(side + 1.5, side))
+    width = side if n_cols == n_rows else min(4.0 + 0.45 * n_cols, 24.0) + 2.5
+    fig = Figure(figsize=(width + 1.5, side))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    image = ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
+    aspect = "equal" if n_cols == n_rows else "auto"
+    image = ax.imshow(norm, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest", aspect=aspect)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_xticks(range(n), labels=list(classes), rotation=90, fontsize=fontsize)
-    ax.set_yticks(range(n), labels=list(classes), fontsize=fontsize)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("ground-truth class")
+    ax.set_xticks(range(n_cols), labels=cols_labels, rotation=90, fontsize=fontsize)
+    ax.set_yticks(range(n_rows), labels=rows_labels, fontsize=fontsize)
+    ax.set_xlabel("predicted class" if n_cols == n_rows else "prediction")
+    ax.set_ylabel("ground-truth class" if n_cols == n_rows else "ground truth")
     ax.set_title("confusion matrix (rows normalised)")
     if n <= 20:
-        for t in range(n):
-            for p in range(n):
+        for t in range(n_rows):
+            for p in range(n_cols):
                 if norm[t, p] > 0:
                     colour = "white" if norm[t, p] > 0.5 else "black"
                     ax.text(p, t, f"{norm[t, p]:.2f}", ha="center", va="center", fontsize=7, color=colour)
@@ -103,10 +166,16 @@ def confusion_png(classes: Sequence[str], cm: np.ndarray) -> bytes:
 
 
 def write_report(
-    out_dir: Path, classes: Sequence[str], scores: dict[str, Any], cm: np.ndarray, ignore_index: int
+    out_dir: Path,
+    classes: Sequence[str],
+    scores: dict[str, Any],
+    cm: np.ndarray,
+    ignore_index: int,
+    mode: str = "multiclass",
+    threshold: float | None = None,
 ) -> str:
     """Write ``metrics.json`` and ``confusion_matrix.png`` atomically; return the table."""
     out_dir = Path(out_dir)
-    atomic_write_bytes(out_dir / "metrics.json", metrics_json(classes, scores, cm, ignore_index))
+    atomic_write_bytes(out_dir / "metrics.json", metrics_json(classes, scores, cm, ignore_index, mode, threshold))
     atomic_write_bytes(out_dir / "confusion_matrix.png", confusion_png(classes, cm))
-    return format_table(classes, scores, ignore_index)
+    return format_table(classes, scores, ignore_index, mode, threshold)

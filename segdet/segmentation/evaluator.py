@@ -14,6 +14,24 @@ it is reported as n/a (NaN in :meth:`SegmentationEvaluator.compute`) and left ou
 a class 0 and smp scores it 1; both move the mean for a class that was never seen.) This is
 dataset-level ("micro over images, per class") averaging: it is not the mean of per-image
 scores.
+
+Modes (``data.mode``):
+
+- ``binary``: the model has one channel; a pixel is foreground (class 1) where
+  ``sigmoid(logit) > threshold``, and the pixels are counted in the same (2, 2) matrix as above,
+  so ``miou`` is the mean over background AND foreground, the number a two-class multiclass
+  model reports (with threshold 0.5 the two agree exactly: the argmax of logits ``[0, l]`` is
+  ``l > 0``, i.e. ``sigmoid(l) > 0.5``).
+- ``multilabel``: one channel per class, each thresholded on its own; class ``c`` gets its own
+  (2, 2) count over every pixel whose target for ``c`` is 0 or 1 (``ignore_index`` excluded per
+  class), the whole dataset at once, and IoU_c / Dice_c are the formulas above on that count
+  (TP = present and predicted, FP = predicted where absent, FN = missed). The same NaN rule
+  applies (a class never present and never predicted has no score), and ``miou`` / ``mdice``
+  are the unweighted means over the classes that have one; ``pixel_acc`` is the fraction of
+  valid (pixel, class) elements predicted right (:mod:`segdet.segmentation._multilabel`).
+
+Both report the threshold they used (``threshold`` in :meth:`SegmentationEvaluator.compute`,
+the table and ``metrics.json``).
 """
 
 from __future__ import annotations
@@ -27,9 +45,12 @@ from torch import nn
 
 from segdet.task import Evaluator
 
-from ._confusion import confusion_matrix, labels_from_logits, scores_from_confusion
+from ._confusion import confusion_matrix, labels_from_logits, logit_threshold, scores_from_confusion
+from ._multilabel import multilabel_counts, present_from_logits, scores_from_multilabel
 from ._report import write_report
 from .inference import Inference
+
+MODES = ("multiclass", "binary", "multilabel")
 
 
 class SegmentationEvaluator(Evaluator):
@@ -46,6 +67,9 @@ class SegmentationEvaluator(Evaluator):
             the same device.
         inference: how :meth:`update` computes logits (sliding window, TTA); ``None`` or a plain
             :class:`~segdet.segmentation.inference.Inference` is one forward pass of the batch.
+        mode: ``multiclass``, ``binary`` (two classes, a one-channel model) or ``multilabel``
+            (one sigmoid channel per class); see the module docstring.
+        threshold: binary / multilabel: predicted where ``sigmoid(logit) > threshold``.
 
     Example:
         >>> ev = SegmentationEvaluator(3, 255, ["bg", "disc", "square"], "cpu")
@@ -65,6 +89,8 @@ class SegmentationEvaluator(Evaluator):
         classes: Sequence[str] | None = None,
         device: torch.device | str = "cpu",
         inference: Inference | None = None,
+        mode: str = "multiclass",
+        threshold: float = 0.5,
     ) -> None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
@@ -79,6 +105,13 @@ class SegmentationEvaluator(Evaluator):
             )
         if len(set(classes)) != len(classes):
             raise ValueError(f"class names must be unique, got {classes}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)} (data.mode), got {mode!r}")
+        if mode == "binary" and num_classes != 2:
+            raise ValueError(f"binary mode scores two classes (background, foreground), got num_classes={num_classes}")
+        logit_threshold(threshold)  # raises outside (0, 1)
+        self.mode = mode
+        self.threshold = float(threshold)
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.classes = classes
@@ -87,8 +120,9 @@ class SegmentationEvaluator(Evaluator):
         self.reset()
 
     def reset(self) -> None:
-        """Zero the confusion matrix."""
-        self._cm = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64, device=self.device)
+        """Zero the confusion matrix (multilabel: the per-class 2x2 counts)."""
+        shape = (self.num_classes, 2, 2) if self.mode == "multilabel" else (self.num_classes, self.num_classes)
+        self._cm = torch.zeros(shape, dtype=torch.int64, device=self.device)
         self._invalid = torch.zeros((), dtype=torch.int64, device=self.device)
         self._reduced: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -99,7 +133,8 @@ class SegmentationEvaluator(Evaluator):
             model: returns (B, C, H, W) logits (any float dtype) for (B, 3, H, W) images in
                 [0, 1]; a one-channel binary model is accepted when ``C == 2``.
             batch: ``image`` (B, 3, H, W) float on the device; ``mask`` (B, H, W) integer with
-                ``ignore_index`` where unlabeled, or soft (B, C, H, W) float probabilities.
+                ``ignore_index`` where unlabeled, or soft (B, C, H, W) float probabilities;
+                multilabel: (B, C, H, W) integer 0/1 channels.
 
         Nothing is copied to the host: the counts stay on the device until :meth:`compute`. With
         a sliding window or TTA each image is inferred at its own size (``batch["sizes"]``,
@@ -124,10 +159,15 @@ class SegmentationEvaluator(Evaluator):
 
         Args:
             logits: (B, C, H, W) scores (or (B, 1, H, W) for a binary model with ``C == 2``).
-            target: (B, H, W) integer classes or (B, C, H, W) soft probabilities.
+            target: (B, H, W) integer classes or (B, C, H, W) soft probabilities; multilabel:
+                (B, C, H, W) integer 0/1 channels with ``ignore_index`` where unlabelled.
         """
-        pred = labels_from_logits(logits, self.num_classes)
-        cm, invalid = confusion_matrix(pred, target, self.num_classes, self.ignore_index)
+        if self.mode == "multilabel":
+            present = present_from_logits(logits, self.num_classes, self.threshold)
+            cm, invalid = multilabel_counts(present, target, self.ignore_index)
+        else:
+            pred = labels_from_logits(logits, self.num_classes, self.threshold)
+            cm, invalid = confusion_matrix(pred, target, self.num_classes, self.ignore_index)
         self._cm += cm
         self._invalid += invalid
         self._reduced = None
@@ -145,7 +185,7 @@ class SegmentationEvaluator(Evaluator):
         self._reduced = (cm, invalid)
 
     def confusion(self) -> torch.Tensor:
-        """The (C, C) int64 counts (rows = ground truth, columns = prediction).
+        """The (C, C) int64 counts (rows = ground truth, columns = prediction); multilabel: (C, 2, 2).
 
         After :meth:`sync` when it ran since the last update.
         """
@@ -159,24 +199,27 @@ class SegmentationEvaluator(Evaluator):
         cm = cm.cpu().numpy()
         n_invalid = int(invalid)
         if n_invalid:
+            allowed = "0 or 1" if self.mode == "multilabel" else f"a class in [0, {self.num_classes})"
             raise ValueError(
-                f"{n_invalid} target pixels hold a value that is neither a class in "
-                f"[0, {self.num_classes}) nor ignore_index={self.ignore_index}; fix the masks or "
-                "the data's mask_values / ignore_index settings"
+                f"{n_invalid} target pixels hold a value that is neither {allowed} nor "
+                f"ignore_index={self.ignore_index}; fix the masks or the data's mask_values / ignore_index settings"
             )
-        return cm, scores_from_confusion(cm)
+        return cm, scores_from_multilabel(cm) if self.mode == "multilabel" else scores_from_confusion(cm)
 
     def compute(self) -> dict[str, float]:
         """Flat dict: ``miou``, ``mdice``, ``pixel_acc``, ``iou/<name>``, ``dice/<name>``.
 
         Classes absent from both ground truth and prediction are NaN and excluded from the means;
-        with no valid pixel at all every value is NaN.
+        with no valid pixel at all every value is NaN. Binary and multilabel add ``threshold``,
+        the threshold the predictions were cut at.
 
         Raises:
             ValueError: some target pixels were neither a class nor ``ignore_index``.
         """
         _, scores = self._scores()
         out = {"miou": scores["miou"], "mdice": scores["mdice"], "pixel_acc": scores["pixel_acc"]}
+        if self.mode != "multiclass":
+            out["threshold"] = self.threshold
         for i, name in enumerate(self.classes):
             out[f"iou/{name}"] = float(scores["iou"][i])
         for i, name in enumerate(self.classes):
@@ -189,4 +232,5 @@ class SegmentationEvaluator(Evaluator):
         Returns the printable per-class table with the means and how they average.
         """
         cm, scores = self._scores()
-        return write_report(Path(out_dir), self.classes, scores, cm, self.ignore_index)
+        threshold = None if self.mode == "multiclass" else self.threshold
+        return write_report(Path(out_dir), self.classes, scores, cm, self.ignore_index, self.mode, threshold)
