@@ -335,3 +335,49 @@ def legend_strip(entries: Sequence[tuple[str, Sequence[int] | None]], width: int
     strip = np.full((rows * LEGEND_ROW + 4, width, 3), 32, np.uint8)
     draw_legend(strip, entries, 2, 4, cols, (width - 8) // cols)
     return strip
+
+
+def label_colours(num_labels: int) -> np.ndarray:
+    """Colours of multilabel classes: class ``k`` (no background) takes palette colour ``k + 1``.
+
+    The same colour a box of 0-based label ``k`` gets (:func:`box_colour`), so none is black.
+
+    Returns:
+        (num_labels, 3) uint8 RGB.
+
+    Example:
+        >>> label_colours(2).tolist()
+        [[230, 25, 75], [60, 180, 75]]
+    """
+    return class_palette(num_labels + 1)[1:]
+
+
+def overlay_labels(image: np.ndarray, present: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend the colours of every class present at a pixel (multilabel) over the image.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        present: (K, H, W) bool (or 0/1), class ``k`` present; overlapping classes show the
+            mean of their :func:`label_colours`.
+        alpha: weight of the colours where any class is present; pixels with none stay plain.
+
+    Returns:
+        (H, W, 3) uint8 RGB.
+
+    Example:
+        >>> overlay_labels(np.zeros((2, 2, 3), np.uint8), np.ones((1, 2, 2), bool))[0, 0].tolist()
+        [115, 12, 38]
+    """
+    present = np.asarray(present).astype(bool)
+    if present.ndim != 3 or present.shape[1:] != image.shape[:2]:
+        raise ValueError(f"image is {image.shape[:2]} but the class channels are {present.shape}; expected (K, H, W)")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    count = present.sum(0)
+    colours = np.einsum("khw,kc->hwc", present.astype(np.float32), label_colours(len(present)).astype(np.float32))
+    colours /= np.maximum(count, 1)[:, :, None]
+    blend = (1.0 - alpha) * image.astype(np.float32) + alpha * colours
+    out = np.clip(np.rint(blend), 0, 255).astype(np.uint8)
+    plain = count == 0
+    out[plain] = image[plain]
+    return out

@@ -19,6 +19,7 @@ from segdet.palette import (
     draw_box,
     draw_legend,
     font_scale,
+    label_colours,
     upscale,
     upscale_factor,
 )
@@ -99,7 +100,10 @@ def write_preview(
 
     - the semantic mask overlaid in the colours of ``segdet.palette`` (opacity 0.5; class 0
       left transparent); soft masks (MixUp) blend the class colours by their probabilities;
-      ``ignore_index`` pixels (and all-zero soft vectors) are hatched in white and dimmed;
+      multilabel masks (integer (H, W, K), one 0/1 channel per class) show the mean colour of
+      the classes present (class ``k`` in :func:`~segdet.palette.label_colours` colour ``k``,
+      no background); ``ignore_index`` pixels (and all-zero soft vectors; in a multilabel mask,
+      pixels ignored for any class) are hatched in white and dimmed;
     - boxes in the colour of their class (a box of label ``l`` in the colour of mask class
       ``l + 1``) with a tag holding the class name, followed by the box weight when the sample
       has MixUp ``weights``.
@@ -139,11 +143,16 @@ def write_preview(
     indices = rng.choice(n, size=min(num, n), replace=False)
     samples = [dataset[int(i)] for i in indices]
     with_mask = any(s.get("mask") is not None for s in samples)
+    multilabel = any(_is_label_channels(s.get("mask")) for s in samples)
     if box_classes is None:
         box_classes = _find_attr(dataset, "box_classes") or (classes[1:] if with_mask else classes)
     box_classes = [str(c) for c in box_classes]
     tiles = [_render(s, classes, box_classes, ignore_index, min_width) for s in samples]
-    entries = legend_entries(classes, box_classes, with_mask)
+    if multilabel:
+        colours = label_colours(len(classes))
+        entries = [(f"{k} {name}", tuple(int(v) for v in colours[k])) for k, name in enumerate(classes)]
+    else:
+        entries = legend_entries(classes, box_classes, with_mask)
     th = max(t.shape[0] for t in tiles)
     tw = max(t.shape[1] for t in tiles)
     rows, cols, height, width = grid_layout(len(tiles), th, tw, len(entries))
@@ -167,6 +176,14 @@ def _find_attr(dataset: Any, name: str):
     return None
 
 
+def _is_label_channels(mask: Any) -> bool:
+    """An integer (H, W, K) mask: one 0/1 channel per class (multilabel)."""
+    if mask is None:
+        return False
+    mask = np.asarray(mask)
+    return mask.ndim == 3 and (np.issubdtype(mask.dtype, np.integer) or mask.dtype == bool)
+
+
 def _palette(n: int) -> np.ndarray:
     return class_palette(max(n, 1)).astype(np.float32)
 
@@ -184,7 +201,13 @@ def _render(sample: dict, classes: list[str], box_classes: list[str], ignore_ind
     ignored = None
     if sample.get("mask") is not None:
         mask = np.asarray(sample["mask"])
-        if mask.ndim == 3:  # soft (H, W, C)
+        if _is_label_channels(mask):  # multilabel (H, W, K): the mean colour of the classes present
+            present = (mask == 1).astype(np.float32)
+            count = present.sum(axis=2, keepdims=True)
+            colour = present @ label_colours(mask.shape[2]).astype(np.float32) / np.maximum(count, 1)
+            image = np.where(count > 0, image * (1 - ALPHA) + ALPHA * colour, image)
+            ignored = (mask == ignore_index).any(axis=2)
+        elif mask.ndim == 3:  # soft (H, W, C)
             probs = mask.astype(np.float32)
             weight = probs[:, :, 1:].sum(axis=2, keepdims=True)  # class 0 transparent
             colour = (

@@ -1,4 +1,4 @@
-"""Semantic segmentation inference on image files: class-index PNG masks and colour overlays."""
+"""Segmentation inference on image files: class-index PNG masks (multilabel: one per class) and overlays."""
 
 from __future__ import annotations
 
@@ -13,9 +13,19 @@ from torch import nn
 
 from segdet._files import write_png
 from segdet._images import read_image
-from segdet.palette import MIN_WIDTH, class_palette, legend_strip, overlay_mask, upscale, upscale_factor
+from segdet.palette import (
+    MIN_WIDTH,
+    class_palette,
+    label_colours,
+    legend_strip,
+    overlay_labels,
+    overlay_mask,
+    upscale,
+    upscale_factor,
+)
 
 from ._confusion import labels_from_logits
+from ._multilabel import present_from_logits
 from .inference import Inference
 
 
@@ -72,6 +82,42 @@ def render_overlay(
     return np.concatenate([picture, legend_strip(entries, picture.shape[1])])
 
 
+def render_label_overlay(
+    image: np.ndarray, present: np.ndarray, classes: Sequence[str], alpha: float = 0.5, *, min_width: int = MIN_WIDTH
+) -> np.ndarray:
+    """The ``<stem>_overlay.png`` picture of a multilabel prediction: every present class coloured, and a legend.
+
+    :func:`~segdet.palette.overlay_labels` (overlapping classes show the mean of their colours,
+    class ``k`` in :func:`~segdet.palette.label_colours` colour ``k``) enlarged as in
+    :func:`render_overlay`, above a legend of the classes present anywhere in the image.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        present: (K, H, W) bool, class ``k`` predicted.
+        classes: the ``K`` class names, in channel order.
+        alpha: weight of the class colours.
+        min_width: narrower pictures are enlarged; 1 keeps the image's own size.
+
+    Returns:
+        (H * f + legend, W * f, 3) uint8 RGB.
+    """
+    factor = upscale_factor(*present.shape[1:], min_width)
+    picture = upscale(overlay_labels(image, present, alpha), factor)
+    colours = label_colours(len(classes))
+    entries = [(f"{k} {classes[k]}", colours[k]) for k in range(len(classes)) if present[k].any()]
+    return np.concatenate([picture, legend_strip(entries, picture.shape[1])])
+
+
+def _check_folder_names(classes: Sequence[str]) -> None:
+    """Multilabel masks go to ``OUT/<class>/``: each class name must be one plain folder name."""
+    for name in classes:
+        if name in ("", ".", "..") or "/" in name or "\\" in name or name != name.strip():
+            raise ValueError(
+                f"class name {name!r} cannot be a folder name under the output folder (multilabel masks are "
+                "written to OUT/<class>/<stem>.png); rename the class with data.classes"
+            )
+
+
 def _output_names(image_paths: Sequence[Path]) -> list[tuple[str, str]]:
     """``(<stem>.png, <stem>_overlay.png)`` per image; two inputs may not write the same file."""
     names = [(f"{p.stem}.png", f"{p.stem}_overlay.png") for p in image_paths]
@@ -98,6 +144,8 @@ def predict_segmentation(
     alpha: float = 0.5,
     autocast_dtype: torch.dtype | None = None,
     inference: Inference | None = None,
+    mode: str = "multiclass",
+    threshold: float = 0.5,
 ) -> list[Path]:
     """Predict every image and write ``<stem>.png`` masks and ``<stem>_overlay.png`` overlays.
 
@@ -108,6 +156,12 @@ def predict_segmentation(
     classes); the overlay (:func:`render_overlay`) blends the class colours over the image
     (class 0, the background, left plain, as in the ``segdet.preview`` grids), enlarged to at
     least 256 px wide, with a legend. Files are written atomically.
+
+    ``mode`` is ``data.mode``: ``binary`` (a one-channel model, two class names) writes 0/1
+    masks, 1 where ``sigmoid(logit) > threshold``, and the two-class overlay; ``multilabel``
+    writes one 0/255 mask per class, ``<class>/<stem>.png``, 255 where ``sigmoid(logit_k) >
+    threshold``, and an overlay of every class present (:func:`render_label_overlay`). The
+    threshold applies to the logits after the sliding window and TTA averaged them.
 
     Args:
         model: maps (1, 3, H, W) float images in [0, 1] to (1, C, H, W) logits.
@@ -121,9 +175,11 @@ def predict_segmentation(
             ``None`` runs in the model's own precision.
         inference: sliding window and TTA (the config's ``inference`` section); ``None`` or a
             plain one is one forward pass of the padded image.
+        mode: ``multiclass``, ``binary`` or ``multilabel``.
+        threshold: binary / multilabel: the ``sigmoid(logit)`` a class must exceed.
 
     Returns:
-        The written mask paths, in input order.
+        The written mask paths, in input order (multilabel: the first class's masks).
 
     Raises:
         ValueError: an image cannot be read (the message names it), two inputs share a stem,
@@ -138,6 +194,10 @@ def predict_segmentation(
     num_classes = len(classes)
     if num_classes < 1:
         raise ValueError("classes is empty; give the class names in index order")
+    if mode not in ("multiclass", "binary", "multilabel"):
+        raise ValueError(f"mode must be multiclass, binary or multilabel (data.mode), got {mode!r}")
+    if mode == "multilabel":
+        _check_folder_names(classes)
     image_paths = [Path(p) for p in image_paths]
     names = _output_names(image_paths)
     out_dir = Path(out_dir)
@@ -161,7 +221,17 @@ def predict_segmentation(
                     logits = model(pad_to_stride(x, stride))
                 else:
                     logits = inference(model, x)
-            labels = labels_from_logits(logits[..., :height, :width], num_classes)
+            logits = logits[..., :height, :width]
+            if mode == "multilabel":
+                present = present_from_logits(logits, num_classes, threshold)[0].cpu().numpy()
+                paths = [
+                    write_png(out_dir / name / mask_name, np.where(channel, 255, 0).astype(np.uint8))
+                    for name, channel in zip(classes, present)
+                ]
+                written.append(paths[0])
+                write_png(out_dir / overlay_name, render_label_overlay(image, present, classes, alpha))
+                continue
+            labels = labels_from_logits(logits, num_classes, threshold)
             mask = labels[0].to(torch.int32).cpu().numpy().astype(mask_dtype)
             written.append(write_png(out_dir / mask_name, mask))
             write_png(out_dir / overlay_name, render_overlay(image, mask, classes, alpha))
