@@ -3,9 +3,25 @@
 Data: :func:`~segdet.segmentation.data.build_segmentation_data` (synthetic, folder or COCO, with
 the configured augmentation and mixers). Model:
 :func:`~segdet.segmentation.model.build_segmentation_model` (smp by name, normalisation inside).
-Loss: :class:`losses.ComboLoss` in multiclass mode (hard or soft targets). Metrics:
+Loss: :class:`losses.ComboLoss` in the mode of ``data.mode`` (hard or soft targets). Metrics:
 :class:`~segdet.segmentation.evaluator.SegmentationEvaluator` (dataset-level confusion matrix).
 Export: ONNX and TorchScript with dynamic batch, height and width (:meth:`SegmentationTask.export_module`).
+
+``data.mode`` (:data:`~segdet.task.SEGMENTATION_MODES`):
+
+- ``multiclass``: one softmax channel per class, one class per pixel.
+- ``binary``: two classes (background, then the foreground); the model has one channel and a
+  pixel is the foreground where ``sigmoid(logit) > data.threshold``. The data side is the
+  two-class data of multiclass (masks of 0, 1 and ``ignore_index``, every mixer); a soft
+  two-class mask (MixUp) enters the loss as the foreground probability.
+- ``multilabel``: one sigmoid channel per class, classes may overlap, no background; masks are
+  (H, W, K) 0/1 channels, batches (B, K, H, W).
+
+The loss spec reads the same in every mode: ``ce`` is the mode's cross-entropy, softmax
+cross-entropy in multiclass and binary cross-entropy (:class:`losses.BCELoss`, with the same
+options) in binary and multilabel, so the default ``{ce: 1, dice: 1}`` trains every mode; the
+other names are :data:`losses.LOSSES` as they are, run in the mode (``dice_bce`` only in the
+sigmoid modes).
 """
 
 from __future__ import annotations
@@ -22,10 +38,11 @@ from torch import nn
 from torch.utils.data import Dataset
 
 import losses
-from segdet.palette import overlay_mask
-from segdet.task import EXPORT_FORMATS, DataSpec, Evaluator, Exportable, Task
+from segdet.palette import overlay_labels, overlay_mask
+from segdet.task import EXPORT_FORMATS, SEGMENTATION_MODES, DataSpec, Evaluator, Exportable, Task
 
 from ._confusion import labels_from_logits
+from ._multilabel import present_from_logits
 from .collate import collate_segmentation
 from .data import build_segmentation_data
 from .evaluator import SegmentationEvaluator
@@ -37,7 +54,7 @@ __all__ = ["SegmentationTask"]
 
 
 class SegmentationTask(Task):
-    """Multiclass semantic segmentation; batches can be mixed on the device (``augment.batch_mix``)."""
+    """Semantic segmentation (multiclass, binary, multilabel); batches mix on the device (``augment.batch_mix``)."""
 
     name = "segmentation"
     metrics = ("miou", "mdice", "pixel_acc")
@@ -48,10 +65,34 @@ class SegmentationTask(Task):
         self._loss_fn: nn.Module | None = None
 
     def check(self) -> None:
-        """Check model names, the loss spec and the inference section up front (before any data is read)."""
+        """Check model names, the mode, the loss spec and the inference section up front (before any data is read)."""
         check_model_names(self.cfg["model"])
+        self._check_mode()
         self._make_loss()
         self.inference()
+
+    @property
+    def mode(self) -> str:
+        """``data.mode`` of the config."""
+        return self.cfg["data"].get("mode") or "multiclass"
+
+    def _check_mode(self) -> None:
+        data = self.cfg["data"]
+        if self.mode not in SEGMENTATION_MODES:
+            raise ValueError(f"data.mode {self.mode!r} is not one of {', '.join(SEGMENTATION_MODES)}")
+        if self.mode == "multiclass":
+            return
+        threshold = data.get("threshold", 0.5)
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(
+                f"data.threshold = {threshold!r} must lie strictly between 0 and 1 (a pixel is predicted where "
+                "sigmoid(logit) > threshold); 0.5 is the usual value"
+            )
+        if data["ignore_index"] in (0, 1):
+            raise ValueError(
+                f"data.ignore_index = {data['ignore_index']} is a target value in data.mode {self.mode} "
+                "(0 = absent, 1 = present); use a value outside, e.g. 255"
+            )
 
     def inference(self) -> Inference:
         """The config's ``inference`` section: whole image or sliding window, and TTA."""
@@ -59,12 +100,13 @@ class SegmentationTask(Task):
 
     def _make_loss(self) -> nn.Module:
         if self._loss_fn is None:
+            mode = self.mode
+            spec = loss_spec(self.cfg["loss"], mode)
             try:
-                self._loss_fn = losses.ComboLoss(
-                    self.cfg["loss"], mode="multiclass", ignore_index=self.cfg["data"]["ignore_index"]
-                )
+                self._loss_fn = losses.ComboLoss(spec, mode=mode, ignore_index=self.cfg["data"]["ignore_index"])
             except (TypeError, ValueError) as exc:
-                raise ValueError(f"loss: {exc}") from None
+                note = "; ce is bce (binary cross-entropy) there" if mode != "multiclass" and "ce" in spec else ""
+                raise ValueError(f"loss: {exc} (data.mode is {mode}{note})") from None
         return self._loss_fn
 
     def build_datasets(self) -> tuple[Dataset, Dataset, DataSpec]:
@@ -72,26 +114,42 @@ class SegmentationTask(Task):
         return build_segmentation_data(self.cfg["data"], self.cfg["augment"], self.cfg["seed"])
 
     def collate_fn(self, spec: DataSpec) -> Callable[[list[dict]], dict[str, Any]]:
-        """:func:`collate_segmentation` with this config's ``ignore_index`` and the spec's class count."""
+        """:func:`collate_segmentation` with this config's ``ignore_index`` and the spec's class count and mode."""
         return functools.partial(
-            collate_segmentation, ignore_index=self.cfg["data"]["ignore_index"], num_classes=spec.num_classes
+            collate_segmentation,
+            ignore_index=self.cfg["data"]["ignore_index"],
+            num_classes=spec.num_classes,
+            mode=spec.mode,
         )
 
     def build_model(self, spec: DataSpec) -> nn.Module:
-        """The smp network of ``model`` with one output channel per class."""
-        return build_segmentation_model(self.cfg["model"], spec.num_classes)
+        """The smp network of ``model``: one output channel per class, one in binary mode."""
+        return build_segmentation_model(self.cfg["model"], spec.out_channels)
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """:class:`losses.ComboLoss` of the logits against ``batch["mask"]`` (hard or soft)."""
+        """:class:`losses.ComboLoss` of the logits against ``batch["mask"]`` (hard or soft).
+
+        In binary mode a soft two-class mask (MixUp) becomes the foreground probability
+        (:func:`binary_target`).
+        """
         loss_fn = self._make_loss()
         logits = model(batch["image"])
-        total = loss_fn(logits, batch["mask"])
+        target = batch["mask"]
+        if self.mode == "binary":
+            target = binary_target(target, self.cfg["data"]["ignore_index"])
+        total = loss_fn(logits, target)
         return total, dict(getattr(loss_fn, "last_terms", None) or {})
 
     def make_evaluator(self, spec: DataSpec, device: torch.device) -> Evaluator:
-        """A confusion-matrix evaluator over the spec's classes."""
+        """A confusion-matrix evaluator over the spec's classes, in the spec's mode and threshold."""
         return SegmentationEvaluator(
-            spec.num_classes, self.cfg["data"]["ignore_index"], spec.classes, device, inference=self.inference()
+            spec.num_classes,
+            self.cfg["data"]["ignore_index"],
+            spec.classes,
+            device,
+            inference=self.inference(),
+            mode=spec.mode,
+            threshold=spec.threshold,
         )
 
     def predict(
@@ -103,18 +161,30 @@ class SegmentationTask(Task):
         device: torch.device,
         amp: torch.dtype | None = None,
     ) -> None:
-        """Write a class-index PNG and a colour overlay per image."""
+        """Write a class-index PNG (multilabel: one 0/255 PNG per class) and a colour overlay per image."""
         predict_segmentation(
-            model, image_paths, out_dir, spec.classes, device, autocast_dtype=amp, inference=self.inference()
+            model,
+            image_paths,
+            out_dir,
+            spec.classes,
+            device,
+            autocast_dtype=amp,
+            inference=self.inference(),
+            mode=spec.mode,
+            threshold=spec.threshold,
         )
 
     def draw_predictions(self, model: nn.Module, batch: dict[str, Any], spec: DataSpec) -> list[np.ndarray]:
         """Image | ground truth | prediction per image, cropped to the image's own size (no padding).
 
         The masks are overlaid in the class palette of :mod:`segdet.palette` (class 0 left plain,
-        ``ignore_index`` white); a soft ground truth shows its most likely class.
+        ``ignore_index`` white); a soft ground truth shows its most likely class. Binary
+        predictions are cut at the spec's threshold; multilabel panels colour every class present
+        (:func:`~segdet.palette.overlay_labels`).
         """
-        pred = labels_from_logits(model(batch["image"]), spec.num_classes).cpu().numpy()
+        if spec.mode == "multilabel":
+            return self._draw_labels(model, batch, spec)
+        pred = labels_from_logits(model(batch["image"]), spec.num_classes, spec.threshold).cpu().numpy()
         target = batch["mask"]
         if target.ndim == 4:  # soft (B, C, H, W): the likeliest class; all-zero vectors are unlabelled
             labelled = target.sum(1) > 0
@@ -133,11 +203,26 @@ class SegmentationTask(Task):
             pictures.append(_side_by_side([image, *panels]))
         return pictures
 
+    def _draw_labels(self, model: nn.Module, batch: dict[str, Any], spec: DataSpec) -> list[np.ndarray]:
+        present = present_from_logits(model(batch["image"]), spec.num_classes, spec.threshold).cpu().numpy()
+        truth = (batch["mask"] == 1).cpu().numpy()
+        images = _pictures(batch["image"])
+        sizes = batch.get("sizes")
+        pictures = []
+        for i, image in enumerate(images):
+            h, w = (int(v) for v in sizes[i]) if sizes is not None else image.shape[:2]
+            image = np.ascontiguousarray(image[:h, :w])
+            panels = [overlay_labels(image, m[i, :, :h, :w]) for m in (truth, present)]
+            pictures.append(_side_by_side([image, *panels]))
+        return pictures
+
     def export_module(self, model: nn.Module, fmt: str) -> Exportable:
         """The model as one graph: (B, 3, H, W) float images in ``[0, 1]`` -> (B, K, H, W) logits.
 
         Normalisation and padding to the stride stay inside, as in :class:`SegmentationModel`;
-        batch, height and width are dynamic in both formats.
+        batch, height and width are dynamic in both formats. The output is the raw logits in
+        every mode: K = 1 in binary mode (foreground where ``sigmoid > data.threshold``), one
+        sigmoid channel per class in multilabel mode.
 
         Raises:
             ValueError: ``fmt`` is not one of :data:`~segdet.task.EXPORT_FORMATS`.
@@ -154,6 +239,52 @@ class SegmentationTask(Task):
             output_names=("logits",),
             dynamic_axes={"image": axes, "logits": axes},
         )
+
+
+def loss_spec(spec: dict[str, Any], mode: str) -> dict[str, Any]:
+    """The ``loss`` spec as :class:`losses.ComboLoss` takes it in ``mode``: ``ce`` is ``bce`` in binary and multilabel.
+
+    Raises:
+        ValueError: both ``ce`` and ``bce`` in a sigmoid mode (they would be the same term).
+
+    Example:
+        >>> loss_spec({"ce": 1.0, "dice": 1.0}, "binary")
+        {'bce': 1.0, 'dice': 1.0}
+    """
+    if mode == "multiclass" or not isinstance(spec, dict):
+        return spec
+    names = {str(k).lower(): k for k in spec}
+    if "ce" in names and "bce" in names:
+        raise ValueError(
+            f"loss: in data.mode {mode} ce means bce (binary cross-entropy), and the spec lists both "
+            f"{names['ce']!r} and {names['bce']!r}; keep one"
+        )
+    return {("bce" if str(k).lower() == "ce" else k): v for k, v in spec.items()}
+
+
+def binary_target(target: torch.Tensor, ignore_index: int) -> torch.Tensor:
+    """A binary-mode loss target: hard (B, H, W) masks as they are; soft two-class masks as the foreground probability.
+
+    A soft (B, 2, H, W) mask (MixUp of two-class masks) becomes (B, 1, H, W) float ``p_1 / (p_0 +
+    p_1)``, and ``ignore_index`` where ``p_0 + p_1 = 0`` (a pixel unlabelled in both sources).
+
+    Raises:
+        ValueError: a soft mask with another number of channels.
+    """
+    if target.ndim != 4 or not torch.is_floating_point(target):
+        return target
+    if target.shape[1] != 2:
+        raise ValueError(f"a soft binary-mode target has two channels (background, foreground), got {target.shape[1]}")
+    mass = target.sum(1, keepdim=True)
+    fg = target[:, 1:2] / mass.clamp_min(torch.finfo(target.dtype).tiny)
+    return torch.where(mass > 0, fg, torch.full_like(fg, float(ignore_index)))
+
+
+def _pictures(images: torch.Tensor) -> np.ndarray:
+    """(B, H, W, 3) uint8 of a batch of (B, C, H, W) images in [0, 1]."""
+    images = images[:, :3].float().clamp(0, 1).mul(255).round().to(torch.uint8)
+    images = images.permute(0, 2, 3, 1).cpu().numpy()
+    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
 
 
 def _side_by_side(panels: list[np.ndarray], gap: int = 2) -> np.ndarray:
