@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +19,19 @@ from ._runtime import select_amp, select_device
 from .loader import auto_num_workers, make_val_loader
 from .validate import validate
 
-__all__ = ["evaluate", "predict", "load_trained_model", "inference_spec"]
+__all__ = ["evaluate", "predict", "load_trained_model", "inference_spec", "check_checkpoint_mode"]
 
 
-def load_trained_model(task: Task, spec: DataSpec, checkpoint: str | Path | dict[str, Any]) -> nn.Module:
+def load_trained_model(
+    task: Task, spec: DataSpec, checkpoint: str | Path | dict[str, Any], source: str | Path | None = None
+) -> nn.Module:
     """Build the task's model for ``spec`` and load the checkpoint's inference weights (EMA when present).
 
     Args:
         task: the task of the config.
         spec: the classes the model predicts.
         checkpoint: a ``.pt`` written by ``segdet train``, or the dict :func:`load_checkpoint` read from it.
+        source: the file a checkpoint dict was read from, for error messages.
 
     Raises:
         FileNotFoundError / ValueError: missing or unreadable checkpoint, or weights that do not fit.
@@ -38,7 +42,8 @@ def load_trained_model(task: Task, spec: DataSpec, checkpoint: str | Path | dict
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        where = f"checkpoint {checkpoint}" if not isinstance(checkpoint, dict) else "the checkpoint"
+        name = source if isinstance(checkpoint, dict) else checkpoint
+        where = f"checkpoint {name}" if name is not None else "the checkpoint"
         raise ValueError(
             f"{where} does not fit the model of this config "
             f"(model.arch/model.encoder/data.classes differ?): {str(exc).splitlines()[0]}"
@@ -49,14 +54,37 @@ def load_trained_model(task: Task, spec: DataSpec, checkpoint: str | Path | dict
 def inference_spec(task: Task, cfg: dict[str, Any], ckpt: dict[str, Any]) -> DataSpec:
     """The classes a trained model predicts: the checkpoint's, renamed by ``data.classes`` when the config sets it.
 
-    A checkpoint without class names (written before segdet stored them) reads them from the data.
+    The model's segmentation mode (``data.mode``) is the checkpoint's: a binary model has one
+    output channel whatever the config says. Its ``data.threshold`` is the config's when the
+    config is of the same mode (so ``data.threshold=0.3`` on the command line applies), else
+    the checkpoint's. A checkpoint without class names (written before segdet stored them)
+    reads them from the data.
     """
     spec = DataSpec.from_checkpoint(ckpt)  # written by segdet train
     if spec is None:  # a checkpoint without class names: read them from the data
         _, _, spec = task.build_datasets()
-    elif cfg["data"]["classes"] is not None:  # names given in the config win, as in training
-        spec = DataSpec(tuple(cfg["data"]["classes"]), spec.cat_ids)
+        return spec
+    data = cfg["data"]
+    if data["classes"] is not None:  # names given in the config win, as in training
+        spec = dataclasses.replace(spec, classes=tuple(data["classes"]))
+    if (data.get("mode") or "multiclass") == spec.mode and "threshold" in data:
+        spec = dataclasses.replace(spec, threshold=data["threshold"])
     return spec
+
+
+def check_checkpoint_mode(spec: DataSpec, ckpt: dict[str, Any], checkpoint: str | Path) -> None:
+    """Stop when the data's mode (the config's ``data.mode``) is not the one the checkpoint was trained in.
+
+    Raises:
+        ValueError: the two modes differ; the message names both and the override that fits.
+    """
+    trained = DataSpec.from_checkpoint(ckpt)
+    mode = trained.mode if trained is not None else "multiclass"
+    if mode != spec.mode:
+        raise ValueError(
+            f"checkpoint {checkpoint} was trained with data.mode {mode} but the config says data.mode "
+            f"{spec.mode}; set data.mode={mode} (the masks are read and scored in the model's mode)"
+        )
 
 
 def _without_init_weights(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +111,9 @@ def evaluate(
     task = build_task(cfg)
     device = distributed.setup(cfg["train"])  # under torchrun: each process scores its share of the batches
     _, val_ds, spec = task.build_datasets()
-    model = load_trained_model(task, spec, checkpoint).to(device)
+    ckpt = load_checkpoint(checkpoint)
+    check_checkpoint_mode(spec, ckpt, checkpoint)
+    model = load_trained_model(task, spec, ckpt, checkpoint).to(device)
     bs = cfg["data"]["batch_size"]
     loader = make_val_loader(
         val_ds, task.collate_fn(spec), bs, auto_num_workers(cfg["data"]["num_workers"], len(val_ds), bs), device=device
@@ -120,7 +150,7 @@ def predict(cfg: dict[str, Any], checkpoint: str | Path, inputs: str | Path, out
     ckpt = load_checkpoint(checkpoint)
     spec = inference_spec(task, cfg, ckpt)
     device = select_device(cfg["train"]["device"])
-    model = load_trained_model(task, spec, ckpt).to(device)
+    model = load_trained_model(task, spec, ckpt, checkpoint).to(device)
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     task.predict(model, spec, paths, out, device, select_amp(cfg["train"]["amp"], device))
