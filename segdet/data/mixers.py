@@ -21,7 +21,7 @@ from augment.batch import BatchCutMix, BatchMixUp
 from segdet._suggest import did_you_mean
 from segdet.config.steps import parse_step
 
-__all__ = ["BATCH_MIXERS", "MULTILABEL_REFUSED", "build_batch_mixers", "build_mixers"]
+__all__ = ["BATCH_MIXERS", "MULTILABEL_REFUSED", "build_batch_mixers", "build_mixers", "check_mix_modes"]
 
 #: names usable in ``augment.batch_mix``
 BATCH_MIXERS = ("CutMix", "MixUp")
@@ -36,6 +36,22 @@ def _check_mode(name: str, mode: str, where: str, available: tuple[str, ...]) ->
             f"{where}: {name} does not support data.mode multilabel (it blends masks into class probabilities, "
             f"and multilabel masks are one 0/1 channel per class); use {' or '.join(usable)}, or remove the step"
         )
+
+
+def check_mix_modes(augment_cfg: Mapping, mode: str) -> None:
+    """Stop on a mixer of ``augment.mix`` or ``augment.batch_mix`` that ``mode`` refuses, before any data is read.
+
+    Steps that are malformed or unknown are left to :func:`build_mixers` and
+    :func:`build_batch_mixers`, which name them.
+
+    Raises:
+        ValueError: MixUp in multilabel mode, naming the step.
+    """
+    for key, available in (("mix", tuple(n for n in augment.MIXERS if n != "CopyPaste")), ("batch_mix", BATCH_MIXERS)):
+        steps = augment_cfg.get(key) or []
+        for i, step in enumerate(steps if isinstance(steps, (list, tuple)) else []):
+            if isinstance(step, Mapping) and len(step) == 1:
+                _check_mode(str(next(iter(step))), mode, f"augment.{key}[{i}]", available)
 
 
 def build_mixers(

@@ -38,6 +38,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 import losses
+from segdet.data.mixers import check_mix_modes
 from segdet.palette import overlay_labels, overlay_mask
 from segdet.task import EXPORT_FORMATS, SEGMENTATION_MODES, DataSpec, Evaluator, Exportable, Task
 
@@ -82,6 +83,7 @@ class SegmentationTask(Task):
             raise ValueError(f"data.mode {self.mode!r} is not one of {', '.join(SEGMENTATION_MODES)}")
         if self.mode == "multiclass":
             return
+        check_mix_modes(self.cfg["augment"], self.mode)
         threshold = data.get("threshold", 0.5)
         if not 0.0 < threshold < 1.0:
             raise ValueError(
@@ -105,7 +107,8 @@ class SegmentationTask(Task):
             try:
                 self._loss_fn = losses.ComboLoss(spec, mode=mode, ignore_index=self.cfg["data"]["ignore_index"])
             except (TypeError, ValueError) as exc:
-                note = "; ce is bce (binary cross-entropy) there" if mode != "multiclass" and "ce" in spec else ""
+                named_ce = any(str(name).lower() == "ce" for name in self.cfg["loss"])
+                note = "; ce is bce (binary cross-entropy) there" if mode != "multiclass" and named_ce else ""
                 raise ValueError(f"loss: {exc} (data.mode is {mode}{note})") from None
         return self._loss_fn
 
