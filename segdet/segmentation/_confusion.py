@@ -24,19 +24,26 @@ AVERAGING = (
 
 
 def logit_threshold(threshold: float) -> float:
-    """The logit ``log(t / (1 - t))`` above which ``sigmoid(logit) > t``, for ``t`` in (0, 1).
+    """The float32 logit ``c`` with ``x > c`` exactly where ``sigmoid(x) > t``, for float32 ``x`` and ``t`` in (0, 1).
 
-    Comparing logits with it is exact where comparing ``sigmoid(logit)`` in float32 is not: the
-    sigmoid of a logit of 1e-10 rounds to 0.5, so ``sigmoid > 0.5`` would miss it, while
-    ``logit > 0`` (the value for ``t = 0.5``) agrees with the argmax of the two-class logits
-    ``[0, logit]``.
+    ``c`` is ``log(t / (1 - t))`` rounded down to a float32 (no float32 lies between the two),
+    so comparing float32 logits with it gives the float64 answer. Comparing logits is exact
+    where comparing ``sigmoid(logit)`` in float32 is not: the sigmoid of a logit of 1e-10
+    rounds to 0.5, so ``sigmoid > 0.5`` would miss it, while ``logit > 0`` (the value for
+    ``t = 0.5``) agrees with the argmax of the two-class logits ``[0, logit]``.
 
     Raises:
         ValueError: ``threshold`` is not strictly between 0 and 1.
     """
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must lie strictly between 0 and 1 (data.threshold), got {threshold!r}")
-    return 0.0 if threshold == 0.5 else math.log(threshold / (1.0 - threshold))
+    if threshold == 0.5:
+        return 0.0
+    exact = math.log(threshold / (1.0 - threshold))
+    cut = np.float32(exact)
+    if float(cut) > exact:
+        cut = np.nextafter(cut, np.float32(-np.inf))
+    return float(cut)
 
 
 def labels_from_logits(logits: torch.Tensor, num_classes: int, threshold: float = 0.5) -> torch.Tensor:
