@@ -9,7 +9,8 @@ Example:
     >>> ev = SegmentationEvaluator(num_classes=3, ignore_index=255, classes=["bg", "a", "b"], device="cpu")
 """
 
-from ._confusion import AVERAGING, confusion_matrix, labels_from_logits, scores_from_confusion
+from ._confusion import AVERAGING, confusion_matrix, labels_from_logits, logit_threshold, scores_from_confusion
+from ._multilabel import AVERAGING_MULTILABEL, multilabel_counts, present_from_logits, scores_from_multilabel
 from .collate import collate_segmentation
 from .data import build_segmentation_data
 from .evaluator import SegmentationEvaluator
@@ -19,6 +20,7 @@ from .task import SegmentationTask
 
 __all__ = [
     "AVERAGING",
+    "AVERAGING_MULTILABEL",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "SegmentationEvaluator",
@@ -30,7 +32,11 @@ __all__ = [
     "collate_segmentation",
     "confusion_matrix",
     "labels_from_logits",
+    "logit_threshold",
+    "multilabel_counts",
     "pad_to_stride",
     "predict_segmentation",
+    "present_from_logits",
     "scores_from_confusion",
+    "scores_from_multilabel",
 ]

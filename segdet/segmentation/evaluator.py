@@ -43,14 +43,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from segdet.task import Evaluator
+from segdet.task import SEGMENTATION_MODES, Evaluator
 
 from ._confusion import confusion_matrix, labels_from_logits, logit_threshold, scores_from_confusion
 from ._multilabel import multilabel_counts, present_from_logits, scores_from_multilabel
 from ._report import write_report
 from .inference import Inference
-
-MODES = ("multiclass", "binary", "multilabel")
 
 
 class SegmentationEvaluator(Evaluator):
@@ -105,8 +103,8 @@ class SegmentationEvaluator(Evaluator):
             )
         if len(set(classes)) != len(classes):
             raise ValueError(f"class names must be unique, got {classes}")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)} (data.mode), got {mode!r}")
+        if mode not in SEGMENTATION_MODES:
+            raise ValueError(f"mode must be one of {', '.join(SEGMENTATION_MODES)} (data.mode), got {mode!r}")
         if mode == "binary" and num_classes != 2:
             raise ValueError(f"binary mode scores two classes (background, foreground), got num_classes={num_classes}")
         logit_threshold(threshold)  # raises outside (0, 1)
