@@ -3,10 +3,11 @@
 U-Net ResNet-34 (random init, one output channel), every image resized to 256x256, flips, Dice +
 BCE, AdamW 1e-3 with a cosine schedule, batch 8, a DataLoader with workers. It trains for a wall
 clock budget: it times its first steps, plans the number of steps that fit the budget (the cosine
-runs over them) and stops at the budget in any case. Then it predicts every validation image once
-at 256x256 and writes two 0/1 PNGs per image: ``OUT/at256/<id>.png`` (scored against masks
-resized to 256, "baseline at 256") and ``OUT/original/<id>.png`` (logits upsampled bilinearly to
-the image's own size, threshold 0.5), plus ``OUT/baseline.json`` with the times and steps.
+runs over them), re-plans every 5 steps from the mean step time so far, and stops at the budget in
+any case. Then it predicts every validation image once at 256x256 and writes two 0/1 PNGs per
+image: ``OUT/at256/<id>.png`` (scored against masks resized to 256, "baseline at 256") and
+``OUT/original/<id>.png`` (logits upsampled bilinearly to the image's own size, threshold 0.5),
+plus ``OUT/baseline.json`` with the times and steps.
 
 Usage::
 
@@ -96,8 +97,8 @@ def train(data: Path, budget_s: float, seed: int, size: int = 256, batch: int = 
         now = time.perf_counter()
         if step == 1:
             t_first = now  # the first step also starts the workers: time the next ones
-        elif step == 1 + timed:
-            plan["steps"] = step + int((deadline - now) / ((now - t_first) / timed))
+        elif (step - 1) % timed == 0:  # (re)plan from the mean step time so far, so the cosine ends at the budget
+            plan["steps"] = step + int((deadline - now) / ((now - t_first) / (step - 1)))
         if now >= deadline or step == plan["steps"]:
             break
     stats = {"train_s": time.perf_counter() - start, "steps": step, "planned_steps": plan["steps"]}

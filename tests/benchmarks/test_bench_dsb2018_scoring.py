@@ -285,4 +285,8 @@ def test_report_states_the_goal_honestly(tmp_path):
     results[1]["segdet"]["miou"] = 0.82
     text = bench.write_report(tmp_path, meta, results, None)
     assert "**missed** (mean difference +0.0150" in text
+    assert "nucleus IoU difference +0.0000 ± 0.0000." in text
+    results[0]["segdet"]["iou"] = {"background": 0.99, "nucleus": 0.1}  # a gain bought with the background
+    text = bench.write_report(tmp_path, meta, results, None)
+    assert "nucleus IoU difference -0.3000 ± 0.4243 (lower: the mean IoU gain is background, not nuclei)." in text
     assert (tmp_path / "results.json").is_file() and (tmp_path / "results.md").read_text() == text
