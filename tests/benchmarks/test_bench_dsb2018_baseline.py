@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,11 +31,13 @@ def test_baseline_runs_as_a_script_within_its_budget(tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, SCRIPT, "--data", tmp_path / "data", "--budget", "4", "--seed", "0"]
     cmd += ["--output", out, "--size", "32", "--workers", "0"]
-    done = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # two threads on a busy shared CPU make step times erratic
+    done = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr
     stats = json.loads((out / "baseline.json").read_text())
-    assert stats["steps"] >= 1 and stats["budget_s"] == 4.0
-    assert stats["train_s"] < 4.0 + 5.0  # stops at the budget (one step of slack)
+    assert stats["steps"] >= 1 and stats["budget_s"] == 4.0, stats
+    assert stats["steps"] == stats["planned_steps"] or stats["train_s"] >= 4.0, stats  # the plan or the budget
+    assert stats["train_s"] < 4.0 + 30.0, stats  # stops near the budget (generous slack for a loaded machine)
     assert stats["epochs"] == stats["steps"]  # 4 images, batch 8: one batch of 4 per epoch
     for i, (h, w) in enumerate(val_sizes):
         small = np.asarray(Image.open(out / "at32" / f"img{i}.png"))
