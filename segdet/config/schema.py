@@ -92,6 +92,20 @@ SCHEMA: dict[str, Any] = {
             ),
             "val": Field(str, None, nullable=True, required=True, path=True, help="validation folder, same layout"),
             "mask_values": Field(dict, None, nullable=True, help="mask value -> class index, e.g. {255: 1, 0: 0}"),
+            "train_split": Field(
+                str,
+                None,
+                nullable=True,
+                path=True,
+                help="text file of stems (one per line) selecting the pairs of data.folder.train; null = every file",
+            ),
+            "val_split": Field(
+                str,
+                None,
+                nullable=True,
+                path=True,
+                help="text file of stems selecting the pairs of data.folder.val; null = every file",
+            ),
         },
         "coco": {
             "train_json": Field(str, None, nullable=True, required=True, path=True, help="COCO annotation file"),

@@ -89,10 +89,17 @@ def _synthetic(data: Mapping[str, Any], target: str, instance_masks: bool):
 
 def _folder(data: Mapping[str, Any], target: str, instance_masks: bool):
     f, ignore = data["folder"], int(data["ignore_index"])
+    common = {"mask_values": f.get("mask_values"), "ignore_index": ignore}
     train = FolderSegmentation(
-        f["train"], classes=data.get("classes"), mask_values=f.get("mask_values"), ignore_index=ignore
+        f["train"],
+        split=f.get("train_split"),
+        classes=data.get("classes"),
+        split_key="data.folder.train_split",
+        **common,
     )
-    val = FolderSegmentation(f["val"], classes=train.classes, mask_values=f.get("mask_values"), ignore_index=ignore)
+    val = FolderSegmentation(
+        f["val"], split=f.get("val_split"), classes=train.classes, split_key="data.folder.val_split", **common
+    )
     return train, val, tuple(train.classes), None, f"the folder {f['train']}"
 
 
