@@ -172,7 +172,10 @@ SCHEMA: dict[str, Any] = {
             help="EMA decay of the weights (e.g. 0.999); null = off",
         ),
         "metric": Field(str, "miou", help="validation metric that picks best.pt (higher is better)"),
-        "patience": Field(int, None, nullable=True, minimum=1, help="stop after this many epochs without improvement"),
+        "val_interval": Field(int, 1, minimum=1, help="epochs between validations; the last epoch is always validated"),
+        "patience": Field(
+            int, None, nullable=True, minimum=1, help="stop after this many validations without improvement"
+        ),
         "progress": Field(bool, True, help="progress: a tqdm bar on a terminal, plain lines otherwise"),
         "log": Field(
             list,
