@@ -2,13 +2,15 @@
 
 As nnU-Net plans from a dataset fingerprint: :mod:`.layout` finds the pairs, :mod:`.fingerprint`
 measures them, :mod:`.plan` decides (pure functions of the fingerprint and the timings),
-and the plans are timed and written by the modules beside them.
+:mod:`.timing` times real training steps on this machine, :mod:`.write` writes the commented
+YAML, and :mod:`.command` runs the whole (:func:`init_config`).
 
 Example:
-    >>> from segdet.planner import find_layout, fingerprint, plan_data
-    >>> data_plan = plan_data(fingerprint(find_layout("data/nuclei")))  # doctest: +SKIP
+    >>> from segdet.planner import init_config
+    >>> path, plan = init_config("data/nuclei", "nuclei.yaml", minutes=10)  # doctest: +SKIP
 """
 
+from .command import init_config
 from .fingerprint import Fingerprint, fingerprint
 from .layout import DataLayout, find_layout
 from .plan import Candidate, DataPlan, Plan, Timing, plan_budget, plan_data
@@ -22,6 +24,7 @@ __all__ = [
     "Timing",
     "find_layout",
     "fingerprint",
+    "init_config",
     "plan_budget",
     "plan_data",
 ]
