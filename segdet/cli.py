@@ -1,4 +1,4 @@
-r"""The ``segdet`` command line: train, eval, predict, preview, export.
+r"""The ``segdet`` command line: train, eval, predict, preview, export, init.
 
 Examples::
 
@@ -12,6 +12,7 @@ Examples::
     segdet export configs/unet_cutmix.yaml --checkpoint runs/unet_cutmix/weights/best.pt \
         --format onnx --output unet.onnx
     torchrun --nproc_per_node=4 -m segdet train configs/unet_cutmix.yaml   # DDP, batch_size per GPU
+    segdet init data/nuclei --output nuclei.yaml --minutes 10   # a config planned from the data
 
 Bad input (config, paths, names) prints one ``segdet: error: ...`` message and exits with status 2;
 set ``SEGDET_DEBUG=1`` to see the traceback. Ctrl-C during training saves ``weights/last.pt`` and
@@ -31,7 +32,7 @@ _RESUME_LATEST = "<latest>"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``segdet`` command and its five subcommands."""
+    """The argument parser of the ``segdet`` command and its six subcommands."""
     parser = argparse.ArgumentParser(prog="segdet", description="Segmentation and detection training.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     override_help = "config overrides key.sub=value (YAML values), e.g. train.epochs=3 augment.mix=[]"
@@ -73,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, required=True, help="a .pt written by segdet train")
     p.add_argument("--format", default="onnx", metavar="onnx|torchscript", help="file format (default: onnx)")
     p.add_argument("--output", type=Path, required=True, help="the file to write, e.g. model.onnx")
+
+    p = sub.add_parser("init", help="write a commented config planned from a dataset folder and a time budget")
+    p.add_argument("data", type=Path, help="folder with train/ and val/ (images/ + masks/ each), or images/ + masks/")
+    p.add_argument("--output", type=Path, required=True, help="the YAML config to write, e.g. nuclei.yaml")
+    p.add_argument("--minutes", type=float, default=10.0, help="training budget, validation included (default: 10)")
+    p.add_argument("--task", default="segmentation", help="segmentation (detection is not supported yet)")
+    p.add_argument("--force", action="store_true", help="overwrite CONFIG and its split files")
     return parser
 
 
@@ -109,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from .config import load_config
+
+    if args.command == "init":  # plans a config: there is none to load yet
+        from .planner import init_config
+
+        init_config(args.data, args.output, minutes=args.minutes, task=args.task, force=args.force)
+        return 0
 
     overrides = list(args.overrides)
     resume = getattr(args, "resume", None)

@@ -59,6 +59,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("segdet.data",),  # dataset sources, the albumentations pipeline builder, the mixers
     ("segdet.segmentation", "segdet.detection"),  # the task slices; neither imports the other
     ("segdet.engine",),  # the training loop, validation, DDP, eval / predict commands
+    ("segdet.planner",),  # segdet init: fingerprint, plan, timing of real steps, the commented YAML
     ("segdet.preview", "segdet.cli", "segdet.__main__"),  # the front door
 ]
 SLICES = FLOORS[3]

@@ -106,6 +106,20 @@ SCHEMA: dict[str, Any] = {
             ),
             "val": Field(str, None, nullable=True, required=True, path=True, help="validation folder, same layout"),
             "mask_values": Field(dict, None, nullable=True, help="mask value -> class index, e.g. {255: 1, 0: 0}"),
+            "train_split": Field(
+                str,
+                None,
+                nullable=True,
+                path=True,
+                help="text file of stems (one per line) selecting the pairs of data.folder.train; null = every file",
+            ),
+            "val_split": Field(
+                str,
+                None,
+                nullable=True,
+                path=True,
+                help="text file of stems selecting the pairs of data.folder.val; null = every file",
+            ),
         },
         "coco": {
             "train_json": Field(str, None, nullable=True, required=True, path=True, help="COCO annotation file"),
@@ -172,7 +186,10 @@ SCHEMA: dict[str, Any] = {
             help="EMA decay of the weights (e.g. 0.999); null = off",
         ),
         "metric": Field(str, "miou", help="validation metric that picks best.pt (higher is better)"),
-        "patience": Field(int, None, nullable=True, minimum=1, help="stop after this many epochs without improvement"),
+        "val_interval": Field(int, 1, minimum=1, help="epochs between validations; the last epoch is always validated"),
+        "patience": Field(
+            int, None, nullable=True, minimum=1, help="stop after this many validations without improvement"
+        ),
         "progress": Field(bool, True, help="progress: a tqdm bar on a terminal, plain lines otherwise"),
         "log": Field(
             list,

@@ -4,6 +4,7 @@ Datasets return the sample contract of :mod:`augment.sample` (``image``, ``mask`
 ``bboxes``, ``labels``) and carry their class names in ``classes``.
 """
 
+from segdet.data._io import read_mask
 from segdet.data.coco import CocoDataset, segmentation_to_mask
 from segdet.data.folder import FolderSegmentation
 from segdet.data.folder_multilabel import FolderMultilabel
@@ -28,6 +29,7 @@ __all__ = [
     "build_pipeline",
     "parse_voc_xml",
     "parse_yolo_labels",
+    "read_mask",
     "segmentation_to_mask",
     "transform_names",
 ]

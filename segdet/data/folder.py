@@ -1,4 +1,8 @@
-"""Segmentation data from a folder: ``images/`` and ``masks/`` matched by file stem."""
+"""Segmentation data from a folder: ``images/`` and ``masks/`` matched by file stem.
+
+:func:`pair_files` and :func:`check_sizes` are the checks the source runs before any training;
+``segdet init`` calls the same two, so both commands report a bad folder in the same words.
+"""
 
 from __future__ import annotations
 
@@ -36,8 +40,13 @@ class FolderSegmentation:
     read). Multilabel masks (one file per class) are read by
     :class:`~segdet.data.folder_multilabel.FolderMultilabel`.
 
+    With ``split``, only the stems listed in that text file (one per line) are used, and only
+    they must be paired; the other files of the folder are left out.
+
     Args:
         root: folder holding ``images/`` and ``masks/``.
+        split: a text file of stems selecting the pairs of ``root`` (blank lines and lines
+            starting with ``#`` skipped); ``None``: every pair.
         classes: class names, index 0 first. ``None``: ``class_0 .. class_{K-1}``, with K from
             the largest value of ``mask_values`` (or, without a mapping, read from the masks,
             which must then hold the contiguous values ``0..K-1``); binary: background and
@@ -47,6 +56,7 @@ class FolderSegmentation:
         scan_masks: check every mask's values at construction (see above).
         config_key: how the error messages name the mapping's config key.
         mode: ``"multiclass"`` or ``"binary"`` (``data.mode``).
+        split_key: how the error messages name the split file's config key.
 
     Sample keys: ``image`` (H, W, 3) uint8 RGB and ``mask`` (H, W) uint8 (int32 when the
     classes or ``ignore_index`` do not fit in uint8); ``bboxes`` (0, 4) float32 and
@@ -63,12 +73,14 @@ class FolderSegmentation:
         self,
         root: str | Path,
         *,
+        split: str | Path | None = None,
         classes: Sequence[str] | None = None,
         mask_values: Mapping[int, int] | None = None,
         ignore_index: int = 255,
         scan_masks: bool | None = None,
         config_key: str = "data.folder.mask_values",
         mode: str = "multiclass",
+        split_key: str = "data.folder.train_split",
     ) -> None:
         if mode not in ("multiclass", "binary"):
             raise ValueError(
@@ -80,8 +92,8 @@ class FolderSegmentation:
         self.ignore_index = _check_int(ignore_index, "ignore_index")
         self.config_key = config_key
         self.mask_values = _check_mapping(mask_values, config_key)
-        self.images, self.masks = _pair_files(self.root)
-        _check_sizes(self.images, self.masks)
+        self.images, self.masks = pair_files(self.root, split, split_key)
+        check_sizes(self.images, self.masks)
 
         if classes is not None:
             if isinstance(classes, str) or not all(isinstance(c, str) for c in classes) or not classes:
@@ -197,7 +209,55 @@ def _check_mapping(mask_values, key: str) -> dict[int, int]:
     return out
 
 
-def _pair_files(root: Path) -> tuple[list[Path], list[Path]]:
+def read_split(path: str | Path, key: str) -> list[str]:
+    """The stems listed in a split file, one per line, in file order.
+
+    Blank lines and lines starting with ``#`` are skipped; surrounding spaces are stripped.
+
+    Raises:
+        ValueError: the file is missing or unreadable, names no stem, or names one twice; the
+            message names the file, the line and the config key.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ValueError(
+            f"{key} file {path} does not exist; write one file stem per line, or set {key}: null"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {key} file {path}: {exc}; write it as UTF-8 text, one stem per line") from None
+    stems: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        stem = line.strip()
+        if not stem or stem.startswith("#"):
+            continue
+        if stem in stems:
+            raise ValueError(
+                f"{key} file {path} lists {stem!r} twice (lines {stems[stem]} and {number}); keep one line per stem"
+            )
+        stems[stem] = number
+    if not stems:
+        raise ValueError(f"{key} file {path} names no stem; write one file stem per line (0001 for images/0001.png)")
+    return list(stems)
+
+
+def pair_files(
+    root: str | Path, split: str | Path | None = None, split_key: str = "data.folder.train_split"
+) -> tuple[list[Path], list[Path]]:
+    """The (image, mask) paths of ``root/images`` and ``root/masks``, paired by stem, sorted by stem.
+
+    Args:
+        root: folder holding ``images/`` and ``masks/``.
+        split: a text file of stems (:func:`read_split`) selecting the pairs; ``None``: every file.
+        split_key: the config key of ``split``, for the error messages.
+
+    Raises:
+        ValueError: a folder is missing, holds no image, two files share a stem, an image has no
+            mask or a mask no image, or the split names a stem the folder lacks; the message
+            names the file or folder and the fix.
+    """
+    root = Path(root)
     image_dir, mask_dir = root / "images", root / "masks"
     for d in (root, image_dir, mask_dir):
         if not d.is_dir():
@@ -209,6 +269,17 @@ def _pair_files(root: Path) -> tuple[list[Path], list[Path]]:
     masks = files_by_stem(mask_dir, "masks")
     if not images:
         raise ValueError(f"no image files in {image_dir} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+    if split is not None:
+        wanted = read_split(split, split_key)
+        missing = [s for s in wanted if s not in images]
+        if missing:
+            raise ValueError(
+                f"{split_key} file {split} names {missing[0]!r}, which has no image in {image_dir}"
+                + (f" (and {len(missing) - 1} more stems)" if len(missing) > 1 else "")
+                + "; list file stems without the extension, or remove those lines"
+            )
+        images = {s: images[s] for s in wanted}
+        masks = {s: masks[s] for s in wanted if s in masks}
     no_mask = sorted(set(images) - set(masks))
     if no_mask:
         raise ValueError(
@@ -227,7 +298,12 @@ def _pair_files(root: Path) -> tuple[list[Path], list[Path]]:
     return [images[s] for s in stems], [masks[s] for s in stems]
 
 
-def _check_sizes(images: list[Path], masks: list[Path]) -> None:
+def check_sizes(images: list[Path], masks: list[Path]) -> None:
+    """Check that every mask has its image's (height, width), read from the file headers.
+
+    Raises:
+        ValueError: a pair differs in size, or a header cannot be read; the message names both files.
+    """
     for image, mask in zip(images, masks):
         ih, iw = image_size(image)
         mh, mw = image_size(mask)

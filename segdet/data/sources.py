@@ -129,14 +129,24 @@ def _folder(data: Mapping[str, Any], target: str, instance_masks: bool):
                 "data.folder.mask_values does not apply to data.mode multilabel: each masks/<class>/<stem>.png "
                 "is read as nonzero = class present; remove data.folder.mask_values"
             )
+        if f.get("train_split") or f.get("val_split"):
+            raise ValueError(
+                "data.folder.train_split / val_split select class-index masks; with data.mode multilabel "
+                "give data.folder.train and data.folder.val as separate folders"
+            )
         train = FolderMultilabel(f["train"], classes=data.get("classes"), ignore_index=ignore)
         val = FolderMultilabel(f["val"], classes=train.classes, ignore_index=ignore)
         return train, val, tuple(train.classes), None, f"the folder {f['train']} (one masks/<class>/ per class)"
+    common = {"mask_values": f.get("mask_values"), "ignore_index": ignore, "mode": mode}
     train = FolderSegmentation(
-        f["train"], classes=data.get("classes"), mask_values=f.get("mask_values"), ignore_index=ignore, mode=mode
+        f["train"],
+        split=f.get("train_split"),
+        classes=data.get("classes"),
+        split_key="data.folder.train_split",
+        **common,
     )
     val = FolderSegmentation(
-        f["val"], classes=train.classes, mask_values=f.get("mask_values"), ignore_index=ignore, mode=mode
+        f["val"], split=f.get("val_split"), classes=train.classes, split_key="data.folder.val_split", **common
     )
     return train, val, tuple(train.classes), None, f"the folder {f['train']}"
 

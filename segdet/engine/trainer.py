@@ -1,8 +1,10 @@
 """The training loop: one flat function, :func:`train`, plus :func:`train_one_epoch`.
 
 Per epoch: reseed (so the epoch's data order and augmentation depend only on seed and epoch),
-train, validate, write ``weights/last.pt`` (and ``best.pt`` when ``train.metric`` improved),
-append a row to ``results.csv``. Resuming restores model, optimizer, scheduler, scaler, EMA,
+train, validate (every ``train.val_interval`` epochs and always after the last one), write
+``weights/last.pt`` (and ``best.pt`` when ``train.metric`` improved on a validated epoch),
+append a row to ``results.csv`` (its metric columns blank for an epoch without validation).
+``train.patience`` counts validations, not epochs. Resuming restores model, optimizer, scheduler, scaler, EMA,
 epoch, best metric and RNG state, so a resumed run ends with the same weights as an uninterrupted
 one. Ctrl-C saves ``last.pt`` (marked ``interrupted``; resuming restarts that epoch).
 
@@ -51,7 +53,7 @@ from .loader import DataWaitMeter, auto_num_workers, make_train_loader, make_val
 from .optim import build_optimizer, build_scheduler, set_scheduler_step
 from .validate import validate
 
-__all__ = ["train", "train_one_epoch", "NonFiniteLossError", "TrainingInterrupted"]
+__all__ = ["train", "train_one_epoch", "is_validation_epoch", "NonFiniteLossError", "TrainingInterrupted"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -235,42 +237,58 @@ def train(
                     else None
                 )
                 raise TrainingInterrupted(path)
-            eval_model = distributed.broadcast_module(ema.module if ema else _dist.unwrap(model))  # rank 0's weights
-            metrics = validate(eval_model, val_loader, evaluator, device, amp, t["progress"] and _dist.is_main())
-            score = metrics.get(t["metric"])
-            if score is None:
-                raise ValueError(
-                    f"train.metric {t['metric']!r} is not computed by the {task.name} evaluator; "
-                    f"choose one of {', '.join(metrics)}"
-                )
-            improved = not math.isnan(score) and (best is None or score > best)
-            best, stale = (score, 0) if improved else (best, stale + 1)
+            validated = is_validation_epoch(epoch, t["epochs"], t["val_interval"])
+            metrics, improved = {}, False
+            if validated:
+                eval_model = distributed.broadcast_module(ema.module if ema else _dist.unwrap(model))  # rank 0's
+                metrics = validate(eval_model, val_loader, evaluator, device, amp, t["progress"] and _dist.is_main())
+                score = metrics.get(t["metric"])
+                if score is None:
+                    raise ValueError(
+                        f"train.metric {t['metric']!r} is not computed by the {task.name} evaluator; "
+                        f"choose one of {', '.join(metrics)}"
+                    )
+                improved = not math.isnan(score) and (best is None or score > best)
+                best, stale = (score, 0) if improved else (best, stale + 1)
             if _dist.is_main():
                 row = {"epoch": epoch + 1, **stats, **metrics, "time_s": round(time.perf_counter() - start, 2)}
                 if log is not None:
                     log.append(row)
                 if tb is not None:
                     tb.epoch(row, metrics)
-                    tb.images("val/prediction", pictures.draw(eval_model, device, amp))
+                    if validated:
+                        tb.images("val/prediction", pictures.draw(eval_model, device, amp))
                 state = checkpoint(epoch + 1)
                 save_checkpoint(state, weights_dir / "last.pt")
                 if improved:  # the same file: a hard link, no second write
                     copy_checkpoint(weights_dir / "last.pt", weights_dir / "best.pt")
+                scored = f"{t['metric']} {score:.4f}  " if validated else "(not validated)  "
                 print(
-                    f"epoch {epoch + 1}/{t['epochs']}  loss {stats['loss']:.4f}  {t['metric']} {score:.4f}  "
-                    f"best {best:.4f}  ({row['time_s']:.1f} s)",
+                    f"epoch {epoch + 1}/{t['epochs']}  loss {stats['loss']:.4f}  {scored}"
+                    + (f"best {best:.4f}  " if best is not None else "")
+                    + f"({row['time_s']:.1f} s)",
                     flush=True,
                 )
             if distributed.any_rank(stop.requested, device):
                 raise TrainingInterrupted(weights_dir / "last.pt" if weights_dir else None)
-            if t["patience"] is not None and stale >= t["patience"]:
-                print(f"early stop: {t['metric']} has not improved for {stale} epochs")
+            if validated and t["patience"] is not None and stale >= t["patience"]:
+                print(f"early stop: {t['metric']} has not improved for {stale} validations")
                 break
     if _dist.is_main():
         if log is not None:
             plot_results(run_dir / "results.csv", run_dir / "results.png")
         print(f"done: {run_dir}  best {t['metric']} {best:.4f}" if best is not None else f"done: {run_dir}")
     return run_dir
+
+
+def is_validation_epoch(epoch: int, epochs: int, interval: int) -> bool:
+    """Whether the 0-based ``epoch`` of ``epochs`` is validated: every ``interval``-th one and the last.
+
+    Example:
+        >>> [e + 1 for e in range(10) if is_validation_epoch(e, 10, 4)]
+        [4, 8, 10]
+    """
+    return (epoch + 1) % interval == 0 or epoch + 1 == epochs
 
 
 def train_one_epoch(
