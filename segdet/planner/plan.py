@@ -36,7 +36,6 @@ __all__ = [
     "DataPlan",
     "Plan",
     "Timing",
-    "choose_mode",
     "batch_sizes",
     "estimate_timing",
     "first_candidate",
@@ -78,8 +77,6 @@ SLIDE_AREA = 16  #: sliding window when the typical image holds 16 crops (4x per
 LR = 1e-3
 #: step time of an encoder relative to resnet18 (used before it is measured) and checkpoint size ratio
 ENCODER_COST = {"resnet18": (1.0, 1.0), "resnet34": (1.4, 1.7)}
-#: the data.mode values this version of segdet accepts (``"binary"`` joins once data.mode exists)
-MODES = ("multiclass",)
 
 
 #: reasons of the choices that do not depend on the data or the budget
@@ -270,16 +267,6 @@ def class_names(count: int) -> tuple[str, ...]:
     return ("background", *(f"class_{i}" for i in range(1, count)))
 
 
-def choose_mode(classes: Sequence[str]) -> str:
-    """The ``data.mode`` to train: ``binary`` for two classes (masks of exactly two values), else ``multiclass``.
-
-    Modes segdet does not accept yet (:data:`MODES`) fall back to ``multiclass``, which trains
-    two-class data as two softmax channels.
-    """
-    mode = "binary" if len(classes) == 2 else "multiclass"
-    return mode if mode in MODES else "multiclass"
-
-
 def plan_data(fp: Fingerprint, ignore_index: int = 255) -> DataPlan:
     """The choices the data alone decides (see the module docstring); pure.
 
@@ -323,9 +310,14 @@ def plan_data(fp: Fingerprint, ignore_index: int = 255) -> DataPlan:
         if ignored
         else "not in the masks: only the padding of small images"
     )
-    mode = choose_mode(classes)
+    mode = "multiclass"  # two-value masks too: two softmax channels; binary is a one-line edit
     if len(classes) == 2:
-        why["data.classes"] += f"; two mask values: binary data, trained as {mode}"
+        why["data.classes"] += "; two mask values: binary data"
+    why["data.mode"] = (
+        "two softmax channels (background, foreground); 'binary' trains one sigmoid channel instead"
+        if len(classes) == 2
+        else f"one softmax channel per class ({len(classes)})"
+    )
 
     # object sizes and the scale
     fg = [c for c in range(1, len(classes))]
@@ -602,8 +594,10 @@ def fit_epochs(
     k = 1
     while True:
         epochs = most(k)
-        if math.ceil(epochs / k) * val_s <= val_share * budget_s or k >= epochs:
-            k = min(k, epochs)
+        if k >= epochs:  # validated after the last epoch only: the most epochs one validation leaves room for
+            epochs = most(max(epochs, int(avail // max(epoch_s, 1e-9))))
+            return epochs, epochs, startup_s + PROCESS_S + cost(epochs, epochs), True
+        if math.ceil(epochs / k) * val_s <= val_share * budget_s:
             return epochs, k, startup_s + PROCESS_S + cost(epochs, k), True
         k += 1
 
@@ -620,8 +614,10 @@ def plan_budget(
     """The budget's choices for ``data`` from the ``measured`` timings (estimates for the rest); pure.
 
     The candidate is the first of :func:`ladder` (largest step first) whose run holds at least
-    :data:`TARGET_STEPS` optimizer steps, else the smallest; resnet34 replaces resnet18 when it
-    still gets :data:`DEEP_STEPS`. With ``only_measured`` only measured candidates compete.
+    :data:`TARGET_STEPS` optimizer steps; when none does, the one with the most steps, and at
+    equal steps (whole epochs) the largest step; when not even one epoch fits, the quickest.
+    resnet34 replaces resnet18 when it still gets :data:`DEEP_STEPS`. With ``only_measured``
+    only measured candidates compete.
     """
     n_train = len(fp.train_sizes)
     batches = batch_sizes(n_train, device)
@@ -636,12 +632,19 @@ def plan_budget(
     pool = ladder(data.crop, data.min_crop, batches)
     if only_measured:
         pool = [k for k in pool if k in measured] or sorted(measured, key=lambda k: -k.pixels)
-    chosen = pool[-1]
+    steps_of, total_of = {}, {}
     for candidate in pool:
-        _, spe, _, _, (epochs, *_rest) = evaluate(candidate)
-        if epochs * spe >= TARGET_STEPS:
+        _, spe, _, _, (epochs, _k, total_of[candidate], fits) = evaluate(candidate)
+        steps_of[candidate] = epochs * spe if fits else 0
+        if steps_of[candidate] >= TARGET_STEPS:
             chosen = candidate
             break
+    else:  # none reaches the target: the most steps, at equal steps the most pixels per step
+        fitting = [k for k in pool if steps_of[k]]
+        if fitting:
+            chosen = max(fitting, key=lambda k: (steps_of[k], k.pixels, k.crop))
+        else:  # not even one epoch fits: the quickest run
+            chosen = min(pool, key=lambda k: (round(total_of[k], 6), k.pixels))
     deep = replace(chosen, encoder="resnet34")
     if not only_measured or deep in measured:
         _, spe, _, _, (epochs, *_rest) = evaluate(deep)
@@ -703,8 +706,8 @@ def plan_budget(
     enough = (
         f"the largest step that still gets >= {TARGET_STEPS}"
         if steps >= TARGET_STEPS
-        else f"< {TARGET_STEPS}, so the smallest step allowed (crop >= {data.min_crop}: {CONTEXT}x the "
-        f"90th-percentile object, {MIN_CROP} at least; batch >= {min(batches)})"
+        else f"< {TARGET_STEPS}: the most steps any allowed step gets (crop >= {data.min_crop}: {CONTEXT}x the "
+        f"90th-percentile object, {MIN_CROP} at least; batch >= {min(batches)}), the largest step among those"
     )
     native = why["augment.train.RandomCrop"]
     why["augment.train.RandomCrop"] = (

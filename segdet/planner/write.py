@@ -82,6 +82,7 @@ def build_config(
         "data": {
             "kind": "folder",
             "classes": list(data.classes),
+            "mode": data.mode,
             "ignore_index": ignore_index,
             "batch_size": candidate.batch,
             "num_workers": "auto",

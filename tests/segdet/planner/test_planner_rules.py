@@ -79,9 +79,12 @@ def test_a_single_mask_value_is_an_error_naming_the_folder():
         P.propose_mask_values([0], where="/d/masks")
 
 
-def test_mode_is_decided_in_one_place():
-    assert P.choose_mode(("background", "foreground")) == "multiclass"  # "binary" once data.mode exists
-    assert P.choose_mode(("background", "a", "b")) == "multiclass"
+def test_two_mask_values_plan_two_softmax_channels_and_say_so():
+    two = P.plan_data(make_fp(values=(0, 255)))
+    three = P.plan_data(make_fp(values=(0, 128, 255)))
+    assert two.mode == three.mode == "multiclass"
+    assert "'binary' trains one sigmoid channel" in two.why["data.mode"]
+    assert "one softmax channel per class (3)" in three.why["data.mode"]
 
 
 def test_class_frequencies_follow_the_mapping():
@@ -235,6 +238,15 @@ def test_fit_epochs_example_numbers():
     assert P.fit_epochs(600, 10, 30, 20)[:2] == (14, 3)
 
 
+def test_fit_epochs_validating_once_takes_every_epoch_one_validation_leaves_room_for():
+    # 300 s: 285 usable - 2.5 start - 15 process = 267.5; every 3 epochs fits only 3 (4 would need two
+    # validations, 276 s), but one validation after the last leaves room for 4 (233 s)
+    epochs, k, total, fits = P.fit_epochs(300, 2.5, 47.5, 43)
+    assert fits and (epochs, k) == (4, 4)
+    avail = 300 * (1 - P.MARGIN) - 2.5 - P.PROCESS_S
+    assert epochs == _brute_force(avail, 47.5, 43, 10_000)
+
+
 def test_fit_epochs_over_budget_says_so():
     epochs, k, total, fits = P.fit_epochs(60, 5, 100, 30)
     assert (epochs, k, fits) == (1, 1, False) and total == pytest.approx(5 + P.PROCESS_S + 130)
@@ -302,29 +314,43 @@ def test_plenty_of_time_keeps_the_largest_step():
     assert plan.total_steps >= P.TARGET_STEPS
 
 
-def test_little_time_shrinks_the_step_down_to_the_context_floor():
-    fp = make_fp(train_sizes=((256, 256),) * 200, diameters=(10.0, 20.0, 40.0))  # floor 4 x 40 = 160
-    plan = _budget_plan(fp, 2.0, 240)
-    assert plan.candidate.crop == 160 and plan.candidate.batch == 4
-    assert plan.total_steps < P.TARGET_STEPS and "the smallest step allowed" in plan.why["data.batch_size"]
+def _steps(fp, d, candidate, step_s, budget):
+    """Optimizer steps of a candidate's run, from the formula (0 when it does not fit)."""
+    t = timing(step_s=step_s * candidate.pixels / 65536)
+    spe = P.steps_per_epoch(len(fp.train_sizes), candidate.batch)
+    val_s = P._val_seconds(fp, d, t, candidate.batch, flips=0)
+    e, _, _, fits = P.fit_epochs(budget, t.startup_s, spe * t.step_cost + t.checkpoint_s, val_s)
+    return e * spe if fits else 0
+
+
+def test_little_time_takes_the_most_steps_then_the_largest_step():
+    fp = make_fp(train_sizes=((256, 256),) * 200, diameters=(10.0, 20.0, 40.0))  # floor 4 x 36 -> 160
+    d = P.plan_data(fp)
+    assert d.min_crop == 160
+    for budget in (240, 400, 700):
+        plan = _budget_plan(fp, 2.0, budget)
+        order = P.ladder(d.crop, d.min_crop, [8, 4])
+        steps = {c: _steps(fp, d, c, 2.0, budget) for c in order}
+        best = max(steps.values())
+        assert best < P.TARGET_STEPS
+        assert plan.total_steps == steps[plan.candidate] == best
+        assert plan.candidate.pixels == max(c.pixels for c in order if steps[c] == best)
+        assert "the most steps any allowed step gets" in plan.why["data.batch_size"]
 
 
 def test_the_chosen_step_is_the_first_that_reaches_the_target():
     fp = make_fp(train_sizes=((256, 256),) * 200, diameters=(4.0, 5.0, 6.0))
     d = P.plan_data(fp)
-    for budget in (300, 900, 1800):
+    order = P.ladder(d.crop, d.min_crop, [8, 4])
+    reached = 0
+    for budget in (300, 900, 1800, 3600):
         plan = _budget_plan(fp, 0.5, budget)
-        order = P.ladder(d.crop, d.min_crop, [8, 4])
-        index = order.index(plan.candidate)
-        if plan.total_steps >= P.TARGET_STEPS:
-            for larger in order[:index]:  # every larger step falls short
-                t = timing(step_s=0.5 * larger.pixels / 65536)
-                spe = P.steps_per_epoch(200, larger.batch)
-                val_s = P._val_seconds(fp, d, t, larger.batch, flips=0)
-                e = P.fit_epochs(budget, t.startup_s, spe * t.step_cost + t.checkpoint_s, val_s)[0]
-                assert e * spe < P.TARGET_STEPS
-        else:
-            assert plan.candidate == order[-1]
+        steps = {c: _steps(fp, d, c, 0.5, budget) for c in order}
+        first = next((c for c in order if steps[c] >= P.TARGET_STEPS), None)
+        if first is not None:
+            reached += 1
+            assert plan.candidate == first and plan.total_steps <= steps[first]  # flip TTA may cost an epoch
+    assert reached >= 2
 
 
 def test_deep_encoder_only_with_many_steps():
@@ -395,3 +421,23 @@ def test_batch_sizes(n, device, expected):
 def test_steps_per_epoch_drops_the_last_partial_batch():
     for n, b in itertools.product((1, 3, 8, 9, 531), (1, 4, 8)):
         assert P.steps_per_epoch(n, b) == (n // b if n > b else 1)
+
+
+def test_flip_tta_when_it_costs_little_more_than_padded_plain_batches():
+    # mixed sizes: a plain pass pads each batch to its 1024x1024 image, TTA runs every image at its own size
+    val = tuple([(256, 256), (1024, 1024)] * 5)
+    fp = make_fp(train_sizes=((256, 256),) * 40, val_sizes=val, edge=(100, 100))
+    plan = _budget_plan(fp, 0.1, 600, forward_px_s=1e-5)
+    plain = P.val_pixels(val, plan.candidate.batch)
+    one_flip = P.val_pixels(val, plan.candidate.batch, flips=1)
+    assert one_flip <= 1.1 * plain < P.val_pixels(val, plan.candidate.batch, flips=2)
+    assert one_flip * 1e-5 > P.TTA_SHARE * 600  # not cheap in absolute terms
+    assert plan.flip == ("h",) and "pads every batch" in plan.why["inference.flip"]
+
+
+def test_when_nothing_fits_the_quickest_run_is_planned_and_flagged():
+    fp = make_fp(train_sizes=((256, 256),) * 200)
+    plan = _budget_plan(fp, 20.0, 60)
+    d = P.plan_data(fp)
+    assert plan.candidate == P.ladder(d.crop, d.min_crop, [8, 4])[-1] and not plan.fits and plan.epochs == 1
+    assert "MORE than the 1 min budget; raise --minutes" in plan.why["train.epochs"]
