@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help=override_help)
     p.add_argument("--checkpoint", type=Path, required=True, help="a .pt written by segdet train")
     p.add_argument("--output", type=Path, default=None, help="report folder (default: RUN/eval)")
+    p.add_argument(
+        "--worst", type=int, default=8, metavar="K", help="picture the K images scored worst in worst.png (default: 8)"
+    )
 
     p = sub.add_parser("predict", help="run a checkpoint on images")
     p.add_argument("config", type=Path)
@@ -142,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "eval":
         from .engine import evaluate
 
-        metrics, table = evaluate(cfg, args.checkpoint, args.output)
+        metrics, table = evaluate(cfg, args.checkpoint, args.output, worst=args.worst)
         if table:  # empty on ranks other than 0 under torchrun
             print(table)
     elif args.command == "predict":

@@ -28,7 +28,7 @@ Example:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,8 +213,12 @@ class Evaluator:
         """
         raise NotImplementedError
 
-    def report(self, out_dir: Path) -> str:
-        """Write the detailed report (JSON, images) under ``out_dir`` and return the printable table."""
+    def report(self, out_dir: Path, names: Sequence[str] | None = None) -> str:
+        """Write the detailed report (JSON, images) under ``out_dir`` and return the printable table.
+
+        ``names`` (one per validation sample, e.g. the image file names) name the samples in a
+        per-sample part of the report, for the tasks that write one.
+        """
         raise NotImplementedError
 
     def sync(self) -> None:
@@ -291,6 +295,22 @@ class Task:
             truth and the prediction side by side.
         """
         return []
+
+    def worst_picture(
+        self,
+        model: nn.Module,
+        dataset: Dataset,
+        spec: DataSpec,
+        evaluator: Evaluator,
+        k: int,
+        device: torch.device,
+        amp: torch.dtype | None = None,
+    ) -> np.ndarray | None:
+        """A picture of the ``k`` validation samples ``evaluator`` (after a full pass) scored worst.
+
+        ``segdet eval`` writes it as ``worst.png``. Default: none (``None``).
+        """
+        return None
 
     def export_module(self, model: nn.Module, fmt: str) -> Exportable:
         """The trained ``model`` (eval mode) in the form ``segdet export`` writes as ``fmt``.

@@ -105,6 +105,11 @@ class CocoDataset:
         self._check_files()
         self._boxes = self._prepare_boxes() if (self.with_boxes or self.with_instance_masks) else None
 
+    @property
+    def names(self) -> list[str]:
+        """The image file name of every sample, in index order (per-image reports name images by it)."""
+        return [str(info["file_name"]) for info in self._images]
+
     def __len__(self) -> int:
         return len(self._images)
 

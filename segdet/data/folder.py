@@ -113,6 +113,11 @@ class FolderSegmentation:
             for path in self.masks:
                 self._map_and_check(read_mask(path), path)
 
+    @property
+    def names(self) -> list[str]:
+        """The image file name of every sample, in index order (per-image reports name images by it)."""
+        return [Path(path).name for path in self.images]
+
     def __len__(self) -> int:
         return len(self.images)
 

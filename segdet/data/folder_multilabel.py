@@ -103,6 +103,11 @@ class FolderMultilabel:
                     )
         self._dtype = mask_dtype(self.num_classes, self.ignore_index)
 
+    @property
+    def names(self) -> list[str]:
+        """The image file name of every sample, in index order (per-image reports name images by it)."""
+        return [Path(path).name for path in self.images]
+
     def __len__(self) -> int:
         return len(self.images)
 

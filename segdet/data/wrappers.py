@@ -42,7 +42,10 @@ class TransformedDataset:
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict:
-        sample = self.dataset[index]
+        return self.transform(self.dataset[index], index)
+
+    def transform(self, sample: dict, index: int) -> dict:
+        """``sample`` (sample ``index`` of the dataset) through the pipeline, seeded as ``dataset[index]`` is."""
         if self.pipeline is None:
             return sample
         if self.seed is not None:

@@ -233,8 +233,8 @@ class DetectionEvaluator(Evaluator):
         """The twelve COCO box statistics by name (``map``, ``map50``, ..., ``mar_large``)."""
         return dict(self._evaluate()["stats"])
 
-    def report(self, out_dir: Path) -> str:
-        """Write ``detections.json`` (COCO results) and ``coco_eval.json`` under ``out_dir``.
+    def report(self, out_dir: Path, names: Sequence[str] | None = None) -> str:
+        """Write ``detections.json`` (COCO results) and ``coco_eval.json`` under ``out_dir`` (``names`` unused).
 
         ``coco_eval.json`` holds the summary and the per-class AP; the return value is the
         printable summary and per-class table.

@@ -9,7 +9,7 @@ from typing import Any
 
 from torch import nn
 
-from segdet._files import collect_image_paths
+from segdet._files import collect_image_paths, write_png
 from segdet.checkpoint import inference_state_dict, load_checkpoint
 from segdet.task import DataSpec, Task, build_task
 
@@ -95,7 +95,7 @@ def _without_init_weights(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def evaluate(
-    cfg: dict[str, Any], checkpoint: str | Path, output: str | Path | None = None
+    cfg: dict[str, Any], checkpoint: str | Path, output: str | Path | None = None, worst: int = 8
 ) -> tuple[dict[str, float], str]:
     """Score ``checkpoint`` on the config's validation set with the same pass as training.
 
@@ -103,10 +103,17 @@ def evaluate(
         cfg: validated config.
         checkpoint: a ``.pt`` written by ``segdet train``.
         output: report folder (default: ``eval/`` in the checkpoint's run folder).
+        worst: the task's picture of the ``worst`` samples it scored lowest, ``worst.png`` in
+            the report folder (segmentation: image | ground truth | prediction); 0 writes none.
 
     Returns:
         The metrics dict and the printable report table.
+
+    Raises:
+        ValueError: ``worst`` is negative.
     """
+    if isinstance(worst, bool) or not isinstance(worst, int) or worst < 0:
+        raise ValueError(f"--worst must be a whole number >= 0 (0: no worst.png), got {worst!r}")
     cfg = _without_init_weights(cfg)
     task = build_task(cfg)
     device = distributed.setup(cfg["train"])  # under torchrun: each process scores its share of the batches
@@ -119,19 +126,17 @@ def evaluate(
         val_ds, task.collate_fn(spec), bs, auto_num_workers(cfg["data"]["num_workers"], len(val_ds), bs), device=device
     )
     evaluator = task.make_evaluator(spec, device)
-    metrics = validate(
-        model,
-        loader,
-        evaluator,
-        device,
-        select_amp(cfg["train"]["amp"], device),
-        progress=cfg["train"]["progress"] and _dist.is_main(),
-    )
+    amp = select_amp(cfg["train"]["amp"], device)
+    metrics = validate(model, loader, evaluator, device, amp, progress=cfg["train"]["progress"] and _dist.is_main())
     if not _dist.is_main():  # the metrics are the same on every rank; rank 0 writes the report
         return metrics, ""
     out_dir = Path(output) if output else run_dir_of(checkpoint) / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = evaluator.report(out_dir)
+    table = evaluator.report(out_dir, names=getattr(val_ds, "names", None))
+    picture = task.worst_picture(model, val_ds, spec, evaluator, worst, device, amp) if worst else None
+    if picture is not None:
+        write_png(out_dir / "worst.png", picture)
+        table += f"\nthe {min(worst, len(val_ds))} images of lowest mean IoU: {out_dir / 'worst.png'}"
     return metrics, table
 
 

@@ -6,7 +6,7 @@ import io
 import json
 import math
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,11 +81,13 @@ def metrics_json(
     ignore_index: int,
     mode: str = "multiclass",
     threshold: float | None = None,
+    per_image: Sequence[dict[str, Any]] | None = None,
 ) -> bytes:
     """The content of ``metrics.json`` (NaN, i.e. n/a, is written as ``null``).
 
     Binary and multilabel add ``mode`` and ``threshold``; multilabel writes one 2x2 count per
-    class (``confusion_matrix.per_class``) instead of the (C, C) matrix.
+    class (``confusion_matrix.per_class``) instead of the (C, C) matrix. ``per_image`` (the
+    evaluator's per-image scores) is written as the list ``per_image``.
     """
     doc: dict[str, Any] = {
         "averaging": averaging(mode),
@@ -117,7 +119,22 @@ def metrics_json(
             "columns": "prediction: 0 absent, 1 present",
             "per_class": {name: np.asarray(cm[i], dtype=np.int64).tolist() for i, name in enumerate(classes)},
         }
+    if per_image is not None:
+        doc["per_image"] = [_json_entry(entry) for entry in per_image]
     return (json.dumps(doc, indent=2, allow_nan=False) + "\n").encode("utf-8")
+
+
+def _json_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """One per-image entry with NaN as ``None`` (nested dicts too)."""
+    out: dict[str, Any] = {}
+    for key, value in entry.items():
+        if isinstance(value, Mapping):
+            out[key] = {k: _json_number(v) for k, v in value.items()}
+        elif isinstance(value, float):
+            out[key] = _json_number(value)
+        else:
+            out[key] = value
+    return out
 
 
 def confusion_png(classes: Sequence[str], cm: np.ndarray) -> bytes:
@@ -173,9 +190,11 @@ def write_report(
     ignore_index: int,
     mode: str = "multiclass",
     threshold: float | None = None,
+    per_image: Sequence[dict[str, Any]] | None = None,
 ) -> str:
     """Write ``metrics.json`` and ``confusion_matrix.png`` atomically; return the table."""
     out_dir = Path(out_dir)
-    atomic_write_bytes(out_dir / "metrics.json", metrics_json(classes, scores, cm, ignore_index, mode, threshold))
+    doc = metrics_json(classes, scores, cm, ignore_index, mode, threshold, per_image)
+    atomic_write_bytes(out_dir / "metrics.json", doc)
     atomic_write_bytes(out_dir / "confusion_matrix.png", confusion_png(classes, cm))
     return format_table(classes, scores, ignore_index, mode, threshold)

@@ -44,7 +44,10 @@ def collate_segmentation(
         ``mask``: (B, Hp, Wp) int64, or (B, num_classes, Hp, Wp) float32 when any sample is
         soft (hard ones one-hot encoded, ignored pixels as zero vectors); multilabel:
         (B, num_classes, Hp, Wp) uint8 (int32 when ``ignore_index`` does not fit in uint8);
-        ``sizes``: (B, 2) int64 height and width of each sample before padding.
+        ``sizes``: (B, 2) int64 height and width of each sample before padding; when the samples
+        carry them (:class:`~segdet.segmentation.data.ValidationSet`), ``index`` (B,) int64 and
+        ``full_mask`` (the annotation before a resizing validation pipeline, batched like
+        ``mask`` on a canvas of the largest one, no stride) with its ``full_sizes`` (B, 2).
 
     Raises:
         ValueError: a hard mask value that is neither a class nor ``ignore_index``; a soft mask
@@ -80,12 +83,30 @@ def collate_segmentation(
         t = torch.from_numpy(np.ascontiguousarray(im.reshape(im.shape[0], im.shape[1], c)))
         image[i, :, : im.shape[0], : im.shape[1]] = t.permute(2, 0, 1).to(torch.float32) / 255.0
 
-    if mode == "multilabel":
-        mask = _multilabel(masks, ignore_index, num_classes, hp, wp)
-        sizes = torch.tensor([im.shape[:2] for im in images], dtype=torch.int64)
-        return {"image": image, "mask": mask, "sizes": sizes}
-    if mode not in ("multiclass", "binary"):
+    if mode not in ("multiclass", "binary", "multilabel"):
         raise ValueError(f"mode must be multiclass, binary or multilabel (data.mode), got {mode!r}")
+    batch = {
+        "image": image,
+        "mask": _batch_masks(masks, ignore_index, num_classes, mode, hp, wp),
+        "sizes": torch.tensor([im.shape[:2] for im in images], dtype=torch.int64),
+    }
+    if "index" in samples[0]:
+        batch["index"] = torch.tensor([int(s["index"]) for s in samples], dtype=torch.int64)
+    if "full_mask" in samples[0]:  # the annotation before a resizing validation pipeline, unpadded sizes
+        full = [np.asarray(s["full_mask"]) for s in samples]
+        fh, fw = max(m.shape[0] for m in full), max(m.shape[1] for m in full)
+        batch["full_mask"] = _batch_masks(full, ignore_index, num_classes, mode, fh, fw)
+        batch["full_sizes"] = torch.tensor([m.shape[:2] for m in full], dtype=torch.int64)
+    return batch
+
+
+def _batch_masks(
+    masks: list[np.ndarray], ignore_index: int, num_classes: int | None, mode: str, hp: int, wp: int
+) -> torch.Tensor:
+    """The masks of one batch on an (hp, wp) canvas, padded with ``ignore_index`` (soft: zero vectors)."""
+    if mode == "multilabel":
+        return _multilabel(masks, ignore_index, num_classes, hp, wp)
+    b = len(masks)
     soft = any(m.ndim == 3 for m in masks)
     if num_classes is None and soft:
         num_classes = next(m.shape[2] for m in masks if m.ndim == 3)
@@ -106,12 +127,11 @@ def collate_segmentation(
                 onehot = torch.nn.functional.one_hot(torch.where(valid, hard, 0), num_classes)
                 onehot = onehot.permute(2, 0, 1).to(torch.float32) * valid
                 mask[i, :, : m.shape[0], : m.shape[1]] = onehot
-    else:
-        mask = torch.full((b, hp, wp), ignore_index, dtype=torch.int64)
-        for i, m in enumerate(masks):
-            mask[i, : m.shape[0], : m.shape[1]] = _hard(m, i, ignore_index, num_classes)
-    sizes = torch.tensor([im.shape[:2] for im in images], dtype=torch.int64)
-    return {"image": image, "mask": mask, "sizes": sizes}
+        return mask
+    mask = torch.full((b, hp, wp), ignore_index, dtype=torch.int64)
+    for i, m in enumerate(masks):
+        mask[i, : m.shape[0], : m.shape[1]] = _hard(m, i, ignore_index, num_classes)
+    return mask
 
 
 def _multilabel(masks: list[np.ndarray], ignore_index: int, num_classes: int | None, hp: int, wp: int) -> torch.Tensor:

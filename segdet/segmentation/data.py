@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
+
+import albumentations as A
+import numpy as np
 
 import augment
 from segdet.data.mixers import build_mixers
@@ -22,7 +25,8 @@ def build_segmentation_data(
     seed=seed)``: every source runs through ``augment.train``, then the mixers of
     ``augment.mix`` (``augment.MIXERS[name](**args)``, given ``num_classes`` and
     ``ignore_index`` when they take them), then ``augment.post``. The validation set is the
-    validation source through ``augment.val``. Both have a ``classes`` attribute. Masks follow
+    validation source through ``augment.val`` (:class:`ValidationSet`: resizes allowed, and the
+    original mask kept for scoring at the annotation's resolution). Both have a ``classes`` attribute. Masks follow
     ``data.mode`` (:mod:`segdet.data.sources`): class indices, or in ``multilabel`` mode one 0/1
     channel per class, (H, W, K).
 
@@ -64,7 +68,72 @@ def build_segmentation_data(
         post=post_pipe if post_pipe.transforms else None,
         seed=int(seed),
     )
-    val = TransformedDataset(sources.val, val_pipe, seed=int(seed))
+    val = ValidationSet(sources.val, val_pipe, seed=int(seed))
     for ds in (sources.train, sources.val, train, val):
         ds.classes = classes
     return train, val, sources.spec
+
+
+#: the geometric transforms a validation pipeline may hold: the logits are resized back to the
+#: annotation, which undoes them exactly (crops, flips, pads and warps could not be undone)
+RESIZES = (A.Resize, A.LongestMaxSize, A.SmallestMaxSize)
+
+
+def _transforms(pipeline: Any) -> Iterator[Any]:
+    for t in getattr(pipeline, "transforms", None) or []:
+        yield t
+        yield from _transforms(t)
+
+
+class ValidationSet:
+    """The validation source through ``augment.val``, scored at the annotation's own resolution.
+
+    Each sample carries ``index`` (its position, for per-image results) and, when the pipeline
+    resizes (:data:`RESIZES`), ``full_mask``: the source's mask before the pipeline, which the
+    evaluator scores against the logits resized back to it (bilinear), as mmsegmentation scores
+    against the original segmentation map. ``names`` are the image file names when the source
+    knows them (folder and COCO sources), else ``"image <index>"``.
+
+    Raises:
+        ValueError: a transform of ``augment.val`` that moves, crops or pads pixels (only resizes and
+            pixel-level transforms can be mapped back to the annotation).
+    """
+
+    def __init__(self, dataset: Any, pipeline: Any = None, *, seed: int | None = None) -> None:
+        for t in _transforms(pipeline):
+            if isinstance(t, A.DualTransform) and not isinstance(t, RESIZES):
+                raise ValueError(
+                    f"augment.val: {type(t).__name__} moves, crops or pads pixels, so validation would not score "
+                    "the annotated pixels; validation scores every image at its annotation's resolution: keep "
+                    "resizes (Resize, LongestMaxSize, SmallestMaxSize) and pixel-level transforms in augment.val, "
+                    "and use inference.mode: slide for images too large for one pass"
+                )
+        self.resizes = any(isinstance(t, RESIZES) for t in _transforms(pipeline))
+        self.view = TransformedDataset(dataset, pipeline, seed=seed)
+        self.dataset = dataset
+        self.classes = getattr(dataset, "classes", None)
+        self.box_classes = getattr(dataset, "box_classes", None)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        if not self.resizes:
+            sample = dict(self.view[index])
+        else:
+            source = self.dataset[index]
+            sample = dict(self.view.transform(source, index))
+            sample["full_mask"] = np.asarray(source["mask"])
+        sample["index"] = int(index)
+        return sample
+
+    @property
+    def names(self) -> list[str]:
+        """One name per sample: the image file name where the source knows it, else ``image <index>``."""
+        source = self.dataset
+        while not hasattr(source, "names") and hasattr(source, "dataset"):
+            source = source.dataset
+        names = getattr(source, "names", None)
+        if names is None or len(names) != len(self):
+            return [f"image {i}" for i in range(len(self))]
+        return [str(n) for n in names]

@@ -36,11 +36,13 @@ the table and ``metrics.json``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from segdet.task import SEGMENTATION_MODES, Evaluator
@@ -123,51 +125,91 @@ class SegmentationEvaluator(Evaluator):
         self._cm = torch.zeros(shape, dtype=torch.int64, device=self.device)
         self._invalid = torch.zeros((), dtype=torch.int64, device=self.device)
         self._reduced: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._images: list[torch.Tensor] = []  # one count per image, on the device
+        self._index: list[int] = []
+        self._gathered: tuple[list[int], np.ndarray] | None = None
 
     def update(self, model: nn.Module, batch: dict[str, Any]) -> None:
-        """Forward ``batch["image"]`` and add the batch to the confusion matrix.
+        """Forward ``batch["image"]`` and add the batch to the confusion matrix, image by image.
 
         Args:
             model: returns (B, C, H, W) logits (any float dtype) for (B, 3, H, W) images in
                 [0, 1]; a one-channel binary model is accepted when ``C == 2``.
             batch: ``image`` (B, 3, H, W) float on the device; ``mask`` (B, H, W) integer with
                 ``ignore_index`` where unlabeled, or soft (B, C, H, W) float probabilities;
-                multilabel: (B, C, H, W) integer 0/1 channels.
+                multilabel: (B, C, H, W) integer 0/1 channels. Optional: ``sizes`` (each
+                image's size before the batch's padding), ``index`` (the dataset position of
+                each image, for :meth:`per_image`), ``full_mask`` and ``full_sizes`` (the
+                annotation before a resizing validation pipeline).
 
-        Nothing is copied to the host: the counts stay on the device until :meth:`compute`. With
-        a sliding window or TTA each image is inferred at its own size (``batch["sizes"]``,
-        without the batch's padding) and scored there.
+        Each image is scored at its own size, without the batch's padding. With ``full_mask``
+        the image's logits are resized back to the annotation's size (bilinear, in float32)
+        and scored against it, so the metrics are at the annotation's resolution whatever the
+        validation pipeline resized. With a sliding window or TTA each image is inferred on its
+        own. Nothing is copied to the host: the counts stay on the device until :meth:`compute`.
+        """
+        with torch.no_grad():
+            for logits, truth, index in self.scored(model, batch):
+                self.update_from_logits(logits, truth, index)
+
+    def scored(
+        self, model: nn.Module, batch: dict[str, Any]
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """``(logits, target, index)`` of each image of ``batch``, as :meth:`update` scores them.
+
+        ``logits`` (1, C, h, w) and ``target`` (1, [C,] h, w) at the annotation's size (the
+        logits resized back when the batch holds ``full_mask``), ``index`` a (1,) tensor or
+        ``None``. The model runs once per batch, or once per image with a sliding window or TTA.
         """
         for key in ("image", "mask"):
             if key not in batch:
                 raise KeyError(f"segmentation batch has no {key!r} key (keys: {sorted(batch)})")
-        with torch.no_grad():
-            if self.inference is None or self.inference.plain:
-                self.update_from_logits(model(batch["image"]), batch["mask"])
-                return
-            images, target = batch["image"], batch["mask"]
-            sizes = batch.get("sizes")
-            for i in range(images.shape[0]):
-                h, w = (int(v) for v in sizes[i]) if sizes is not None else images.shape[-2:]
+        images, target = batch["image"], batch["mask"]
+        sizes, index = batch.get("sizes"), batch.get("index")
+        full, full_sizes = batch.get("full_mask"), batch.get("full_sizes")
+        plain = self.inference is None or self.inference.plain
+        batch_logits = model(images) if plain else None
+        for i in range(images.shape[0]):
+            # without sizes the batch is unpadded: the whole of each row (the shapes are checked on scoring)
+            h, w = (int(v) for v in sizes[i]) if sizes is not None else (None, None)
+            if plain:
+                logits = batch_logits[i : i + 1, :, :h, :w]
+            else:
                 logits = self.inference(model, images[i : i + 1, :, :h, :w])
-                self.update_from_logits(logits, target[i : i + 1, ..., :h, :w])
+            truth = target[i : i + 1, ..., :h, :w]
+            h, w = logits.shape[-2:]
+            if full is not None:
+                fh, fw = (int(v) for v in full_sizes[i])
+                truth = full[i : i + 1, ..., :fh, :fw]
+                if (fh, fw) != (h, w):
+                    logits = F.interpolate(logits.float(), size=(fh, fw), mode="bilinear", align_corners=False)
+            yield logits, truth, None if index is None else index[i : i + 1]
 
-    def update_from_logits(self, logits: torch.Tensor, target: torch.Tensor) -> None:
+    def update_from_logits(
+        self, logits: torch.Tensor, target: torch.Tensor, index: torch.Tensor | Sequence[int] | None = None
+    ) -> None:
         """Add a batch given the model output instead of the model.
 
         Args:
             logits: (B, C, H, W) scores (or (B, 1, H, W) for a binary model with ``C == 2``).
             target: (B, H, W) integer classes or (B, C, H, W) soft probabilities; multilabel:
                 (B, C, H, W) integer 0/1 channels with ``ignore_index`` where unlabelled.
+            index: the dataset position of each image (for :meth:`per_image`); ``None``
+                numbers them in the order they arrive.
         """
         if self.mode == "multilabel":
             present = present_from_logits(logits, self.num_classes, self.threshold)
-            cm, invalid = multilabel_counts(present, target, self.ignore_index)
         else:
             pred = labels_from_logits(logits, self.num_classes, self.threshold)
-            cm, invalid = confusion_matrix(pred, target, self.num_classes, self.ignore_index)
-        self._cm += cm
-        self._invalid += invalid
+        for i in range(logits.shape[0]):
+            if self.mode == "multilabel":
+                cm, invalid = multilabel_counts(present[i : i + 1], target[i : i + 1], self.ignore_index)
+            else:
+                cm, invalid = confusion_matrix(pred[i : i + 1], target[i : i + 1], self.num_classes, self.ignore_index)
+            self._cm += cm
+            self._invalid += invalid
+            self._images.append(cm)
+            self._index.append(int(index[i]) if index is not None else len(self._index))
         self._reduced = None
 
     def sync(self) -> None:
@@ -181,6 +223,11 @@ class SegmentationEvaluator(Evaluator):
         torch.distributed.all_reduce(cm, op=torch.distributed.ReduceOp.SUM)
         torch.distributed.all_reduce(invalid, op=torch.distributed.ReduceOp.SUM)
         self._reduced = (cm, invalid)
+        parts: list[Any] = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(parts, self._local_images())
+        index = [i for part in parts for i in part[0]]
+        counts = [c for part in parts for c in part[1]]
+        self._gathered = (index, np.stack(counts) if counts else self._local_images()[1])
 
     def confusion(self) -> torch.Tensor:
         """The (C, C) int64 counts (rows = ground truth, columns = prediction); multilabel: (C, 2, 2).
@@ -188,6 +235,36 @@ class SegmentationEvaluator(Evaluator):
         After :meth:`sync` when it ran since the last update.
         """
         return self._counts()[0]
+
+    def _local_images(self) -> tuple[list[int], np.ndarray]:
+        shape = (0, *self._cm.shape)
+        counts = torch.stack(self._images).cpu().numpy() if self._images else np.zeros(shape, np.int64)
+        return list(self._index), counts
+
+    def per_image(self, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """The scores of every image on its own, in dataset order (after :meth:`sync` under DDP).
+
+        Each entry: ``index`` (dataset position), ``name`` (``names[index]`` when given),
+        ``miou``, ``mdice`` and per-class ``iou`` / ``dice`` dicts, from the image's own confusion
+        matrix with the dataset-level rules (a class absent from the image's ground truth and
+        prediction has no score, NaN; an image without a valid pixel has NaN means). An image
+        seen twice (a DistributedSampler pads the last batches with repeats) is listed once.
+        """
+        index, counts = self._gathered if self._gathered is not None else self._local_images()
+        score = scores_from_multilabel if self.mode == "multilabel" else scores_from_confusion
+        out: dict[int, dict[str, Any]] = {}
+        for i, cm in zip(index, counts):
+            if i in out:
+                continue
+            s = score(cm)
+            entry: dict[str, Any] = {"index": i}
+            if names is not None:
+                entry["name"] = str(names[i])
+            entry["miou"], entry["mdice"] = float(s["miou"]), float(s["mdice"])
+            entry["iou"] = {c: float(v) for c, v in zip(self.classes, s["iou"])}
+            entry["dice"] = {c: float(v) for c, v in zip(self.classes, s["dice"])}
+            out[i] = entry
+        return [out[i] for i in sorted(out)]
 
     def _counts(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self._reduced if self._reduced is not None else (self._cm, self._invalid)
@@ -224,11 +301,15 @@ class SegmentationEvaluator(Evaluator):
             out[f"dice/{name}"] = float(scores["dice"][i])
         return out
 
-    def report(self, out_dir: Path) -> str:
-        """Write ``metrics.json`` and ``confusion_matrix.png`` under ``out_dir`` (atomically).
+    def report(self, out_dir: Path, names: Sequence[str] | None = None) -> str:
+        """Write ``metrics.json`` (with every image's scores, :meth:`per_image`) and ``confusion_matrix.png``.
 
-        Returns the printable per-class table with the means and how they average.
+        Both are written atomically under ``out_dir``; ``names`` (one per dataset sample) name the
+        images in ``per_image``. Returns the printable per-class table with the means and how
+        they average.
         """
         cm, scores = self._scores()
         threshold = None if self.mode == "multiclass" else self.threshold
-        return write_report(Path(out_dir), self.classes, scores, cm, self.ignore_index, self.mode, threshold)
+        return write_report(
+            Path(out_dir), self.classes, scores, cm, self.ignore_index, self.mode, threshold, self.per_image(names)
+        )

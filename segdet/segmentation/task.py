@@ -50,6 +50,7 @@ from .evaluator import SegmentationEvaluator
 from .inference import Inference
 from .model import SegmentationModel, build_segmentation_model, check_model_names
 from .predict import predict_segmentation
+from .worst import render_worst, worst_entries
 
 __all__ = ["SegmentationTask"]
 
@@ -176,6 +177,22 @@ class SegmentationTask(Task):
             mode=spec.mode,
             threshold=spec.threshold,
         )
+
+    def worst_picture(
+        self,
+        model: nn.Module,
+        dataset: Dataset,
+        spec: DataSpec,
+        evaluator: Evaluator,
+        k: int,
+        device: torch.device,
+        amp: torch.dtype | None = None,
+    ) -> np.ndarray | None:
+        """Image | ground truth | prediction of the ``k`` images of lowest mean IoU (:mod:`.worst`)."""
+        if not isinstance(evaluator, SegmentationEvaluator):
+            raise TypeError(f"expected the SegmentationEvaluator of this task, got {type(evaluator).__name__}")
+        entries = worst_entries(evaluator.per_image(getattr(dataset, "names", None)), k)
+        return render_worst(model, dataset, self.collate_fn(spec), evaluator, entries, torch.device(device), amp)
 
     def draw_predictions(self, model: nn.Module, batch: dict[str, Any], spec: DataSpec) -> list[np.ndarray]:
         """Image | ground truth | prediction per image, cropped to the image's own size (no padding).

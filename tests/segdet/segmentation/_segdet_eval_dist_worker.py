@@ -15,10 +15,11 @@ def run_rank(rank: int, init_file: str, out_file: str) -> None:
         logits = torch.randn(1, 3, 4, 4, generator=gen)
         mask = torch.randint(0, 3, (1, 4, 4), generator=gen)
         ev = SegmentationEvaluator(3, 255, None, "cpu")
-        ev.update(torch.nn.Identity(), {"image": logits, "mask": mask})
+        ev.update(torch.nn.Identity(), {"image": logits, "mask": mask, "index": torch.tensor([rank])})
         local = ev.confusion().clone()
         ev.sync()
         ev.sync()  # idempotent: must not add the other rank twice
-        torch.save({"local": local, "synced": ev.confusion(), "miou": ev.compute()["miou"]}, f"{out_file}.{rank}")
+        result = {"local": local, "synced": ev.confusion(), "miou": ev.compute()["miou"], "per_image": ev.per_image()}
+        torch.save(result, f"{out_file}.{rank}")
     finally:
         torch.distributed.destroy_process_group()

@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 import augment
-from segdet.data import SyntheticShapes, TransformedDataset
+from segdet.data import SyntheticShapes
 from segdet.segmentation.collate import collate_segmentation
-from segdet.segmentation.data import build_segmentation_data
+from segdet.segmentation.data import ValidationSet, build_segmentation_data
 
 
 def _build(cfg):
@@ -53,7 +53,8 @@ def test_synthetic_train_is_mixdataset_and_val_is_plain():
     train, val, classes = _build(_cfg())
     assert classes == SyntheticShapes.CLASSES
     assert isinstance(train, augment.MixDataset) and train.classes == classes and len(train) == 6
-    assert isinstance(val, TransformedDataset) and val.classes == classes and len(val) == 3
+    assert isinstance(val, ValidationSet) and val.classes == classes and len(val) == 3
+    assert val[2]["index"] == 2 and "full_mask" not in val[2]  # nothing resized: the mask is the annotation
     assert len(train.mixers) == 1 and isinstance(train.mixers[0], augment.CutMix)
     assert train.mixers[0].num_classes == 4 and train.mixers[0].ignore_index == 255
     s = train[0]

@@ -326,6 +326,11 @@ def test_sync_sums_over_ranks(tmp_path, monkeypatch):
     torch.testing.assert_close(r0["synced"], expected, rtol=0, atol=0)
     torch.testing.assert_close(r1["synced"], expected, rtol=0, atol=0)
     assert r0["miou"] == r1["miou"]
+    # per-image scores are gathered: every rank lists both images, each scored from its own rank's counts
+    for r in (r0, r1):
+        assert [e["index"] for e in r["per_image"]] == [0, 1]
+        for e, own in zip(r["per_image"], (r0["local"], r1["local"])):
+            assert e["miou"] == pytest.approx(scores_from_confusion(own.numpy())["miou"], abs=1e-12)
 
 
 @pytest.mark.parametrize("sync_free", [False, True])
