@@ -67,6 +67,7 @@ def test_two_process_training_and_evaluation_equal_one_process(tmp_path, monkeyp
         "config.yaml",
         "eval/confusion_matrix.png",
         "eval/metrics.json",
+        "eval/worst.png",
         "results.csv",
         "results.png",
         "weights/best.pt",
@@ -81,6 +82,10 @@ def test_two_process_training_and_evaluation_equal_one_process(tmp_path, monkeyp
     cm2 = json.loads((out / "eval" / "metrics.json").read_text())["confusion_matrix"]["counts"]
     cm1 = json.loads((tmp_path / "eval1" / "metrics.json").read_text())["confusion_matrix"]["counts"]
     assert cm2 == cm1
+    # per-image scores gathered from both ranks: every image once, as one process scores it
+    per2 = json.loads((out / "eval" / "metrics.json").read_text())["per_image"]
+    per1 = json.loads((tmp_path / "eval1" / "metrics.json").read_text())["per_image"]
+    assert [e["index"] for e in per2] == list(range(5)) and per2 == per1
     assert sum(map(sum, cm1)) == 5 * 32 * 64  # every validation pixel once: no padding repeats
 
     # the epoch's validation in the 2-process training scored exactly the saved weights
