@@ -3,8 +3,11 @@
 A task asks for its training and validation sources by what it reads from them: semantic masks
 (``target="mask"``: synthetic, folder, coco) or boxes (``target="boxes"``: synthetic, coco, voc,
 yolo; with ``instance_masks`` for Mask R-CNN and CopyPaste). :func:`open_sources` builds both
-splits, checks that COCO splits share their categories and that ``data.classes`` fits the data,
-and returns the class names (and COCO category ids) as a :class:`~segdet.task.DataSpec`.
+splits, checks that COCO splits share their categories, that ``data.classes`` fits the data and
+that ``data.ignore_index`` is no class index, stops on a COCO segmentation training file without
+annotations (an empty validation file only warns: all-background images are a plausible test
+set; detection checks the boxes of both splits, :mod:`segdet.detection.data`), and returns the
+class names (and COCO category ids) as a :class:`~segdet.task.DataSpec`.
 
 Semantic masks follow ``data.mode``: ``multiclass`` and ``binary`` read one class index per pixel
 (binary: two classes, values 0, 1 and ``ignore_index``; synthetic data merges its shapes into one
@@ -19,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -170,6 +174,18 @@ def _coco(data: Mapping[str, Any], target: str, instance_masks: bool):
         opts = {"with_mask": False, "with_boxes": True, "with_instance_masks": instance_masks}
     train = CocoDataset(c["train_json"], c["train_images"], ignore_index=int(data["ignore_index"]), **opts)
     val = CocoDataset(c["val_json"], c["val_images"], ignore_index=int(data["ignore_index"]), **opts)
+    if target == "mask":  # detection checks its boxes in both splits (segdet.detection.data)
+        if train.num_annotations == 0:
+            raise ValueError(
+                f"data.coco.train_json {c['train_json']} has no annotations: training would see the background "
+                "alone; point data.coco.train_json at an annotated file"
+            )
+        if val.num_annotations == 0:
+            warnings.warn(
+                f"data.coco.val_json {c['val_json']} has no annotations: its {len(val)} images are scored as all "
+                "background (the class scores show only false positives)",
+                stacklevel=4,
+            )
     if val.cat_ids != train.cat_ids:
         raise ValueError(
             f"data.coco: {c['val_json']} has category ids {val.cat_ids} but {c['train_json']} has "
