@@ -147,3 +147,11 @@ def test_python_dash_m_segdet_reports_errors_without_traceback(tmp_path):
         proc.stderr.strip()
         == "segdet: error: command-line override 'optim.lr=fast': optim.lr = 'fast' is a string, expected a number"
     )
+
+
+def test_an_empty_config_is_one_error_line(tmp_path, capsys):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing yet\n")
+    assert main(["train", str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"segdet: error: config {empty} is empty") and err.count("\n") == 1
