@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from ._boxes import cut_instances
-from ._sample import check_label_channels, concat_instances, mix_dtype, mix_label_vectors, soft_mask, take
+from ._sample import (
+    check_classes,
+    check_label_channels,
+    concat_instances,
+    mix_dtype,
+    mix_label_vectors,
+    soft_mask,
+    take,
+)
 
 
 def _take_region(a: np.ndarray, b: np.ndarray, region: np.ndarray, dtype) -> np.ndarray:
@@ -24,8 +32,10 @@ def mix_masks(
     Two hard masks stay hard, and so do two integer (H, W, C) masks of per-class 0/1 channels
     (every channel copied, ``ignore_index`` included); if either is soft (H, W, C) float both
     become soft and the hard one is one-hot encoded (``ignore_index`` pixels become all-zero
-    vectors).
+    vectors). Hard class-index masks must hold classes ``0..num_classes-1`` or ``ignore_index``
+    when ``num_classes`` is given, as in MixUp.
     """
+    check_classes([a, b], num_classes, ignore_index, name)
     if (a.ndim == 2 and b.ndim == 2) or check_label_channels([a, b], name, num_classes):
         return _take_region(a, b, region, np.result_type(a.dtype, b.dtype))
     channels = a.shape[2] if a.ndim == 3 else b.shape[2]

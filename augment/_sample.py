@@ -161,6 +161,26 @@ def labelled(mask: np.ndarray, num_classes: int, ignore_index: int | None, name:
     return valid & ~ignored
 
 
+def check_classes(masks: Sequence[np.ndarray], num_classes: int | None, ignore_index: int | None, name: str) -> None:
+    """Checks that the hard (H, W) masks of one mix hold only classes ``0..num_classes-1`` and ``ignore_index``.
+
+    Soft and per-class channel masks are left to their own checks; without ``num_classes``
+    nothing is checked. A min/max look settles the usual case; only a mask reaching outside
+    ``[0, num_classes)`` is compared pixel by pixel.
+
+    Raises:
+        ValueError: a value outside ``[0, num_classes)`` that is not ``ignore_index`` (names the
+            source, as :func:`labelled` does for MixUp).
+    """
+    if num_classes is None:
+        return
+    for i, mask in enumerate(masks):
+        if mask.ndim != 2 or mask.size == 0:
+            continue
+        if mask.min() < 0 or mask.max() >= num_classes:
+            labelled(mask, num_classes, ignore_index, f"{name} source {i}")
+
+
 def is_label_channels(mask: np.ndarray) -> bool:
     """True for an integer (or bool) (H, W, C) mask: one 0/1 channel per class (multilabel).
 

@@ -53,7 +53,9 @@ def cutmix(
         region: (H, W) bool, True where the partner shows (see :mod:`augment.regions`).
         min_visibility: fraction in [0, 1].
         min_area: pixels.
-        num_classes: checked against soft masks; needed only to one-hot a hard mask.
+        num_classes: when given, hard masks must hold classes ``0..num_classes-1`` or
+            ``ignore_index`` (as in MixUp), and soft masks this many channels; needed to one-hot
+            a hard mask.
         ignore_index: unlabelled value of hard semantic masks.
 
     Returns:
@@ -102,7 +104,7 @@ class CutMix:
         decay_power: smoothness of the ``"fmix"`` region.
         min_visibility: keep a cut box when at least this fraction of it stays visible.
         min_area: keep a cut box when at least this many pixels stay visible.
-        num_classes: number of semantic classes (checked against soft masks).
+        num_classes: number of semantic classes (hard masks: values checked; soft masks: channels).
         ignore_index: unlabelled value of hard semantic masks.
 
     Example:

@@ -60,7 +60,8 @@ class MixDataset:
 
     Args:
         dataset: anything with ``len()`` and ``__getitem__`` returning sample dicts.
-        mixers: mixers (objects with ``p``, ``num_sources`` and ``__call__(samples, rng)``).
+        mixers: a list of mixers (objects with ``p``, ``num_sources`` and ``__call__(samples,
+            rng)``); a single mixer or a mixer class is a ``TypeError`` that says to wrap it.
         pre: transform run on every source before mixing (``A.Compose`` or callable).
         post: transform run on the mixed sample.
         seed: base seed.
@@ -83,7 +84,7 @@ class MixDataset:
     ):
         if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
             raise TypeError(f"MixDataset needs an indexable dataset (len + getitem), got {type(dataset).__name__}")
-        mixers = list(mixers)
+        mixers = _mixer_list(mixers)
         for k, m in enumerate(mixers):
             if not callable(m) or not hasattr(m, "p") or not hasattr(m, "num_sources"):
                 raise TypeError(
@@ -130,3 +131,18 @@ class MixDataset:
             partners = [self._source(int(rng.integers(n)), rng) for _ in range(int(mixer.num_sources) - 1)]
             sample = mixer([sample, *partners], rng)
         return apply_transform(self.post, sample, rng)
+
+
+def _mixer_list(mixers: Any) -> list:
+    """``mixers`` as a list; one mixer, a mixer class or a non-sequence is a ``TypeError`` saying what to pass."""
+    if isinstance(mixers, type):
+        raise TypeError(
+            f"MixDataset mixers must be a list of mixer instances, got the class {mixers.__name__}; "
+            f"pass [{mixers.__name__}(...)]"
+        )
+    if callable(mixers) and hasattr(mixers, "num_sources"):
+        name = type(mixers).__name__
+        raise TypeError(f"MixDataset mixers must be a list of mixers, got one {name}; wrap it: [{name}(...)]")
+    if isinstance(mixers, (str, bytes, dict)) or not hasattr(mixers, "__iter__"):
+        raise TypeError(f"MixDataset mixers must be a list of mixers, got {type(mixers).__name__} {mixers!r}")
+    return list(mixers)

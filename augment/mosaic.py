@@ -10,7 +10,15 @@ import numpy as np
 
 from ._mosaic_layout import FITS, TilePlacement, plan_mosaic
 from ._mosaic_tiles import keep_boxes, tile_boxes, tile_image, tile_instances, tile_nearest
-from ._sample import check_label_channels, check_rng, check_sources, mix_dtype, mix_label_vectors, soft_mask
+from ._sample import (
+    check_classes,
+    check_label_channels,
+    check_rng,
+    check_sources,
+    mix_dtype,
+    mix_label_vectors,
+    soft_mask,
+)
 
 __all__ = ["Mosaic"]
 
@@ -65,7 +73,8 @@ class Mosaic:
         fill: image value of empty canvas, a scalar or one value per channel.
         mask_fill: semantic mask value of empty canvas; default ``ignore_index``, else 0.
         ignore_index: unlabelled value of hard semantic masks.
-        num_classes: checked against soft masks' channels when given.
+        num_classes: when given, hard masks must hold classes ``0..num_classes-1`` or
+            ``ignore_index``, and soft masks this many channels.
         min_visibility: fraction in ``[0, 1]``.
         min_area: pixels.
         min_side: pixels.
@@ -228,6 +237,7 @@ class Mosaic:
 
     def _mask(self, samples, placements, size) -> np.ndarray:
         masks = [s["mask"] for s in samples]
+        check_classes(masks, self.num_classes, self.ignore_index, "Mosaic")
         label_channels = check_label_channels(masks, f"Mosaic(grid={self.grid})", self.num_classes)
         if label_channels or not any(m.ndim == 3 for m in masks):  # hard: class indices or per-class 0/1 channels
             dtype = np.result_type(*[m.dtype for m in masks])

@@ -9,13 +9,14 @@ Example:
 
 from ._load import all_keys, apply_overrides, load_config, save_config, validate_config
 from .errors import ConfigError
-from .schema import KIND_SECTIONS, SCHEMA, Field
+from .schema import KIND_SECTIONS, SCHEMA, TASK_ONLY, Field
 
 __all__ = [
     "ConfigError",
     "Field",
     "SCHEMA",
     "KIND_SECTIONS",
+    "TASK_ONLY",
     "load_config",
     "validate_config",
     "apply_overrides",

@@ -14,7 +14,7 @@ import yaml
 from segdet._atomic import atomic_write_text
 
 from .errors import ConfigError
-from .schema import KIND_SECTIONS, SCHEMA, Field
+from .schema import KIND_SECTIONS, SCHEMA, TASK_ONLY, Field
 
 _TYPE_NAMES = {
     int: "an integer",
@@ -42,8 +42,10 @@ def load_config(path: str | os.PathLike, overrides: Iterable[str] = ()) -> dict[
         The validated config: a plain nested dict with every key of the schema.
 
     Raises:
-        ConfigError: the file is missing or not YAML, or a key/value is invalid (the message names
-            the file or override, the key, the value and the fix).
+        ConfigError: the file is missing, empty or not YAML, or a key/value is invalid (the message
+            names the file or override, the key, the value and the fix). Checks across keys
+            (required keys of the data kind, keys the task ignores) run once, after the
+            overrides, so an override can supply or fix what the file lacks.
 
     Example:
         >>> cfg = load_config("configs/unet_cutmix.yaml", ["train.epochs=3"])
@@ -58,15 +60,21 @@ def load_config(path: str | os.PathLike, overrides: Iterable[str] = ()) -> dict[
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     if raw is None:
-        raw = {}
+        raise ConfigError(
+            f"config {path} is empty (no key set, so every value would be a built-in default); write the "
+            "sections to change (task:, data:, model:, train:, ...) or start from one of segdet's configs/*.yaml"
+        )
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{path} must hold a mapping of sections (task:, data:, model:, ...), got {type(raw).__name__}"
         )
-    base = path.resolve().parent
-    cfg = validate_config(raw, source=str(path), base_dir=base)
+    errors: list[str] = []
+    cfg = _validate_section(raw, SCHEMA, (), str(path), errors, path.resolve().parent)
+    if errors:
+        raise ConfigError("\n".join(errors))
     if overrides:
-        cfg = apply_overrides(cfg, overrides)
+        cfg = _override(cfg, overrides)
+    _raise_cross_key_errors(cfg, str(path))
     return cfg
 
 
@@ -84,9 +92,9 @@ def validate_config(raw: dict[str, Any], source: str = "<config>", base_dir: Pat
     """
     errors: list[str] = []
     cfg = _validate_section(raw, SCHEMA, (), source, errors, base_dir or Path.cwd())
-    _check_required(cfg, source, errors)
     if errors:
         raise ConfigError("\n".join(errors))
+    _raise_cross_key_errors(cfg, source)
     return cfg
 
 
@@ -94,8 +102,16 @@ def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
     """Return a copy of a validated ``cfg`` with ``key.sub=value`` overrides applied and re-validated.
 
     Raises:
-        ConfigError: malformed override, unknown key (with did-you-mean) or bad value.
+        ConfigError: malformed override, unknown key (with did-you-mean) or bad value; after the
+            last override, a required key missing or a key the task ignores.
     """
+    cfg = _override(cfg, overrides)
+    _raise_cross_key_errors(cfg, "the config with the command-line overrides")
+    return cfg
+
+
+def _override(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """``cfg`` with each override applied and its keys and values checked (checks across keys: the caller)."""
     cfg = copy.deepcopy(cfg)
     for item in overrides:
         source = f"command-line override {item!r}"
@@ -142,7 +158,6 @@ def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
                     target = target[part]
         errors: list[str] = []
         cfg = _validate_section(cfg, SCHEMA, (), source, errors, Path.cwd())
-        _check_required(cfg, source, errors)
         if errors:
             raise ConfigError("\n".join(errors))
     return cfg
@@ -278,6 +293,50 @@ def _unknown_key_message(key: str, section: str, schema: dict[str, Any], source:
         valid = ", ".join(sorted(schema)) or "(none)"
         hint = f"valid keys{' of ' + section if section else ''}: {valid}"
     return f"{source}: unknown key {full!r}; {hint}"
+
+
+def _raise_cross_key_errors(cfg: dict[str, Any], source: str) -> None:
+    """The checks that read several keys at once: required keys of the data kind, keys the task ignores."""
+    errors: list[str] = []
+    _check_required(cfg, source, errors)
+    _check_task_keys(cfg, source, errors)
+    if errors:
+        raise ConfigError("\n".join(errors))
+
+
+def _check_task_keys(cfg: dict[str, Any], source: str, errors: list[str]) -> None:
+    """Keys of :data:`TASK_ONLY` set away from their default under the other task; mixing that never runs."""
+    task = cfg.get("task")
+    for key, spec in all_keys():
+        owner = next((TASK_ONLY[p] for p in _prefixes(key) if p in TASK_ONLY), None)
+        if owner is None or owner[0] == task:
+            continue
+        value = _get(cfg, key)
+        if value != spec.default:
+            errors.append(
+                f"{source}: {key} = {value!r} is a {owner[0]} setting, and task {task} ignores it ({owner[1]}); "
+                f"remove it (default {spec.default!r}) or set task: {owner[0]}"
+            )
+    aug, epochs = cfg["augment"], cfg["train"]["epochs"]
+    if task == "detection" and aug["mix"] and aug["mix_off_last_epochs"] >= epochs:
+        errors.append(
+            f"{source}: augment.mix_off_last_epochs = {aug['mix_off_last_epochs']} switches the mixers off for all "
+            f"train.epochs = {epochs} epochs, so augment.mix never runs; set it below train.epochs, e.g. "
+            f"augment.mix_off_last_epochs={epochs // 5}"
+        )
+
+
+def _prefixes(key: str) -> list[str]:
+    """``"a.b.c"`` -> ``["a.b.c", "a.b", "a"]``: the key and the sections holding it, innermost first."""
+    parts = key.split(".")
+    return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+
+
+def _get(cfg: dict[str, Any], key: str) -> Any:
+    node: Any = cfg
+    for p in key.split("."):
+        node = node.get(p) if isinstance(node, dict) else None
+    return node
 
 
 def _check_required(cfg: dict[str, Any], source: str, errors: list[str]) -> None:

@@ -14,6 +14,9 @@ Types: ``int``, ``float`` (ints accepted and converted), ``str``, ``bool``, ``li
 ``nullable=True`` also accepts ``null``. ``path=True`` marks a string resolved against the folder
 of the config file. ``required=True`` inside ``data.<kind>`` means required when
 ``data.kind == <kind>``; elsewhere it means always required.
+
+``TASK_ONLY`` lists the keys (and sections) one task reads and the other ignores: set away from
+its default under the other task, such a key is an error rather than a silent no-op.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Field", "SCHEMA", "KIND_SECTIONS"]
+__all__ = ["Field", "SCHEMA", "KIND_SECTIONS", "TASK_ONLY"]
 
 
 @dataclass
@@ -273,3 +276,25 @@ SCHEMA["model"]["detector_args"] = Field(
     help="detector: extra torchvision builder arguments, e.g. "
     "{box_batch_size_per_image: 64, rpn_post_nms_top_n_train: 300}",
 )
+
+# --- keys one task reads and the other ignores ------------------------------------------------
+#: key (or section) -> (the task that reads it, what it is for the other task). A value other than
+#: the default under the other task is an error: it would be ignored without a word.
+TASK_ONLY: dict[str, tuple[str, str]] = {
+    "loss": ("segmentation", "detectors train with their own loss terms"),
+    "model.encoder": ("segmentation", "model.arch names the whole torchvision detector, backbone included"),
+    "model.encoder_weights": ("segmentation", "detectors start from random weights or model.weights"),
+    "model.mean": ("segmentation", "torchvision detectors normalise their input themselves"),
+    "model.std": ("segmentation", "torchvision detectors normalise their input themselves"),
+    "data.mode": ("segmentation", "a box carries one label"),
+    "data.threshold": ("segmentation", "detections are cut at model.score_thresh"),
+    "inference": ("segmentation", "detectors predict whole images"),
+    "augment.batch_mix": ("segmentation", "detection mixes samples with augment.mix"),
+    "model.min_size": ("detection", "segmentation models take the image size the pipeline gives"),
+    "model.max_size": ("detection", "segmentation models take the image size the pipeline gives"),
+    "model.score_thresh": ("detection", "segmentation has no detection scores"),
+    "model.detections_per_img": ("detection", "segmentation has no detections"),
+    "model.detector_args": ("detection", "they are arguments of torchvision's detector builders"),
+    "train.eval_backend": ("detection", "segmentation is scored by its own confusion matrix"),
+    "augment.mix_off_last_epochs": ("detection", "segmentation mixes in every epoch"),
+}

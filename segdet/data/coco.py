@@ -42,9 +42,16 @@ class CocoDataset:
     one to one. Images without annotations are valid samples (empty mask / no boxes).
 
     Checked at construction: the json exists, parses and has ``images``, ``annotations`` and
-    ``categories``; every annotation's ``category_id`` and ``image_id`` exist; every image file
+    ``categories``; no image id is listed twice (pycocotools would merge the two images'
+    annotations); every annotation's ``category_id`` and ``image_id`` exist; every image file
     exists in ``image_dir``; with ``with_mask``/``with_instance_masks`` every non-crowd
-    annotation has a ``segmentation``. Each failure is a ``ValueError`` naming the file, id and fix.
+    annotation has a ``segmentation`` whose structure is valid (:func:`segmentation_problem`:
+    polygons of numbers, an RLE of the image's size whose counts cover it); with boxes, every
+    ``bbox`` is four numbers. Each failure is a ``ValueError`` naming the file, id and fix; a
+    compressed RLE that does not decode fails when its sample is read, naming the same. Polygons
+    of fewer than three points cover no pixel: they are skipped, counted in one warning.
+    ``num_annotations`` is the length of the file's annotation list, ``num_boxes`` (with boxes)
+    the number of boxes kept.
 
     Args:
         annotation_file: COCO instances json.
@@ -84,6 +91,8 @@ class CocoDataset:
         self.ignore_index = int(ignore_index)
 
         data = _load_json(self.annotation_file)
+        _check_unique_image_ids(data["images"], self.annotation_file)
+        self.num_annotations = len(data["annotations"])
         self.coco = _make_coco(data)
         cats = sorted(data["categories"], key=lambda c: c["id"])
         self.cat_ids: list[int] = [int(c["id"]) for c in cats]
@@ -134,14 +143,14 @@ class CocoDataset:
             if self.with_instance_masks:
                 sample["masks"] = np.zeros((len(kept), h, w), np.uint8)
                 for j, ann in enumerate(kept):
-                    sample["masks"][j] = segmentation_to_mask(ann["segmentation"], h, w, ann["id"])
+                    sample["masks"][j] = self._raster(ann, h, w)
         return sample
 
     def _semantic_mask(self, anns: list[dict], h: int, w: int) -> np.ndarray:
         mask = np.zeros((h, w), self._dtype)
         painted = []
         for ann in anns:
-            m = segmentation_to_mask(ann["segmentation"], h, w, ann["id"]).astype(bool)
+            m = self._raster(ann, h, w).astype(bool)
             if ann.get("iscrowd", 0):
                 mask[m] = self.ignore_index
             else:
@@ -157,16 +166,25 @@ class CocoDataset:
         crowd = np.zeros((h, w, k), bool)
         for ann in anns:
             channel = self.cat_id_to_label[ann["category_id"]]
-            m = segmentation_to_mask(ann["segmentation"], h, w, ann["id"]).astype(bool)
+            m = self._raster(ann, h, w).astype(bool)
             target = crowd if ann.get("iscrowd", 0) else present
             target[:, :, channel] |= m
         mask = present.astype(self._dtype)
         mask[crowd & ~present] = self.ignore_index
         return mask
 
+    def _raster(self, ann: dict, h: int, w: int) -> np.ndarray:
+        """:func:`segmentation_to_mask` of one annotation; a failure names this file."""
+        try:
+            return segmentation_to_mask(ann["segmentation"], h, w, ann.get("id"))
+        except ValueError as exc:
+            raise ValueError(f"{self.annotation_file}: {exc}") from None
+
     def _index_annotations(self, data: dict) -> dict[int, list[dict]]:
         anns: dict[int, list[dict]] = {iid: [] for iid in self.image_ids}
         need_segm = self.with_mask or self.with_instance_masks
+        sizes = {int(im["id"]): (int(im["height"]), int(im["width"])) for im in self._images}
+        short: list = []  # annotations with a polygon of fewer than three points
         for ann in data["annotations"]:
             aid = ann.get("id", "?")
             cid = ann.get("category_id")
@@ -186,7 +204,20 @@ class CocoDataset:
                     f"{self.annotation_file}: annotation {aid} has no 'segmentation' (boxes only?), "
                     f"so no mask can be drawn; use a detection task (with_mask=False) or add polygons/RLE"
                 )
+            if need_segm and segm:
+                problem = segmentation_problem(segm, *sizes[int(ann["image_id"])])
+                if problem:
+                    raise ValueError(f"{self.annotation_file}: annotation {aid}: {problem}")
+                if isinstance(segm, list) and any(len(p) < 6 for p in segm):
+                    short.append(aid)
             anns[ann["image_id"]].append(ann)
+        if short:
+            warnings.warn(
+                f"{self.annotation_file}: {len(short)} annotations have polygons of fewer than three points, "
+                f"which cover no pixel and were skipped (annotation ids {_ids(short)})",
+                stacklevel=3,
+            )
+        self.num_short_polygons = len(short)
         return anns
 
     def _check_files(self) -> None:
@@ -211,10 +242,10 @@ class CocoDataset:
                 if ann.get("iscrowd", 0):
                     continue
                 bbox = ann.get("bbox")
-                if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
+                if not isinstance(bbox, (list, tuple)) or len(bbox) != 4 or not all(_is_number(v) for v in bbox):
                     raise ValueError(
-                        f"{self.annotation_file}: annotation {ann.get('id')} has bbox {bbox!r}; "
-                        f"expected [x, y, width, height]"
+                        f"{self.annotation_file}: annotation {ann.get('id')} (image {info['id']}) has bbox {bbox!r}; "
+                        f"expected four numbers [x, y, width, height] in pixels"
                     )
                 bw, bh = float(bbox[2]), float(bbox[3])
                 x1, y1, x2, y2 = (float(v) for v in coco_to_pascal_voc([bbox])[0])
@@ -231,6 +262,7 @@ class CocoDataset:
                 labels.append(self.cat_id_to_label[ann["category_id"]])
                 kept.append(ann)
             out.append((np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64), kept))
+        self.num_boxes = sum(len(labels) for _, labels, _ in out)
         if clipped or dropped:
             parts = []
             if clipped:
@@ -255,21 +287,73 @@ def segmentation_to_mask(segm, height: int, width: int, ann_id=None) -> np.ndarr
     """
     from pycocotools import mask as mask_utils
 
+    problem = segmentation_problem(segm, height, width)
+    if problem:
+        raise ValueError(f"annotation {ann_id}: {problem}")
     if isinstance(segm, list):
         polys = [p for p in segm if len(p) >= 6]
         if not polys:
             return np.zeros((height, width), np.uint8)
         rle = mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
-    elif isinstance(segm, dict) and "counts" in segm and "size" in segm:
-        if list(segm["size"]) != [height, width]:
-            raise ValueError(
-                f"annotation {ann_id}: RLE size {segm['size']} differs from its image's "
-                f"[height, width] = {[height, width]}; fix the annotation"
-            )
-        rle = mask_utils.frPyObjects(segm, height, width) if isinstance(segm["counts"], list) else segm
     else:
-        raise ValueError(f"annotation {ann_id}: 'segmentation' must be polygons or RLE, got {type(segm).__name__}")
-    return mask_utils.decode(rle).astype(np.uint8)
+        rle = mask_utils.frPyObjects(segm, height, width) if isinstance(segm["counts"], list) else segm
+    try:
+        return mask_utils.decode(rle).astype(np.uint8)
+    except (ValueError, TypeError, OverflowError) as exc:  # a compressed counts string that does not decode
+        raise ValueError(
+            f"annotation {ann_id}: invalid RLE ({exc}); the compressed counts string does not decode to a "
+            f"{height}x{width} mask: re-encode it with pycocotools.mask.encode"
+        ) from None
+
+
+def segmentation_problem(segm, height: int, width: int) -> str | None:
+    """What is wrong with a COCO ``segmentation`` for an image of ``height`` x ``width``, or ``None``.
+
+    Cheap structural checks, no decoding: polygons are lists of numbers; an RLE has ``size``
+    ``[height, width]`` and ``counts`` that are a string (compressed) or non-negative integers
+    summing to ``height * width`` (uncompressed).
+    """
+    if isinstance(segm, list):
+        for part in segm:
+            if not isinstance(part, (list, tuple)) or not all(_is_number(v) for v in part):
+                return f"polygon {part!r} is not a list of numbers [x1, y1, x2, y2, ...]"
+        return None
+    if not (isinstance(segm, dict) and "counts" in segm and "size" in segm):
+        return f"'segmentation' must be polygons or RLE ({{size, counts}}), got {type(segm).__name__}"
+    if not isinstance(segm["size"], (list, tuple)) or list(segm["size"]) != [height, width]:
+        return (
+            f"RLE size {segm['size']} differs from its image's [height, width] = {[height, width]}; fix the annotation"
+        )
+    counts = segm["counts"]
+    if isinstance(counts, (str, bytes)):
+        return None
+    if not isinstance(counts, list) or not all(_is_number(c) and c >= 0 and c == int(c) for c in counts):
+        return (
+            f"invalid RLE: counts must be a compressed string or a list of non-negative integers, got "
+            f"{str(counts)[:60]}"
+        )
+    if sum(counts) != height * width:
+        return (
+            f"invalid RLE: the counts sum to {sum(counts)} pixels but the image has {height}x{width} = "
+            f"{height * width}; fix the annotation"
+        )
+    return None
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_unique_image_ids(images: list[dict], path: Path) -> None:
+    """Stop on an image id listed twice: pycocotools would merge the two images' annotations."""
+    seen: dict = {}
+    for im in images:
+        if im["id"] in seen:
+            raise ValueError(
+                f"{path}: image id {im['id']} is listed twice in 'images' ({seen[im['id']]!r} and "
+                f"{im['file_name']!r}); give every image its own id (annotations find their image by it)"
+            )
+        seen[im["id"]] = im["file_name"]
 
 
 def _ids(ids: list, limit: int = 8) -> str:

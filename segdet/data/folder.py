@@ -16,6 +16,8 @@ from segdet.data._io import files_by_stem, mask_dtype, read_mask
 
 #: with ``scan_masks=None`` the mask values are checked up front for datasets up to this size
 AUTO_SCAN_LIMIT = 1000
+#: masks read at construction, evenly spaced, to tell a 0/255 binary folder when the values are not all scanned
+IGNORE_PROBE_MASKS = 64
 
 
 class FolderSegmentation:
@@ -33,6 +35,15 @@ class FolderSegmentation:
     is true, or when it is ``None`` (default) and the dataset has at most ``AUTO_SCAN_LIMIT``
     (1000) pairs, or when ``classes`` must be inferred from the masks; otherwise each mask is
     checked when it is loaded. Every failure is a ``ValueError`` naming the file and the fix.
+
+    Masks whose only values are 0 and ``ignore_index`` (0/255 binary masks with the default
+    255) would train the background alone: every object pixel would be ignored. Unless
+    ``mask_values`` names that value (``{255: 255}`` keeps it ignored on purpose), such a folder
+    stops with the mapping to use, e.g. ``{0: 0, 255: 1}``. The decision reads the values of
+    every scanned mask, or of ``IGNORE_PROBE_MASKS`` (64) evenly spaced ones when the values
+    are not scanned up front. ``ignore_index`` next to other class values (VOC's 255 borders
+    around classes 1..20) is the usual unlabelled border and passes. ``refuse_ignore_only=False``
+    skips this check (the validation split of a training split that passed it).
 
     In ``binary`` mode there are two classes (``("background", "foreground")`` unless
     ``classes`` names them): after mapping a mask may hold only 0, 1 and ``ignore_index``, and a
@@ -57,6 +68,7 @@ class FolderSegmentation:
         config_key: how the error messages name the mapping's config key.
         mode: ``"multiclass"`` or ``"binary"`` (``data.mode``).
         split_key: how the error messages name the split file's config key.
+        refuse_ignore_only: stop on masks holding only 0 and ``ignore_index`` (see above).
 
     Sample keys: ``image`` (H, W, 3) uint8 RGB and ``mask`` (H, W) uint8 (int32 when the
     classes or ``ignore_index`` do not fit in uint8); ``bboxes`` (0, 4) float32 and
@@ -81,6 +93,7 @@ class FolderSegmentation:
         config_key: str = "data.folder.mask_values",
         mode: str = "multiclass",
         split_key: str = "data.folder.train_split",
+        refuse_ignore_only: bool = True,
     ) -> None:
         if mode not in ("multiclass", "binary"):
             raise ValueError(
@@ -105,13 +118,22 @@ class FolderSegmentation:
             targets = [v for v in self.mask_values.values() if v != self.ignore_index]
             self.classes = tuple(f"class_{i}" for i in range(max(targets, default=0) + 1))
         else:
-            self.classes = self._classes_from_masks()
+            seen = self._values_of(self.masks)
+            if refuse_ignore_only:
+                self._refuse_ignore_only(seen)
+            self.classes = self._classes_from_masks(seen)
             scan_masks = False  # just read every mask
+            refuse_ignore_only = False
         self.num_classes = len(self.classes)
         self._dtype = mask_dtype(self.num_classes, self.ignore_index)
         if scan_masks or (scan_masks is None and len(self.images) <= AUTO_SCAN_LIMIT):
+            seen = set()
             for path in self.masks:
-                self._map_and_check(read_mask(path), path)
+                self._map_and_check(read_mask(path), path, seen)
+        elif refuse_ignore_only:
+            seen = self._values_of(self.masks[:: max(1, len(self.masks) // IGNORE_PROBE_MASKS)])
+        if refuse_ignore_only:
+            self._refuse_ignore_only(seen)
 
     @property
     def names(self) -> list[str]:
@@ -137,11 +159,10 @@ class FolderSegmentation:
             "labels": np.zeros((0,), np.int64),
         }
 
-    def _map_and_check(self, raw: np.ndarray, path: Path) -> np.ndarray:
-        if raw.dtype == np.uint8:  # bincount is much faster than unique for 8-bit masks
-            values = np.flatnonzero(np.bincount(raw.ravel(), minlength=256)).astype(np.int64)
-        else:
-            values = np.unique(raw).astype(np.int64)
+    def _map_and_check(self, raw: np.ndarray, path: Path, seen: set[int] | None = None) -> np.ndarray:
+        values = _stored_values(raw)
+        if seen is not None:  # the stored values, for the 0/ignore_index check of the constructor
+            seen.update(values.tolist())
         lut_size = int(max(values.max(initial=0), max(self.mask_values, default=0))) + 1
         if values.min(initial=0) < 0 or lut_size > 1 << 20:
             raise ValueError(
@@ -175,10 +196,32 @@ class FolderSegmentation:
             )
         return lut.astype(self._dtype)[raw]
 
-    def _classes_from_masks(self) -> tuple[str, ...]:
+    @staticmethod
+    def _values_of(paths: Sequence[Path]) -> set[int]:
+        """Every value stored in the mask files ``paths``."""
         seen: set[int] = set()
-        for path in self.masks:
-            seen.update(np.unique(read_mask(path)).tolist())
+        for path in paths:
+            seen.update(_stored_values(read_mask(path)).tolist())
+        return seen
+
+    def _refuse_ignore_only(self, stored: set[int]) -> None:
+        """Stop when ``ignore_index`` is the only value besides 0 and no mapping names it (see the class docstring)."""
+        ignore = self.ignore_index
+        if ignore not in stored or ignore in self.mask_values:
+            return
+        labelled = {self.mask_values.get(v, v) for v in stored} - {ignore}
+        if not labelled <= {0}:
+            return
+        mapping = ", ".join(f"{k}: {v}" for k, v in {**self.mask_values, 0: 0, ignore: 1}.items())
+        raise ValueError(
+            f"the masks in {self.root / 'masks'} hold only 0 and {ignore}, and {ignore} is data.ignore_index: "
+            f"every object pixel would be ignored and only the background trained; map the values with "
+            f"{self.config_key}={{{mapping}}} (binary masks), or, if {ignore} really marks unlabelled pixels, "
+            f"say so with {self.config_key}={{{ignore}: {ignore}}}"
+        )
+
+    def _classes_from_masks(self, stored: set[int]) -> tuple[str, ...]:
+        seen = set(stored)
         seen.discard(self.ignore_index)
         count = max(seen, default=0) + 1
         if seen != set(range(count)):
@@ -189,6 +232,13 @@ class FolderSegmentation:
                 f"and data.classes"
             )
         return tuple(f"class_{i}" for i in range(count))
+
+
+def _stored_values(raw: np.ndarray) -> np.ndarray:
+    """The distinct values of a mask, sorted, as int64."""
+    if raw.dtype == np.uint8:  # bincount is much faster than unique for 8-bit masks
+        return np.flatnonzero(np.bincount(raw.ravel(), minlength=256)).astype(np.int64)
+    return np.unique(raw).astype(np.int64)
 
 
 def _check_int(value, name: str) -> int:

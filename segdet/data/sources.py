@@ -3,8 +3,11 @@
 A task asks for its training and validation sources by what it reads from them: semantic masks
 (``target="mask"``: synthetic, folder, coco) or boxes (``target="boxes"``: synthetic, coco, voc,
 yolo; with ``instance_masks`` for Mask R-CNN and CopyPaste). :func:`open_sources` builds both
-splits, checks that COCO splits share their categories and that ``data.classes`` fits the data,
-and returns the class names (and COCO category ids) as a :class:`~segdet.task.DataSpec`.
+splits, checks that COCO splits share their categories, that ``data.classes`` fits the data and
+that ``data.ignore_index`` is no class index, stops on a COCO segmentation training file without
+annotations (an empty validation file only warns: all-background images are a plausible test
+set; detection checks the boxes of both splits, :mod:`segdet.detection.data`), and returns the
+class names (and COCO category ids) as a :class:`~segdet.task.DataSpec`.
 
 Semantic masks follow ``data.mode``: ``multiclass`` and ``binary`` read one class index per pixel
 (binary: two classes, values 0, 1 and ``ignore_index``; synthetic data merges its shapes into one
@@ -19,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -68,8 +72,9 @@ def open_sources(data_cfg: Mapping[str, Any], *, target: str, instance_masks: bo
 
     Raises:
         ValueError: a kind the target has no loader for, COCO splits with different categories,
-            a ``data.classes`` list of the wrong length, or any dataset error (missing files, bad
-            masks), each naming the key or file.
+            a ``data.classes`` list of the wrong length, a ``data.ignore_index`` that is a class
+            index of a class-index mask, or any dataset error (missing files, bad masks), each
+            naming the key or file.
     """
     if target not in KINDS:
         raise ValueError(f"target must be one of {', '.join(KINDS)}, got {target!r}")
@@ -87,10 +92,14 @@ def open_sources(data_cfg: Mapping[str, Any], *, target: str, instance_masks: bo
             f"data.mode is {mode} but data.mode is a segmentation setting (detection boxes carry one label "
             "each); remove it or set data.mode: multiclass"
         )
+    if target == "mask" and mode != "multilabel" and data_cfg.get("classes"):  # before any file is read
+        _check_ignore_index(int(data_cfg["ignore_index"]), tuple(data_cfg["classes"]))
     train, val, names, cat_ids, what = _OPENERS[kind](data_cfg, target, instance_masks)
     classes = _named(data_cfg.get("classes"), names, what)
     if target == "boxes":
         return Sources(train, val, DataSpec(classes, cat_ids))
+    if mode != "multilabel":
+        _check_ignore_index(int(data_cfg["ignore_index"]), classes)
     if mode == "binary" and len(classes) != 2:
         raise ValueError(
             f"data.mode is binary but {what} has {len(classes)} classes {list(classes)}; binary segmentation "
@@ -145,8 +154,13 @@ def _folder(data: Mapping[str, Any], target: str, instance_masks: bool):
         split_key="data.folder.train_split",
         **common,
     )
-    val = FolderSegmentation(
-        f["val"], split=f.get("val_split"), classes=train.classes, split_key="data.folder.val_split", **common
+    val = FolderSegmentation(  # the training masks passed the 0 / ignore_index check: the same values are fine here
+        f["val"],
+        split=f.get("val_split"),
+        classes=train.classes,
+        split_key="data.folder.val_split",
+        refuse_ignore_only=False,
+        **common,
     )
     return train, val, tuple(train.classes), None, f"the folder {f['train']}"
 
@@ -160,6 +174,18 @@ def _coco(data: Mapping[str, Any], target: str, instance_masks: bool):
         opts = {"with_mask": False, "with_boxes": True, "with_instance_masks": instance_masks}
     train = CocoDataset(c["train_json"], c["train_images"], ignore_index=int(data["ignore_index"]), **opts)
     val = CocoDataset(c["val_json"], c["val_images"], ignore_index=int(data["ignore_index"]), **opts)
+    if target == "mask":  # detection checks its boxes in both splits (segdet.detection.data)
+        if train.num_annotations == 0:
+            raise ValueError(
+                f"data.coco.train_json {c['train_json']} has no annotations: training would see the background "
+                "alone; point data.coco.train_json at an annotated file"
+            )
+        if val.num_annotations == 0:
+            warnings.warn(
+                f"data.coco.val_json {c['val_json']} has no annotations: its {len(val)} images are scored as all "
+                "background (the class scores show only false positives)",
+                stacklevel=4,
+            )
     if val.cat_ids != train.cat_ids:
         raise ValueError(
             f"data.coco: {c['val_json']} has category ids {val.cat_ids} but {c['train_json']} has "
@@ -205,3 +231,13 @@ def _named(names, default: tuple[str, ...], what: str) -> tuple[str, ...]:
             f"{list(default)}; list {len(default)} names or set data.classes: null"
         )
     return tuple(str(n) for n in names)
+
+
+def _check_ignore_index(ignore: int, classes: tuple[str, ...]) -> None:
+    """Stop when ``ignore`` is one of the class indices ``0..len(classes)-1`` of a class-index mask."""
+    if 0 <= ignore < len(classes):
+        raise ValueError(
+            f"data.ignore_index = {ignore} is class {ignore} ({classes[ignore]!r}) of the {len(classes)} classes "
+            f"{list(classes)}: its pixels would be left out of the loss and the metrics; set data.ignore_index to a "
+            f"value outside 0..{len(classes) - 1}, e.g. 255 (the default)"
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,8 +58,11 @@ def parse_voc_xml(xml: Path) -> dict[str, Any]:
     size_node = root.find("size")
     if size_node is not None:
         h, w = _text(size_node, "height", xml, False), _text(size_node, "width", xml, False)
-        if h and w and float(h) > 0 and float(w) > 0:
-            size = (int(float(h)), int(float(w)))
+        try:
+            if h and w and float(h) > 0 and float(w) > 0:
+                size = (int(float(h)), int(float(w)))
+        except ValueError:  # not numbers: the image file's size is used anyway
+            size = None
     objects = []
     for obj in root.iter("object"):
         name = _text(obj, "name", xml)
@@ -83,6 +87,8 @@ class VocDataset:
     else ``<id>`` with any image extension) and, for ``split``, ``root/ImageSets/Main/<split>.txt``
     listing ids. Annotations are read once at construction (images lazily): boxes partly outside
     the image are clipped and zero-area or inverted ones dropped, each counted in one warning.
+    The image size comes from the image file's header, never from the xml's ``<size>``; a
+    ``<size>`` that differs is counted in one warning.
 
     Args:
         root: the VOC folder.
@@ -139,9 +145,12 @@ class VocDataset:
         index = {c: k for k, c in enumerate(self.classes)}
         cleaner = BoxCleaner(f"VOC {self.root}")
         self.items: list[tuple[Path, np.ndarray, np.ndarray]] = []
+        resized: list[str] = []  # xmls whose <size> is not their image's
         for xml, p in zip(xmls, parsed):
             image = self._image_path(img_dir, xml, p["filename"])
-            h, w = p["size"] or image_size(image)
+            h, w = image_size(image)  # the header of the real file, not the xml's <size>
+            if p["size"] is not None and p["size"] != (h, w):
+                resized.append(f"{xml.name} says {p['size'][0]}x{p['size'][1]}, {image.name} is {h}x{w}")
             boxes, labels = [], []
             for name, box, difficult in p["objects"]:
                 if difficult and not keep_difficult:
@@ -155,7 +164,14 @@ class VocDataset:
                 labels.append(index[name])
             b, lab = cleaner(np.asarray(boxes, np.float32), np.asarray(labels, np.int64), h, w, str(xml))
             self.items.append((image, b, lab))
+        if resized:
+            warnings.warn(
+                f"VOC {self.root}: {len(resized)} annotations give a <size> that is not their image's (first: "
+                f"{resized[0]}, height x width); boxes are clipped to the real image size",
+                stacklevel=2,
+            )
         cleaner.warn()
+        self.num_boxes = sum(len(labels) for _, _, labels in self.items)
 
     @staticmethod
     def _image_path(img_dir: Path, xml: Path, filename: str | None) -> Path:

@@ -14,6 +14,9 @@ from segdet.data._boxes import BoxCleaner
 
 __all__ = ["YoloDataset", "parse_yolo_labels"]
 
+#: the largest normalised coordinate accepted (1, plus room for rounding in the writer)
+_NORMALISED_MAX = 1.0 + 1e-6
+
 
 def parse_yolo_labels(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Read one YOLO label file.
@@ -26,7 +29,8 @@ def parse_yolo_labels(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndar
 
     Raises:
         ValueError: a line without exactly five numbers (segment polygons included), a class
-            outside ``0..num_classes-1`` or a negative size; the message names file and line.
+            outside ``0..num_classes-1``, a negative size, or a coordinate above 1 (labels in
+            pixel units, which would all fall outside the image); the message names file and line.
     """
     if not path.is_file():
         return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
@@ -52,6 +56,14 @@ def parse_yolo_labels(path: Path, num_classes: int) -> tuple[np.ndarray, np.ndar
             )
         if w < 0 or h < 0:
             raise ValueError(f"{path}:{n}: negative box size w={w}, h={h}")
+        above = [(name, v) for name, v in zip(("cx", "cy", "w", "h"), (cx, cy, w, h)) if v > _NORMALISED_MAX]
+        if above:
+            shown = ", ".join(f"{name}={fields[1 + 'cx cy w h'.split().index(name)]}" for name, _ in above)
+            raise ValueError(
+                f"{path}:{n}: {shown} above 1 in {line.strip()!r}: YOLO labels hold normalised xywh, fractions of "
+                "the image's width and height in 0..1, and these look like pixel units; divide cx and w by the "
+                "image width, cy and h by its height"
+            )
         boxes.append([cx, cy, w, h])
         labels.append(int(cls_f))
     return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64)
@@ -68,7 +80,9 @@ class YoloDataset:
     """A YOLO folder as a dataset of segdet detection samples.
 
     Layout: ``root/images/<stem>.<ext>`` and ``root/labels/<stem>.txt``; an image without a label
-    file has no boxes. Class names come from ``classes`` or else a ``classes.txt`` (one name per
+    file has no boxes, but the ``labels/`` folder must exist (without it every image would be
+    background). Coordinates are normalised: a value above 1 (pixel units) stops with the file
+    and line. Class names come from ``classes`` or else a ``classes.txt`` (one name per
     line) in ``root`` or its parent. Boxes partly outside the image are clipped and zero-area ones
     dropped, counted in one warning.
 
@@ -81,7 +95,8 @@ class YoloDataset:
         "image_id": int}``.
 
     Raises:
-        ValueError: missing folders, no class names, bad label lines (file and line named).
+        ValueError: missing folders (``images/`` or ``labels/``), no class names, bad label lines
+            (file and line named).
 
     Example:
         >>> ds = YoloDataset("data/coco128", classes=["person", "bicycle"])  # doctest: +SKIP
@@ -92,11 +107,13 @@ class YoloDataset:
     def __init__(self, root: str | Path, classes: Sequence[str] | None = None) -> None:
         self.root = Path(root)
         img_dir, lab_dir = self.root / "images", self.root / "labels"
-        if not img_dir.is_dir():
-            raise ValueError(
-                f"YOLO folder {self.root} has no images/; expected images/ and labels/ "
-                "(set data.yolo.train/val to the folder holding both)"
-            )
+        for d in (img_dir, lab_dir):
+            if not d.is_dir():
+                raise ValueError(
+                    f"YOLO folder {self.root} has no {d.name}/ ({d} does not exist); expected images/ and labels/ "
+                    "with one labels/<stem>.txt per image that has boxes (set data.yolo.train/val to the folder "
+                    "holding both)"
+                )
         names = list(classes) if classes is not None else _read_names(self.root)
         if not names:
             raise ValueError(
@@ -115,6 +132,7 @@ class YoloDataset:
             b, lab = cleaner(yolo_to_pascal_voc(norm, h, w), labels, h, w, str(label_file))
             self.items.append((image, b, lab))
         cleaner.warn()
+        self.num_boxes = sum(len(labels) for _, _, labels in self.items)
 
     def __len__(self) -> int:
         return len(self.items)

@@ -45,9 +45,14 @@ def build_detection_data(
         ``(train_dataset, val_dataset, spec)``: the training set has ``set_epoch(epoch)``.
 
     Raises:
-        ValueError: a bad dataset, transform or mixer, each naming the key or file.
+        ValueError: a bad dataset, transform or mixer, each naming the key or file; a split
+            without a single box (no annotations, or every box dropped): training would learn
+            background only, and a validation set without ground truth scores every COCO metric
+            -1 and would pick ``best.pt`` on nothing.
     """
     sources = open_sources(data_cfg, target="boxes", instance_masks=instance_masks)
+    _check_has_boxes(sources.train, data_cfg, "train")
+    _check_has_boxes(sources.val, data_cfg, "val")
     fields = ("labels", "weights")
 
     def pipeline(key: str) -> Any:  # None for an empty list: nothing to run
@@ -62,6 +67,32 @@ def build_detection_data(
     )
     val = augment.MixDataset(_DetectionSource(sources.val, instance_masks), [], pre=pipeline("val"), seed=seed)
     return _MixSchedule(train, epochs - augment_cfg["mix_off_last_epochs"]), val, sources.spec
+
+
+#: the config key naming each split's annotations, per data.kind (synthetic data always has boxes)
+_SPLIT_KEYS = {
+    "coco": {"train": "data.coco.train_json", "val": "data.coco.val_json"},
+    "voc": {"train": "data.voc.train", "val": "data.voc.val"},
+    "yolo": {"train": "data.yolo.train", "val": "data.yolo.val"},
+}
+
+
+def _check_has_boxes(source: Any, data_cfg: Mapping[str, Any], split: str) -> None:
+    """Stop when a split's source holds no box at all (sources that count them: ``num_boxes``)."""
+    if getattr(source, "num_boxes", None) != 0:
+        return
+    kind = data_cfg["kind"]
+    key = _SPLIT_KEYS.get(kind, {}).get(split, f"data.{kind}")
+    where = data_cfg.get(kind, {}).get(key.rsplit(".", 1)[-1], "")
+    why = (
+        "training would learn the background only"
+        if split == "train"
+        else "every COCO metric would be -1 and best.pt would be picked on nothing"
+    )
+    raise ValueError(
+        f"the {split} set {key} = {where} holds no box in its {len(source)} images (no annotations, or every box "
+        f"dropped): {why}; point {key} at annotated data"
+    )
 
 
 class _DetectionSource:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import warnings
 from typing import Any
 
 import numpy as np
@@ -30,8 +31,16 @@ def select_device(name: str) -> torch.device:
 def select_amp(amp: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype: ``None`` (full precision), ``torch.float16`` or ``torch.bfloat16``.
 
-    ``auto`` is bf16 when the GPU supports it, else fp16; on CPU always ``None``.
+    ``auto`` is bf16 when the GPU supports it, else fp16; on CPU always ``None``. ``fp16`` or
+    ``bf16`` asked for on another device than CUDA runs in full precision with one warning (as
+    ultralytics and Lightning do).
     """
+    if device.type != "cuda" and amp in ("fp16", "bf16"):
+        warnings.warn(
+            f"train.amp is {amp} but the device is {device}: mixed precision runs on CUDA only, so this runs in full "
+            "precision (fp32); set train.amp: none (or auto) to say so",
+            stacklevel=2,
+        )
     if device.type != "cuda" or amp == "none":
         return None
     if amp == "auto":

@@ -19,7 +19,14 @@ from ._runtime import select_amp, select_device
 from .loader import auto_num_workers, make_val_loader
 from .validate import validate
 
-__all__ = ["evaluate", "predict", "load_trained_model", "inference_spec", "check_checkpoint_mode"]
+__all__ = [
+    "evaluate",
+    "predict",
+    "load_trained_model",
+    "inference_spec",
+    "check_checkpoint_mode",
+    "check_output_folder",
+]
 
 
 def load_trained_model(
@@ -147,9 +154,12 @@ def predict(cfg: dict[str, Any], checkpoint: str | Path, inputs: str | Path, out
         The image files processed.
 
     Raises:
-        FileNotFoundError / ValueError: ``inputs`` does not exist or holds no image files.
+        FileNotFoundError / ValueError: ``inputs`` does not exist or holds no image files;
+            ``output`` is a file, or an input image lies in ``output`` or a folder below it (the
+            outputs, ``<stem>.png`` among them, could overwrite it), checked before any work.
     """
     paths = collect_image_paths(inputs)
+    check_output_folder(paths, output)
     cfg = _without_init_weights(cfg)
     task = build_task(cfg)
     ckpt = load_checkpoint(checkpoint)
@@ -160,3 +170,28 @@ def predict(cfg: dict[str, Any], checkpoint: str | Path, inputs: str | Path, out
     out.mkdir(parents=True, exist_ok=True)
     task.predict(model, spec, paths, out, device, select_amp(cfg["train"]["amp"], device))
     return paths
+
+
+def check_output_folder(inputs: list[Path], output: str | Path) -> None:
+    """Stop before predicting when writing under ``output`` could overwrite an input image.
+
+    A task names its output files after the inputs (``<stem>.png`` and more, in ``output`` and in
+    folders below it), so no input image may lie in ``output`` or below it; ``--input photos
+    --output photos/pred`` is fine, ``--output photos`` is not.
+
+    Raises:
+        ValueError: ``output`` exists and is not a folder, or holds an input image; the message
+            names the folder, the first such image and a folder that would do.
+    """
+    out = Path(output)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--output {out} is a file; give a folder for the predictions")
+    root = out.resolve()
+    inside = [p for p in inputs if root in p.resolve().parents]
+    if inside:
+        more = f" and {len(inside) - 1} more" if len(inside) > 1 else ""
+        raise ValueError(
+            f"--output {out} holds the input image {inside[0]}{more}: the predictions written there (named after "
+            f"the inputs, e.g. {inside[0].stem}.png) could overwrite them; choose an output folder that holds none "
+            f"of the inputs, e.g. --output {out / 'predictions'}"
+        )

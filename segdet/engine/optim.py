@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
@@ -77,13 +78,20 @@ def build_scheduler(
         schedule_cfg: the ``schedule`` section (``name``, ``warmup_epochs``, ``min_lr_ratio``, ``power``).
         epochs: training epochs.
         steps_per_epoch: optimizer steps per epoch (batches / accumulate, rounded up).
+
+    A warmup at least as long as the run is cut to one step less than the run, with one warning
+    that gives both lengths.
     """
+    total, warmup = epochs * steps_per_epoch, round(schedule_cfg["warmup_epochs"] * steps_per_epoch)
+    if warmup >= total:
+        warnings.warn(
+            f"schedule.warmup_epochs = {schedule_cfg['warmup_epochs']:g} ({warmup} optimizer steps) is not shorter "
+            f"than the run (train.epochs = {epochs}, {total} steps): the warmup is cut to {total - 1} steps, so the "
+            "learning rate only reaches its peak at the last step; shorten schedule.warmup_epochs",
+            stacklevel=2,
+        )
     factor = LRFactor(
-        schedule_cfg["name"],
-        epochs * steps_per_epoch,
-        round(schedule_cfg["warmup_epochs"] * steps_per_epoch),
-        schedule_cfg.get("min_lr_ratio", 0.0),
-        schedule_cfg.get("power", 0.9),
+        schedule_cfg["name"], total, warmup, schedule_cfg.get("min_lr_ratio", 0.0), schedule_cfg.get("power", 0.9)
     )
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 

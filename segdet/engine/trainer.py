@@ -33,6 +33,7 @@ from segdet.config import save_config
 from segdet.task import Task, build_task
 
 from . import _dist, distributed
+from ._preflight import check_metric, check_resume_checkpoint, load_resumed_state
 from ._progress import Progress, batch_size
 from ._results import ResultsLog, plot_results
 from ._rundir import new_run_dir, run_dir_of
@@ -88,7 +89,9 @@ def train(
             front door passes (the engine does not import it). ``None``: no preview picture.
 
     Raises:
-        ValueError: ``train.log`` asks for ``tensorboard`` and TensorBoard is not installed.
+        ValueError: ``train.log`` asks for ``tensorboard`` and TensorBoard is not installed;
+            ``train.metric`` is not computed by the task; ``resume`` is not a training
+            checkpoint of this config's task and model (all before the first step).
         NonFiniteLossError: the loss became NaN/inf.
         TrainingInterrupted: Ctrl-C (after saving ``last.pt``).
 
@@ -100,6 +103,7 @@ def train(
     t, seed = cfg["train"], cfg["seed"]
     task = task or build_task(cfg)
     task.check()  # names and specs, before any data is read
+    check_metric(t["metric"], task)
     if "tensorboard" in t["log"]:
         require_tensorboard()  # a missing package fails here, not after the data is read
     device = distributed.setup(t)  # joins the torchrun process group when launched by torchrun
@@ -107,10 +111,13 @@ def train(
     configure_determinism(cfg["deterministic"])
     seed_everything(seed)
     ckpt = load_checkpoint(resume) if resume else None
+    if ckpt is not None:
+        check_resume_checkpoint(ckpt, resume, cfg)  # a plain state dict or another task's run: before the data
     run_dir = run_dir_of(resume) if resume else (new_run_dir(cfg["output_dir"]) if _dist.is_main() else None)
     weights_dir = run_dir / "weights" if run_dir else None
 
     train_ds, val_ds, spec = task.build_datasets()
+    check_metric(t["metric"], task, spec.classes)  # a per-class metric names a class of the data
     bs = cfg["data"]["batch_size"]
     workers = auto_num_workers(cfg["data"]["num_workers"], len(train_ds), bs)  # per process; bs too
     generator = torch.Generator()
@@ -140,8 +147,7 @@ def train(
 
     start_epoch, best, stale = 0, None, 0
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        load_resumed_state(model, optimizer, ckpt, resume, cfg)
         scheduler.load_state_dict(ckpt["scheduler"])
         if ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])

@@ -161,6 +161,24 @@ def test_rng_must_be_a_numpy_generator(name, rng, shown):
         mixer(_sources(mixer.num_sources, 0), rng)
 
 
+@pytest.mark.parametrize("source", [0, 1])
+@pytest.mark.parametrize("name", NAMES)
+def test_a_class_outside_num_classes_is_refused(name, source):
+    mixer = _mixer(name)
+    sources = _sources(mixer.num_sources, 3)
+    sources[source]["mask"][2, 5] = C + 3  # neither a class 0..C-1 nor ignore_index
+    with pytest.raises(ValueError, match=rf"source {source} mask has class {C + 3} outside \[0, {C}\) and it is not"):
+        mixer(sources, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("mixers", [augment.CutMix(), augment.CutMix, 3], ids=["one mixer", "a class", "a number"])
+def test_mix_dataset_wants_a_list_of_mixers(mixers):
+    data = [{"image": np.zeros((4, 6, 3), np.uint8)}]
+    with pytest.raises(TypeError, match=r"MixDataset mixers must be a list of mixer"):
+        augment.MixDataset(data, mixers)
+    assert len(augment.MixDataset(data, [augment.CutMix()]).mixers) == 1
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_wrong_number_of_sources(name):
     mixer = _mixer(name)

@@ -147,3 +147,39 @@ def test_python_dash_m_segdet_reports_errors_without_traceback(tmp_path):
         proc.stderr.strip()
         == "segdet: error: command-line override 'optim.lr=fast': optim.lr = 'fast' is a string, expected a number"
     )
+
+
+def test_an_empty_config_is_one_error_line(tmp_path, capsys):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing yet\n")
+    assert main(["train", str(empty)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"segdet: error: config {empty} is empty") and err.count("\n") == 1
+
+
+def test_predict_refuses_to_write_over_its_inputs(trained, tmp_path, capsys):
+    import cv2
+
+    images = tmp_path / "images"
+    (images / "pred").mkdir(parents=True)
+    for name in ("a.png", "pred/b.png"):
+        cv2.imwrite(str(images / name), np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8))
+    (tmp_path / "list.txt").write_text("images/a.png\nimages/pred/b.png\n")
+    before = {p: p.read_bytes() for p in images.rglob("*.png")}
+    base = ["predict", str(trained / "config.yaml"), "--checkpoint", str(trained / "weights" / "best.pt")]
+    for inputs, output, shown in [
+        (images, images, images / "a.png"),  # the same folder
+        (tmp_path / "list.txt", images / "pred", images / "pred" / "b.png"),  # a listed input inside the output
+        (images / "pred", tmp_path, images / "pred" / "b.png"),  # the output above the inputs
+    ]:
+        capsys.readouterr()
+        assert main([*base, "--input", str(inputs), "--output", str(output)]) == 2
+        err = capsys.readouterr().err
+        assert (
+            err.startswith(f"segdet: error: --output {output} holds the input image {shown}") and "Traceback" not in err
+        )
+        assert {p: p.read_bytes() for p in images.rglob("*.png")} == before  # nothing written
+    assert main([*base, "--input", str(images), "--output", str(images / "out")]) == 0  # beside the inputs: fine
+    assert (images / "out" / "a.png").is_file() and {p: p.read_bytes() for p in before} == before
+    assert main([*base, "--input", str(images), "--output", str(images / "a.png")]) == 2
+    assert "is a file" in capsys.readouterr().err

@@ -210,3 +210,57 @@ def test_saved_config_loads_back_identical(tmp_path):
     assert yaml.safe_load(path.read_text()) == cfg
     assert load_config(path) == cfg
     assert [p.name for p in path.parent.iterdir()] == ["config.yaml"]
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "\n\n"])
+def test_an_empty_file_is_an_error_not_the_defaults(tmp_path, text):
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError, match=rf"^config {path} is empty \(no key set"):
+        load_config(path)
+
+
+def test_overrides_can_supply_the_required_keys_the_file_lacks(tmp_path):
+    path = _write(tmp_path, "data:\n  kind: folder\n")
+    cfg = load_config(path, ["data.folder.train=tr", "data.folder.val=va"])
+    assert cfg["data"]["folder"]["val"] == str(Path("va").resolve())
+    with pytest.raises(ConfigError, match=rf"^{path}: data.folder.val is required"):
+        load_config(path, ["data.folder.train=tr"])
+
+
+@pytest.mark.parametrize(
+    "task, key, value, owner",
+    [
+        ("detection", "loss", {"dice": 1.0}, "segmentation"),
+        ("detection", "model.encoder", "resnet50", "segmentation"),
+        ("detection", "inference.mode", "slide", "segmentation"),
+        ("segmentation", "model.detector_args", {"box_batch_size_per_image": 64}, "detection"),
+        ("segmentation", "augment.mix_off_last_epochs", 2, "detection"),
+    ],
+)
+def test_a_key_the_task_ignores_is_refused_when_set(task, key, value, owner):
+    metric = {"train": {"metric": "map50" if task == "detection" else "miou"}}
+    section, _, leaf = key.rpartition(".")
+    raw = {"task": task, **metric, **({section: {leaf: value}} if section else {key: value})}
+    with pytest.raises(ConfigError) as err:
+        validate_config(raw, source="c.yaml")
+    assert str(err.value).startswith(f"c.yaml: {key} = {value!r} is a {owner} setting, and task {task} ignores it (")
+    assert str(err.value).endswith(f"or set task: {owner}")
+    default = dict(all_keys())[key].default  # the default is accepted under either task
+    validate_config({"task": task, **metric, **({section: {leaf: default}} if section else {key: default})})
+    validate_config({**raw, "task": owner, "train": {"metric": "map50" if owner == "detection" else "miou"}})
+
+
+def test_a_task_override_is_checked_against_the_whole_config():
+    cfg = validate_config({"loss": {"dice": 1.0}})
+    with pytest.raises(ConfigError, match=r"^the config with the command-line overrides: loss = \{'dice': 1\.0\} is a"):
+        apply_overrides(cfg, ["task=detection", "train.metric=map50"])
+    fixed = apply_overrides(cfg, ["loss={ce: 1.0, dice: 1.0}", "task=detection", "train.metric=map50"])
+    assert fixed["task"] == "detection"
+
+
+def test_mixing_switched_off_for_every_epoch_is_refused():
+    path = ROOT / "configs" / "fasterrcnn_mosaic.yaml"  # augment.mix_off_last_epochs: 3
+    with pytest.raises(ConfigError, match=r"mix_off_last_epochs = 3 switches the mixers off for all train\.epochs = 3"):
+        load_config(path, ["train.epochs=3"])
+    assert load_config(path, ["train.epochs=4"])["augment"]["mix_off_last_epochs"] == 3
+    assert load_config(path, ["train.epochs=3", "augment.mix=[]"])["augment"]["mix"] == []  # nothing to switch off

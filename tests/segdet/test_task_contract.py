@@ -28,6 +28,7 @@ TINY = [
     "data.batch_size=2",
     "data.num_workers=0",
     "train.epochs=1",
+    "augment.mix_off_last_epochs=0",  # one epoch: mixing stays on (detection configs switch it off at the end)
     "train.device=cpu",
     "train.progress=false",
 ]

@@ -259,3 +259,66 @@ def test_bccd_boxes():
         )
         np.testing.assert_allclose(s["bboxes"], ref)
         assert [ds.label_to_cat_id[int(v)] for v in s["labels"]] == [a["category_id"] for a in anns]
+
+
+def test_duplicate_image_ids_are_refused(tmp_path):
+    path, img_dir = _make(tmp_path)
+    data = json.loads(path.read_text())
+    data["images"][0]["id"] = 2  # b.png now shares the id of a.png: their annotations would merge
+    path.write_text(json.dumps(data))
+    with pytest.raises(
+        ValueError, match=r"ann\.json: image id 2 is listed twice in 'images' \('b\.png' and 'a\.png'\)"
+    ):
+        CocoDataset(path, img_dir)
+
+
+def test_polygons_of_fewer_than_three_points_are_counted_in_one_warning(tmp_path):
+    two_points = {"id": 30, "image_id": 5, "category_id": 3, "iscrowd": 0, "bbox": [1, 1, 4, 4]}
+    extra = [
+        {**two_points, "segmentation": [[1, 1, 5, 5]]},  # vanishes
+        {**two_points, "id": 31, "segmentation": [[1, 1, 5, 1, 5, 5], [2, 2]]},  # loses one part
+    ]
+    path, img_dir = _make(tmp_path, extra)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = CocoDataset(path, img_dir)
+    msgs = [str(w.message) for w in caught if "fewer than three points" in str(w.message)]
+    assert msgs == [
+        f"{path}: 2 annotations have polygons of fewer than three points, which cover no pixel and were skipped "
+        "(annotation ids 30, 31)"
+    ]
+    assert ds.num_short_polygons == 2
+    with warnings.catch_warnings(record=True) as caught:  # detection reads boxes, not polygons: nothing to say
+        warnings.simplefilter("always")
+        CocoDataset(path, img_dir, with_mask=False, with_boxes=True)
+    assert not [w for w in caught if "fewer than three points" in str(w.message)]
+
+
+@pytest.mark.parametrize("bbox", [["1", 2, 3, 4], [1, 2, "wide", 4], [1, 2, None, 4]])
+def test_bbox_that_is_not_numbers_names_the_file_and_annotation(tmp_path, bbox):
+    path, img_dir = _make(tmp_path, [{"id": 40, "image_id": 5, "category_id": 3, "iscrowd": 0, "bbox": bbox}])
+    with pytest.raises(ValueError, match=r"ann\.json: annotation 40 \(image 5\) has bbox .*expected four numbers"):
+        CocoDataset(path, img_dir, with_mask=False, with_boxes=True)
+
+
+@pytest.mark.parametrize(
+    "counts, message",
+    [
+        ([3, 4], rf"counts sum to 7 pixels but the image has {H}x{W} = {H * W}"),
+        ([-3, H * W + 3], "counts must be a compressed string or a list of non-negative integers"),
+        (7, "counts must be a compressed string or a list of non-negative integers"),
+    ],
+)
+def test_invalid_uncompressed_rle_names_file_and_annotation_up_front(tmp_path, counts, message):
+    ann = {"id": 50, "image_id": 5, "category_id": 3, "iscrowd": 0, "bbox": [1, 1, 4, 4]}
+    path, img_dir = _make(tmp_path, [{**ann, "segmentation": {"size": [H, W], "counts": counts}}])
+    with pytest.raises(ValueError, match=rf"ann\.json: annotation 50: invalid RLE.*{re.escape(message)}"):
+        CocoDataset(path, img_dir)
+
+
+def test_compressed_rle_that_does_not_decode_names_file_and_annotation(tmp_path):
+    ann = {"id": 51, "image_id": 5, "category_id": 3, "iscrowd": 0, "bbox": [1, 1, 4, 4]}
+    path, img_dir = _make(tmp_path, [{**ann, "segmentation": {"size": [H, W], "counts": "!!garbage##"}}])
+    ds = CocoDataset(path, img_dir)
+    with pytest.raises(ValueError, match=r"ann\.json: annotation 51: invalid RLE.*pycocotools\.mask\.encode"):
+        ds[1]  # image id 5

@@ -152,3 +152,28 @@ def test_bad_mapping_types(tmp_path):
         FolderSegmentation(tmp_path, mask_values={"x": 1})
     with pytest.raises(TypeError, match="data.folder.mask_values"):
         FolderSegmentation(tmp_path, mask_values=[0, 255])
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"classes": ["bg", "fg"]}, {"mode": "binary"}, {"classes": ["bg", "fg"], "scan_masks": False}],
+    ids=["inferred", "named", "binary", "not-scanned"],
+)
+def test_zero_255_masks_without_mapping_stop_with_the_mapping(tmp_path, kwargs):
+    rng = np.random.default_rng(11)
+    for stem in ("a", "b"):
+        _write(tmp_path, stem, *_pair(rng, values=(0, 255)))
+    pattern = r"masks .*hold only 0 and 255.*data\.folder\.mask_values=\{0: 0, 255: 1\}"
+    with pytest.raises(ValueError, match=pattern):
+        FolderSegmentation(tmp_path, **kwargs)
+    # the proposed mapping trains the objects; naming 255 as ignored is a deliberate choice
+    assert FolderSegmentation(tmp_path, mask_values={0: 0, 255: 1}, **kwargs)[0]["mask"].max() == 1
+    assert FolderSegmentation(tmp_path, classes=["bg"], mask_values={255: 255})[0]["mask"].max() == 255
+
+
+def test_255_as_a_border_next_to_classes_is_ignore(tmp_path):
+    rng = np.random.default_rng(12)
+    _write(tmp_path, "a", *_pair(rng, values=(0, 1, 2, 255)))
+    _write(tmp_path, "b", *_pair(rng, values=(0, 255)))  # one image with background and border only
+    ds = FolderSegmentation(tmp_path)
+    assert ds.classes == ("class_0", "class_1", "class_2") and ds[1]["mask"].max() == 255

@@ -143,3 +143,31 @@ def test_no_warning_for_clean_data(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         YoloDataset(tmp_path, classes=["x"])
+
+
+def test_voc_size_tag_is_not_trusted_over_the_image(tmp_path):
+    _voc(tmp_path, "a", [("dog", (1, 1, 60, 45), 0)], h=30, w=40)
+    _voc(tmp_path, "b", [("dog", (1, 1, 10, 10), 0)], h=30, w=40)
+    xml = tmp_path / "Annotations" / "a.xml"  # the xml claims 60x80; the image is 30x40
+    xml.write_text(
+        xml.read_text().replace("<width>40</width><height>30</height>", "<width>80</width><height>60</height>")
+    )
+    with pytest.warns(UserWarning, match=r"1 annotations give a <size> .*a\.xml says 60x80, a\.jpg is 30x40"):
+        ds = VocDataset(tmp_path)
+    np.testing.assert_array_equal(ds[0]["bboxes"], [[0, 0, 40, 30]])  # clipped to the real image
+    assert ds.num_boxes == 2
+
+
+def test_yolo_without_a_labels_folder_stops(tmp_path):
+    _yolo(tmp_path, "a", None)
+    with pytest.raises(ValueError, match=r"YOLO folder .* has no labels/ \(.*labels does not exist\)"):
+        YoloDataset(tmp_path, classes=["x"])
+
+
+@pytest.mark.parametrize("line", ["0 20 10 8 4", "0 0.5 0.5 8 0.2"])
+def test_yolo_labels_in_pixel_units_stop_with_the_fix(tmp_path, line):
+    _yolo(tmp_path, "a", ["0 0.5 0.5 0.2 0.2", line])
+    with pytest.raises(ValueError, match=r"a\.txt:2: .*above 1 .*look like pixel units; divide cx and w"):
+        YoloDataset(tmp_path, classes=["x"])
+    _yolo(tmp_path, "a", ["0 0.5 0.5 1.0 1.0"])  # the whole image: the largest normalised size
+    assert YoloDataset(tmp_path, classes=["x"]).num_boxes == 1

@@ -48,6 +48,38 @@ def test_scheduler_steps_per_iteration():
     assert lrs == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0, 1.0])
 
 
+def test_warmup_longer_than_the_run_is_cut_with_one_warning_giving_both_lengths():
+    import warnings
+
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = {"name": "constant", "warmup_epochs": 3.0}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sched = build_scheduler(opt, schedule, epochs=2, steps_per_epoch=4)
+    msgs = [str(w.message) for w in caught]
+    assert len(msgs) == 1
+    assert "schedule.warmup_epochs = 3 (12 optimizer steps)" in msgs[0] and "(train.epochs = 2, 8 steps)" in msgs[0]
+    assert "cut to 7 steps" in msgs[0]
+    factors = [sched.lr_lambdas[0](i) for i in range(8)]
+    assert factors == pytest.approx([(i + 1) / 7 for i in range(7)] + [1.0])  # what the warning says happens
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warmup shorter than the run: nothing to say
+        build_scheduler(opt, {**schedule, "warmup_epochs": 1.5}, epochs=2, steps_per_epoch=4)
+
+
+@pytest.mark.parametrize("amp", ["fp16", "bf16"])
+def test_half_precision_asked_for_on_cpu_warns_and_runs_fp32(amp):
+    import warnings
+
+    from segdet.engine._runtime import select_amp
+
+    with pytest.warns(UserWarning, match=rf"train\.amp is {amp} but the device is cpu: .* full precision \(fp32\)"):
+        assert select_amp(amp, torch.device("cpu")) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert select_amp("auto", torch.device("cpu")) is None and select_amp("none", torch.device("cpu")) is None
+
+
 def test_ema_matches_naive_average():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))

@@ -193,3 +193,55 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_resume_of_a_plain_state_dict_is_one_clear_error(tmp_path):
+    cfg = fake_config(tmp_path / "run", epochs=1)
+    plain = save_checkpoint(FakeTask(cfg).build_model().state_dict(), tmp_path / "weights.pt")
+    with pytest.raises(ValueError) as err:
+        train(cfg, resume=plain, task=FakeTask(cfg))
+    msg = str(err.value)
+    assert msg.startswith(f"--resume {plain} holds a plain state dict (") and f"set model.weights={plain}" in msg
+    assert not (tmp_path / "run").exists()  # stopped before the run folder
+
+
+def test_resume_of_another_task_or_model_names_what_the_checkpoint_holds(tmp_path):
+    cfg = fake_config(tmp_path / "run", epochs=1)
+    last = train(cfg, task=FakeTask(cfg)) / "weights" / "last.pt"
+    ckpt = load_checkpoint(last)
+    ckpt["config"] = {**ckpt["config"], "task": "detection", "model": {"arch": "fasterrcnn_resnet50_fpn"}}
+    other = save_checkpoint(ckpt, tmp_path / "det.pt")
+    with pytest.raises(ValueError, match=r"is a checkpoint of a detection run \(model\.arch fasterrcnn_resnet50_fpn\)"):
+        train(cfg, resume=other, task=FakeTask(cfg))
+
+    class Wider(FakeTask):
+        def build_model(self, spec=None):
+            return torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1))
+
+    with pytest.raises(ValueError) as err:
+        train(cfg, resume=last, task=Wider(cfg))
+    msg = str(err.value)
+    assert msg.startswith(f"--resume {last} holds the weights of model.arch Unet, model.encoder resnet18, 3 classes")
+    assert "do not fit the model of this config" in msg and msg.count("\n") == 0  # one line, not a page
+
+
+def test_a_metric_the_task_does_not_compute_stops_before_training(tmp_path):
+    cfg = fake_config(tmp_path / "run", epochs=1, metric="miou")
+    with pytest.raises(ValueError, match=r"train\.metric 'miou' is not computed by the fake task.*one of acc$"):
+        train(cfg, task=FakeTask(cfg))
+    assert not (tmp_path / "run").exists()
+
+
+def test_per_class_metrics_of_a_mean_metric_are_accepted():
+    from segdet.config import validate_config
+    from segdet.engine._preflight import check_metric
+    from segdet.task import build_task
+
+    task = build_task(validate_config({}))  # segmentation: miou, mdice, pixel_acc
+    classes = ("background", "circle")
+    for metric in ("miou", "pixel_acc", "iou/circle", "dice/background"):
+        check_metric(metric, task, classes)
+    check_metric("iou/anything", task)  # the classes are not known yet: checked once they are
+    for metric in ("mIoU", "iou/cat", "miou/circle", "pixel_acc/circle"):
+        with pytest.raises(ValueError, match=r"one of miou, mdice, pixel_acc, or a per-class key iou/<class>"):
+            check_metric(metric, task, classes)

@@ -1,0 +1,108 @@
+"""Checks a training run makes before its first step: the checkpoint it resumes and ``train.metric``.
+
+Both would otherwise fail late or unreadably: a plain state dict given to ``--resume`` raised
+``KeyError: 'model'``, a checkpoint of another model a page of ``load_state_dict`` text, and a
+``train.metric`` the task does not compute stopped the run only after its first epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from segdet.task import Task
+
+__all__ = ["RESUME_KEYS", "check_metric", "check_resume_checkpoint", "load_resumed_state"]
+
+#: what ``--resume`` reads from a checkpoint (``segdet train`` writes them all to ``weights/last.pt``)
+RESUME_KEYS = ("model", "optimizer", "scheduler", "epoch", "rng")
+
+
+def check_resume_checkpoint(ckpt: dict[str, Any], path: str | Path, cfg: dict[str, Any]) -> None:
+    """Stop unless ``ckpt`` is a ``segdet train`` checkpoint of this config's task.
+
+    Raises:
+        ValueError: ``ckpt`` lacks a key of :data:`RESUME_KEYS` (a plain state dict, an exported
+            or hand-made file), or its run trained another task; the message names the file,
+            what it holds and what to do instead.
+    """
+    missing = [k for k in RESUME_KEYS if k not in ckpt]
+    if missing:
+        if ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+            what = f"a plain state dict ({len(ckpt)} tensors, no optimizer, schedule or epoch)"
+        else:
+            keys = sorted(map(str, ckpt))
+            what = f"a dict with the keys {keys[:8]}{' ...' if len(keys) > 8 else ''} but no {', '.join(missing)}"
+        raise ValueError(
+            f"--resume {path} holds {what}, not a segdet training checkpoint: --resume continues a run from the "
+            f"weights/last.pt that segdet train wrote; to start a new run from these weights, set model.weights={path}"
+        )
+    trained = (ckpt.get("config") or {}).get("task")
+    if trained is not None and trained != cfg["task"]:
+        raise ValueError(
+            f"--resume {path} is a checkpoint of a {trained} run ({describe_model(ckpt['config'])}), but this config "
+            f"trains {cfg['task']}; resume with that run's config.yaml, or start a new run without --resume"
+        )
+
+
+def load_resumed_state(
+    model: nn.Module, optimizer: torch.optim.Optimizer, ckpt: dict[str, Any], path: str | Path, cfg: dict[str, Any]
+) -> None:
+    """Load the checkpoint's model and optimizer state, or stop with what the checkpoint was trained as.
+
+    Raises:
+        ValueError: the weights or the optimizer state do not fit this config's model (another
+            ``model.arch``, encoder or class count); the message names the file, both models and
+            the first mismatch.
+    """
+    try:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        trained = ckpt.get("config")
+        was = f"the weights of {describe_model(trained, ckpt.get('classes'))}" if trained else "weights"
+        raise ValueError(
+            f"--resume {path} holds {was}, which do not fit the model of this config "
+            f"({describe_model(cfg)}): {first}; resume with that run's config.yaml, or start a new run without "
+            "--resume"
+        ) from None
+
+
+def describe_model(cfg: dict[str, Any], classes: Sequence[str] | None = None) -> str:
+    """``model.arch X, model.encoder Y`` (the encoder for segmentation only), and the class count when known."""
+    model = cfg.get("model") or {}
+    text = f"model.arch {model.get('arch')}"
+    if cfg.get("task", "segmentation") == "segmentation":
+        text += f", model.encoder {model.get('encoder')}"
+    return text + (f", {len(classes)} classes" if classes else "")
+
+
+def check_metric(metric: str, task: Task, classes: Sequence[str] | None = None) -> None:
+    """Stop unless the task computes ``train.metric``.
+
+    Accepted: a name of ``task.metrics``, or the per-class key of a mean metric, ``<name>/<class>``
+    where ``m<name>`` is in ``task.metrics`` (``iou/road`` for ``miou``). Without ``classes``
+    (before the data is read) a per-class key is let through; with them its class must be one.
+
+    Raises:
+        ValueError: the task does not compute ``metric``; the message lists what it does.
+    """
+    if metric in task.metrics:
+        return
+    name, sep, cls = metric.partition("/")
+    per_class = [m[1:] for m in task.metrics if m.startswith("m") and len(m) > 1]
+    if sep and name in per_class and (classes is None or cls in classes):
+        return
+    hint = ""
+    if per_class:
+        shown = ", ".join(f"{p}/<class>" for p in per_class)
+        hint = f", or a per-class key {shown}" + (f" (classes: {', '.join(classes)})" if classes else "")
+    raise ValueError(
+        f"train.metric {metric!r} is not computed by the {task.name} task, so no epoch could pick best.pt by it; "
+        f"choose one of {', '.join(task.metrics)}{hint}"
+    )
