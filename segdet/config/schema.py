@@ -153,12 +153,18 @@ SCHEMA: dict[str, Any] = {
     },
     "loss": Field(dict, {"ce": 1.0, "dice": 1.0}, help="losses.ComboLoss spec: name -> weight or {weight, options}"),
     "optim": {
-        "name": Field(str, "adamw", choices=("adamw", "sgd"), help="optimizer"),
+        "name": Field(
+            str,
+            "adamw",
+            choices=("adamw", "sgd", "adabound", "adaboundw", "lion"),
+            help="optimizer; adabound, adaboundw and lion come from pytorch-optimizer (segdet[optim])",
+        ),
         "lr": Field(float, 0.001, minimum=0.0, help="peak learning rate"),
         "weight_decay": Field(
             float, 0.0001, minimum=0.0, help="decoupled (adamw) / L2 (sgd) decay; not on biases and norms"
         ),
-        "momentum": Field(float, 0.9, minimum=0.0, help="SGD momentum (adamw: beta1)"),
+        "momentum": Field(float, 0.9, minimum=0.0, help="SGD momentum (adamw, adabound, lion: beta1)"),
+        "args": Field(dict, {}, help="more keyword arguments of a pytorch-optimizer optimizer, e.g. {final_lr: 0.1}"),
     },
     "schedule": {
         "name": Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from typing import Any
@@ -9,15 +10,62 @@ from typing import Any
 import torch
 from torch import nn
 
+from segdet._suggest import did_you_mean
+
 __all__ = ["build_optimizer", "build_scheduler", "LRFactor", "set_scheduler_step"]
 
 
+#: optimizers of the ``pytorch-optimizer`` package: ``optim.name`` -> (class name, fixed arguments).
+#: AdaBoundW is AdaBound with decoupled weight decay, as AdamW is to Adam.
+LIBRARY_OPTIMIZERS = {
+    "adabound": ("AdaBound", {"weight_decouple": False}),
+    "adaboundw": ("AdaBound", {"weight_decouple": True}),
+    "lion": ("Lion", {}),
+}
+
+
+def _library_optimizer(name: str, groups: list[dict[str, Any]], optim_cfg: dict[str, Any]) -> torch.optim.Optimizer:
+    """``optim.name`` of :data:`LIBRARY_OPTIMIZERS`, built by the ``pytorch-optimizer`` package."""
+    try:
+        import pytorch_optimizer
+    except ImportError:
+        raise ValueError(
+            f"optim.name {name} comes from the pytorch-optimizer package, which is not installed; "
+            "pip install 'segdet[optim]' (or pip install pytorch-optimizer)"
+        ) from None
+    cls_name, fixed = LIBRARY_OPTIMIZERS[name]
+    cls = getattr(pytorch_optimizer, cls_name)
+    params = inspect.signature(cls.__init__).parameters
+    accepted = [k for k in params if k not in ("self", "params", "kwargs")]
+    kwargs: dict[str, Any] = {"lr": optim_cfg["lr"], **fixed}
+    if "betas" in params:  # optim.momentum is beta1, beta2 the optimizer's own default
+        kwargs["betas"] = (optim_cfg["momentum"], params["betas"].default[1])
+    for key, value in (optim_cfg.get("args") or {}).items():
+        if key not in accepted or key in ("lr", "weight_decay", *fixed):
+            own = {"lr": "optim.lr", "weight_decay": "optim.weight_decay"}.get(key)
+            hint = f"; set {own} instead" if own else did_you_mean(str(key), accepted)
+            raise ValueError(f"optim.args.{key}: {cls_name} ({name}) has no option {key!r}{hint}")
+        kwargs[key] = tuple(value) if isinstance(value, list) else value
+    try:
+        return cls(groups, **kwargs)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"optim ({name}): {exc}") from None
+
+
 def build_optimizer(model: nn.Module, optim_cfg: dict[str, Any]) -> torch.optim.Optimizer:
-    """AdamW or SGD over the trainable parameters; no weight decay on biases and norm weights (1-D).
+    """The ``optim.name`` optimizer over the trainable parameters; no weight decay on biases and norm weights (1-D).
+
+    ``adamw`` and ``sgd`` are torch's; ``adabound``, ``adaboundw`` and ``lion`` are those of the
+    ``pytorch-optimizer`` package (:data:`LIBRARY_OPTIMIZERS`), with ``optim.momentum`` as beta1
+    and ``optim.args`` passed on, each key checked against the optimizer's signature.
 
     Args:
         model: the model (its parameters with ``requires_grad``).
-        optim_cfg: the ``optim`` section: ``name``, ``lr``, ``weight_decay``, ``momentum``.
+        optim_cfg: the ``optim`` section: ``name``, ``lr``, ``weight_decay``, ``momentum``, ``args``.
+
+    Raises:
+        ValueError: an unknown name, an ``optim.args`` key the optimizer does not take (with
+            did-you-mean), a value it rejects, or ``pytorch-optimizer`` not installed.
     """
     decay, no_decay = [], []
     for p in model.parameters():
@@ -25,11 +73,17 @@ def build_optimizer(model: nn.Module, optim_cfg: dict[str, Any]) -> torch.optim.
             (no_decay if p.ndim <= 1 else decay).append(p)
     groups = [{"params": decay, "weight_decay": optim_cfg["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
     name, lr = optim_cfg["name"], optim_cfg["lr"]
+    if name in LIBRARY_OPTIMIZERS:
+        return _library_optimizer(name, groups, optim_cfg)
+    if optim_cfg.get("args"):
+        raise ValueError(
+            f"optim.args is for the pytorch-optimizer optimizers ({', '.join(LIBRARY_OPTIMIZERS)}), not {name}"
+        )
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr, betas=(optim_cfg["momentum"], 0.999))
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=optim_cfg["momentum"], nesterov=optim_cfg["momentum"] > 0)
-    raise ValueError(f"optim.name {name!r} is not adamw or sgd")
+    raise ValueError(f"optim.name {name!r} is not one of adamw, sgd, {', '.join(LIBRARY_OPTIMIZERS)}")
 
 
 class LRFactor:
