@@ -293,7 +293,7 @@ def predict_resized(cfg_path: Path, ckpt: Path, images: Path, out: Path, size: t
 
 def run_baseline(data: Path, budget_s: float, seed: int, out: Path, log: Path) -> dict:
     """``benchmarks/baseline_smp.py`` for ``budget_s`` seconds of training; its ``baseline.json``."""
-    workers = min(os.cpu_count() or 1, 8)  # segdet's data.num_workers: auto
+    workers = min(len(os.sched_getaffinity(0)), 8)  # segdet's data.num_workers: auto (one per usable core)
     script = ROOT / "benchmarks" / "baseline_smp.py"
     cmd = [sys.executable, script, "--data", data, "--budget", f"{budget_s:.2f}", "--seed", seed, "--output", out]
     run_logged([*cmd, "--size", BASELINE_SIZE, "--workers", workers], log)
@@ -659,7 +659,7 @@ def _run(args: argparse.Namespace) -> None:
     setup = (
         f"Data: {data} ({val_images} validation images, {val_mpx:.1f} Mpx, scored at original resolution). "
         f"segdet config: {cfg} from {source}. Baseline: benchmarks/baseline_smp.py, trained for segdet's measured "
-        f"train wall of the same seed. Machine: {os.cpu_count()} CPUs."
+        f"train wall of the same seed. Machine: {len(os.sched_getaffinity(0))} of {os.cpu_count()} CPUs."
     )
     meta = {"smoke": smoke, "setup": setup, "config": str(cfg), "seeds": args.seeds, "data": str(data)}
     print(f"segdet config: {cfg}")

@@ -1,8 +1,10 @@
 """Timing a few real training steps of a candidate config on this machine.
 
 :func:`time_candidate` builds the task, datasets and model of a config exactly as ``segdet train``
-does, builds ``steps + 1`` batches of real augmented samples in this process (the loading cost),
-then runs one warm-up step and ``steps`` timed forward/backward/AdamW steps, one warm-up and one
+does, and runs one warm-up step and ``steps`` timed forward/backward/optimizer steps on batches
+drawn from the run's own training loader, its ``data.num_workers`` loader processes running
+beside the steps as they do in training (on a CPU they share the cores, so a step timed without
+them would be too quick); the wait for each batch is the loading cost. Then one warm-up and one
 timed full-resolution forward pass in eval mode (the validation cost per pixel), and one
 checkpoint write of the model, its EMA copy and the optimizer state (to a temporary folder).
 CUDA work is synchronised before each clock reading.
@@ -25,7 +27,7 @@ import torch
 
 from segdet.checkpoint import save_checkpoint
 from segdet.engine._runtime import autocast, select_amp, select_device
-from segdet.engine.loader import auto_num_workers
+from segdet.engine.loader import auto_num_workers, make_train_loader
 from segdet.engine.optim import build_optimizer
 from segdet.task import build_task
 
@@ -34,7 +36,7 @@ from .plan import STRIDE, Timing
 __all__ = ["TIMED_STEPS", "time_candidate"]
 
 #: timed steps after the warm-up step
-TIMED_STEPS = 3
+TIMED_STEPS = 4
 
 
 def time_candidate(cfg: dict[str, Any], forward_size: tuple[int, int], steps: int = TIMED_STEPS) -> Timing:
@@ -63,29 +65,38 @@ def time_candidate(cfg: dict[str, Any], forward_size: tuple[int, int], steps: in
     startup_s = time.perf_counter() - begin
 
     batch = cfg["data"]["batch_size"]
-    t0 = time.perf_counter()
-    batches = [collate([train_ds[(i * batch + j) % len(train_ds)] for j in range(batch)]) for i in range(steps + 1)]
-    data_s = (time.perf_counter() - t0) / (steps + 1)
-
+    workers = auto_num_workers(cfg["data"]["num_workers"], len(train_ds), batch)
+    loader = make_train_loader(train_ds, collate, batch, workers, seed=int(cfg["seed"]), device=device)
     optimizer = build_optimizer(model, cfg["optim"])
     scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
     model.train()
-    times = []
-    for raw in batches:
-        b = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in raw.items()}
-        if cfg["train"]["channels_last"]:
-            b["image"] = b["image"].contiguous(memory_format=torch.channels_last)
-        _sync(device)
-        t0 = time.perf_counter()
-        with autocast(device, amp):
-            loss, _ = task.loss(model, b)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
+    times, waits = [], []
+    batches = iter(loader)
+    try:
+        for _ in range(steps + 1):
+            t0 = time.perf_counter()
+            raw = next(batches, None)
+            if raw is None:  # fewer batches than steps: start the epoch again
+                batches = iter(loader)
+                raw = next(batches)
+            waits.append(time.perf_counter() - t0)
+            b = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in raw.items()}
+            if cfg["train"]["channels_last"]:
+                b["image"] = b["image"].contiguous(memory_format=torch.channels_last)
+            _sync(device)
+            t0 = time.perf_counter()
+            with autocast(device, amp):
+                loss, _ = task.loss(model, b)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            _sync(device)
+            times.append(time.perf_counter() - t0)
+    finally:
+        del batches  # stops the loader processes
     step_s = statistics.median(times[1:]) if len(times) > 1 else times[0]
+    data_s = statistics.median(waits[1:]) if len(waits) > 1 else waits[0]  # the first waits for the workers to start
 
     h, w = (-(-s // STRIDE) * STRIDE for s in forward_size)
     x = torch.rand(1, 3, h, w, device=device)
@@ -110,7 +121,6 @@ def time_candidate(cfg: dict[str, Any], forward_size: tuple[int, int], steps: in
         t0 = time.perf_counter()
         save_checkpoint(state, Path(tmp) / "last.pt")
         checkpoint_s = time.perf_counter() - t0
-    workers = auto_num_workers(cfg["data"]["num_workers"], len(train_ds), batch)
     return Timing(
         step_s=step_s,
         data_s=data_s,

@@ -156,7 +156,7 @@ def header(fp: Fingerprint, plan: Plan, command: str, load: tuple[float, float, 
         + " / "
         + " ".join(f"{s:.3f}" for s in fp.std),
         "",
-        f"timed on {t.device} ({os.cpu_count()} CPUs"
+        f"timed on {t.device} ({_usable_cpus()} CPUs"
         + (f", load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}" if load else "")
         + f"), {k}: {t.step_s:.3f} s/step, loading {t.data_s:.3f} s/batch,",
         f"  full-resolution forward {t.forward_px_s * 1e6:.3f} s per megapixel, checkpoint {t.checkpoint_s:.2f} s, "
@@ -212,3 +212,8 @@ def _is_steps(value: Any) -> bool:
 def _flow(value: Any) -> str:
     text = yaml.safe_dump(value, default_flow_style=True, width=1 << 20, sort_keys=False).strip()
     return text[: -len("...")].strip() if text.endswith("\n...") or text == "..." else text
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity), which is what the timed steps used."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
