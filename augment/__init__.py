@@ -1,4 +1,4 @@
-"""Mask- and box-exact mixing augmentations (CutMix, FMix, MixUp, CopyPaste, Mosaic).
+"""Mask- and box-exact mixing augmentations (CutMix, FMix, ResizeMix, MixUp, CopyPaste, Mosaic).
 
 Every mixer is a class with ``p``, ``num_sources`` and ``__call__(samples, rng) -> sample``;
 ``MIXERS`` maps config names to those classes and ``MixDataset`` applies them to a dataset.
@@ -13,6 +13,7 @@ from .dataset import MixDataset
 from .mixup import MixUp, mixup
 from .mosaic import Mosaic
 from .regions import fmix_region, rect_region
+from .resizemix import ResizeMix, resizemix
 from .sample import BOX_FORMAT, PER_BOX_KEYS, SAMPLE_KEYS, call_albumentations, normalise_sample
 
 MIXERS = {
@@ -20,6 +21,7 @@ MIXERS = {
     "MixUp": MixUp,
     "CopyPaste": CopyPaste,
     "Mosaic": Mosaic,
+    "ResizeMix": ResizeMix,
 }
 
 __all__ = [
@@ -31,6 +33,8 @@ __all__ = [
     "CopyPaste",
     "copy_paste",
     "Mosaic",
+    "ResizeMix",
+    "resizemix",
     "MixDataset",
     "rect_region",
     "fmix_region",
