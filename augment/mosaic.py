@@ -172,9 +172,12 @@ class Mosaic:
         size = self.size or shapes[0]
         n = self.num_sources
         order = rng.permutation(n) if self.shuffle else np.arange(n)
+        return plan_mosaic(shapes, size, self.grid, self._center(rng), self.fit, order, rng)
+
+    def _center(self, rng: np.random.Generator) -> tuple[float, float]:
+        """The grid centre ``(cy, cx)``: uniform over ``center_range`` per axis."""
         lo, hi = self.center_range
-        center = (float(rng.uniform(lo, hi)), float(rng.uniform(lo, hi)))
-        return plan_mosaic(shapes, size, self.grid, center, self.fit, order, rng)
+        return float(rng.uniform(lo, hi)), float(rng.uniform(lo, hi))
 
     def __call__(self, samples: Sequence[dict], rng: np.random.Generator) -> dict:
         """Mixes ``num_sources`` samples (primary first); returns a new sample, inputs untouched.
