@@ -1,4 +1,4 @@
-"""Mask- and box-exact mixing augmentations (CutMix, FMix, ResizeMix, MixUp, CopyPaste, Mosaic).
+"""Mask- and box-exact mixing augmentations (CutMix, FMix, ResizeMix, MixUp, CopyPaste, Mosaic, RICAP).
 
 Every mixer is a class with ``p``, ``num_sources`` and ``__call__(samples, rng) -> sample``;
 ``MIXERS`` maps config names to those classes and ``MixDataset`` applies them to a dataset.
@@ -14,6 +14,7 @@ from .mixup import MixUp, mixup
 from .mosaic import Mosaic
 from .regions import fmix_region, rect_region
 from .resizemix import ResizeMix, resizemix
+from .ricap import RICAP
 from .sample import BOX_FORMAT, PER_BOX_KEYS, SAMPLE_KEYS, call_albumentations, normalise_sample
 
 MIXERS = {
@@ -22,6 +23,7 @@ MIXERS = {
     "CopyPaste": CopyPaste,
     "Mosaic": Mosaic,
     "ResizeMix": ResizeMix,
+    "RICAP": RICAP,
 }
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "Mosaic",
     "ResizeMix",
     "resizemix",
+    "RICAP",
     "MixDataset",
     "rect_region",
     "fmix_region",

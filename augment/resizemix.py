@@ -16,7 +16,7 @@ import numpy as np
 from ._mosaic_layout import TilePlacement
 from ._mosaic_tiles import keep_boxes, tile_boxes, tile_image, tile_instances, tile_nearest
 from ._paste import paste
-from ._sample import check_count, check_rng, check_sources
+from ._sample import check_classes, check_count, check_rng, check_sources
 
 __all__ = ["ResizeMix", "resizemix"]
 
@@ -108,6 +108,8 @@ def resizemix(
     y0, x0, y1, x1 = (int(v) for v in rect)
     if not (0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w):
         raise ValueError(f"ResizeMix rect {tuple(rect)} (y0, x0, y1, x1) must hold a pixel inside the {h}x{w} image")
+    if "mask" in primary:  # on the partner's own mask: the resized one may miss a bad pixel
+        check_classes([primary["mask"], partner["mask"]], num_classes, ignore_index, "ResizeMix")
     ph, pw = partner["image"].shape[:2]
     placement = TilePlacement(source=1, cell=(y0, x0, y1, x1), crop=(0, 0, ph, pw), visible=(y0, x0, y1, x1))
     canvas = _canvas(partner, placement, (h, w), float(min_area))
