@@ -12,6 +12,7 @@ from .cutmix import CutMix, cutmix
 from .dataset import MixDataset
 from .mixup import MixUp, mixup
 from .mosaic import Mosaic
+from .policies import POLICIES, auto_augment, rand_augment, trivial_augment
 from .regions import fmix_region, rect_region
 from .resizemix import ResizeMix, resizemix
 from .ricap import RICAP
@@ -38,6 +39,10 @@ __all__ = [
     "ResizeMix",
     "resizemix",
     "RICAP",
+    "POLICIES",
+    "auto_augment",
+    "rand_augment",
+    "trivial_augment",
     "MixDataset",
     "rect_region",
     "fmix_region",

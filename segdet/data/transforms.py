@@ -13,6 +13,7 @@ import albumentations as A  # noqa: E402
 from albumentations.core.composition import BaseCompose  # noqa: E402
 from albumentations.core.transforms_interface import BasicTransform  # noqa: E402
 
+from augment.policies import POLICIES  # noqa: E402
 from segdet._suggest import did_you_mean  # noqa: E402
 from segdet.config.steps import parse_step  # noqa: E402
 
@@ -41,7 +42,8 @@ def build_pipeline(
 ) -> A.Compose:
     """Build an albumentations ``Compose`` from a config list of ``{Name: {args}}`` steps.
 
-    Steps are applied in order. ``Name`` is any albumentations transform; the compositions
+    Steps are applied in order. ``Name`` is any albumentations transform, or one of augment's
+    policies (``AutoAugment``, ``RandAugment``, ``TrivialAugment``, :mod:`augment.policies`); the compositions
     ``OneOf``, ``SomeOf``, ``Sequential`` and ``Compose`` take their children as
     ``transforms: [...]`` in the same format, e.g.
     ``{"OneOf": {"transforms": [{"Blur": {}}, {"GaussNoise": {}}], "p": 0.5}}``. A bare string
@@ -114,7 +116,9 @@ def _build_list(steps, key: str) -> list:
 
 def _build_step(step, key: str):
     name, args = parse_step(step, key, "{HorizontalFlip: {p: 0.5}}")
-    valid = transform_names()
+    if name in POLICIES:  # augment's AutoAugment / RandAugment / TrivialAugment, built of albumentations steps
+        return _build_policy(name, args, key)
+    valid = [*transform_names(), *POLICIES]
     if not isinstance(name, str) or name not in valid:
         raise ValueError(
             f"{key}: unknown albumentations transform {name!r}{did_you_mean(str(name), valid)}; "
@@ -138,6 +142,20 @@ def _build_step(step, key: str):
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         raise ValueError(f"{key}: bad arguments for {name}: {_short(exc, args)}") from exc
     except TypeError as exc:
+        raise ValueError(f"{key}: bad arguments for {name}: {exc}") from exc
+
+
+def _build_policy(name: str, args: dict, key: str):
+    build = POLICIES[name]
+    params = [p for p in inspect.signature(build).parameters]
+    for arg in args:
+        if arg not in params:
+            raise ValueError(
+                f"{key}: {name} has no argument {arg!r}{did_you_mean(str(arg), params)}; its arguments are {params}"
+            )
+    try:
+        return build(**args)
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"{key}: bad arguments for {name}: {exc}") from exc
 
 
