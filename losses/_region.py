@@ -12,6 +12,12 @@ per row); for soft targets the L1 form is the one whose minimum is at q == t. Ha
 targets are never one-hot encoded: I is a gather of the target class's probability followed by a
 scatter-add.
 
+Every sum is float64 whatever the input dtype: dense sums through :func:`losses._sums.sum64`
+(float32 blocks, float64 across them), the scatter of hard multiclass targets in float64, and
+their counts St as exact integers. So I <= Sp and I <= St hold to float64 rounding at any number
+of pixels, and a near-perfect prediction cannot score a negative loss. The gradient comes back
+in the input's dtype.
+
 The autograd function saves only its inputs and recomputes the activation in backward, so a
 loss call holds a few (N, C, P) temporaries, not a whole graph.
 """
@@ -21,6 +27,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
+
+from ._sums import dot64, sum64
 
 SIGMOID = "sigmoid"
 SOFTMAX = "softmax"
@@ -35,14 +43,6 @@ def activate(x: torch.Tensor, act: str) -> torch.Tensor:
     return x
 
 
-def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """sum_j a[n, c, j] * b[n, c or 0, j] as (N, C), one pass, no (N, C, P) temporary."""
-    n, c, m = a.shape
-    if b.shape[1] == 1 and c > 1:
-        return torch.bmm(a, b.reshape(n, m, 1)).reshape(n, c)
-    return torch.bmm(a.reshape(n * c, 1, m), b.reshape(n * c, m, 1)).reshape(n, c)
-
-
 class _RegionSums(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, t, idx, v, act, with_bce, hard, v_mask):  # noqa: D102
@@ -52,32 +52,39 @@ class _RegionSums(torch.autograd.Function):
             # one activation for both terms: log-sigmoid, then p = exp(log-sigmoid).
             ls = F.logsigmoid(x)
             p = ls.exp()
-            # sum_j v ((1 - t) x - log s(x)); t is 0 wherever v is.
-            if v is None:
-                bce = x.sum(-1) - ls.sum(-1) - _rowdot(t, x)
-            else:
-                bce = _rowdot(v, x) - _rowdot(v, ls) - _rowdot(t, x)
-            del ls
+            # per element v ((1 - t) x - log s(x)), built in place of ls; t is 0 wherever v is.
+            elem = ls.neg_().add_(x).addcmul_(t, x, value=-1.0)
+            if v is not None:
+                elem.mul_(v)
+            bce = sum64(elem)
+            del ls, elem
         else:
             p = activate(x, act)
         # q = p * v; with a 0/1 mask and t = 0 where v = 0, p can stand in for q in I.
         q = p if v is None or v_mask else p * v
         if v is None:
-            sp = p.sum(-1)
+            sp = sum64(p)
         elif v_mask:
-            sp = _rowdot(p, v)
+            sp = dot64(p, v)
         else:
-            sp = q.sum(-1)
+            sp = sum64(q)
         if idx is not None:
-            picked = q.gather(1, idx.unsqueeze(1)).squeeze(1)
-            if v is not None:
-                picked = picked * v.squeeze(1)
-            inter = torch.zeros(n, c, dtype=x.dtype, device=x.device).scatter_add_(1, idx, picked)
-            ones = v.squeeze(1) if v is not None else torch.ones_like(picked)
-            st = torch.zeros(n, c, dtype=x.dtype, device=x.device).scatter_add_(1, idx, ones)
+            # I: a float64 scatter of the target class's probability; St: exact counts.
+            picked = q.gather(1, idx.unsqueeze(1)).squeeze(1).to(torch.float64)
+            inter = torch.zeros(n, c, dtype=torch.float64, device=x.device)
+            if v is None:
+                ones = torch.ones((), dtype=torch.int64, device=x.device).expand(n, m)
+                st = torch.zeros(n, c, dtype=torch.int64, device=x.device).scatter_add_(1, idx, ones)
+                st = st.to(torch.float64)
+            else:
+                valid = v.squeeze(1).to(torch.float64)
+                picked.mul_(valid)
+                st = torch.zeros(n, c, dtype=torch.float64, device=x.device).scatter_add_(1, idx, valid)
+            inter.scatter_add_(1, idx, picked)
+            del picked
         else:
-            st = t.sum(-1)
-            inter = _rowdot(q, t) if hard else torch.minimum(q, t).sum(-1)
+            st = sum64(t)
+            inter = dot64(q, t) if hard else sum64(torch.minimum(q, t))
         ctx.act = act
         ctx.with_bce = with_bce
         ctx.hard = hard
@@ -95,6 +102,7 @@ class _RegionSums(torch.autograd.Function):
         act = ctx.act
         p = activate(x, act)
         n, c, m = x.shape
+        g_inter, g_sp = g_inter.to(x.dtype), g_sp.to(x.dtype)
         gi, gs = g_inter.unsqueeze(-1), g_sp.unsqueeze(-1)
         if idx is not None:
             # dI/dq = onehot(target), dSp/dq = 1; both times v.
@@ -109,7 +117,7 @@ class _RegionSums(torch.autograd.Function):
         if act == SIGMOID:
             gq.mul_(torch.addcmul(p, p, p, value=-1.0))  # p (1 - p)
             if ctx.with_bce:
-                gb = g_bce.unsqueeze(-1)
+                gb = g_bce.to(x.dtype).unsqueeze(-1)
                 gq.addcmul_(p, gb).addcmul_(t, gb, value=-1.0)  # d BCE / dx = p - t
             if v is not None:
                 gq.mul_(v)
@@ -140,6 +148,9 @@ def region_sums(
         act: "sigmoid", "softmax" or "identity".
         hard: ``t`` holds only 0 and 1.
         v_mask: ``v`` holds only 0 and 1.
+
+    Returns:
+        (I, Sp, St), float64 (N, C) each; St carries no gradient.
     """
     return _RegionSums.apply(x, t, idx, v, act, False, hard, v_mask)
 
@@ -147,7 +158,7 @@ def region_sums(
 def region_bce_sums(
     x: torch.Tensor, t: torch.Tensor, v: torch.Tensor | None, hard: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(I, Sp, St, B), each (N, C), for sigmoid ``x`` against a dense target in one pass.
+    """(I, Sp, St, B), each float64 (N, C), for sigmoid ``x`` against a dense target in one pass.
 
     B[n, c] = sum_j v_j ((1 - t_j) x_j - log sigmoid(x_j)), the summed BCE with logits; the
     sigmoid is computed once (as exp of the log-sigmoid) and shared by both terms. ``v`` must be

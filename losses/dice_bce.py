@@ -19,6 +19,7 @@ from ._layout import prepare, sigmoid_target
 from ._precision import no_autocast
 from ._reduce import reduce_terms
 from ._region import region_bce_sums
+from ._sums import sum64
 from .constants import MULTICLASS_MODE
 from .region import tversky_terms
 
@@ -38,7 +39,8 @@ def dice_bce_loss(
     """Fused ``dice_weight * dice_loss + bce_weight * bce_loss`` for sigmoid outputs.
 
     Args:
-        logits: (N, C, *S) logits, any float dtype (reduced in float32).
+        logits: (N, C, *S) logits, any float dtype (sums accumulate in float64, the loss is
+            float32, float64 for float64 input).
         target: hard or soft target for mode "binary" or "multilabel".
         mode: "binary" (default) or "multilabel"; multiclass segmentation combines "dice" and
             "ce" in :class:`losses.ComboLoss` instead.
@@ -69,9 +71,9 @@ def dice_bce_loss(
         inter, sp, st, bce = region_bce_sums(p.x, t, v, p.hard)
         dice = tversky_terms(inter, sp, st, 0.5, 0.5, 1.0, smooth, False, per_image, 1e-7)
         n, c, m = p.x.shape
-        w = class_weight_vector(classes, class_weights, c, p.x.device, p.x.dtype, name)
+        w = class_weight_vector(classes, class_weights, c, p.x.device, torch.float64, name)
         dice = reduce_terms(dice, w, "mean")
-        count = torch.full_like(bce, float(m)) if v is None else v.expand(n, c, m).sum(-1)
+        count = torch.full_like(bce, float(m)) if v is None else sum64(v.expand(n, c, m))
         if w is not None:
             bce, count = bce * w, count * w
         tiny = torch.finfo(bce.dtype).tiny
@@ -79,7 +81,7 @@ def dice_bce_loss(
             bce_mean = (bce.sum(1) / count.sum(1).clamp_min(tiny)).mean()
         else:
             bce_mean = bce.sum() / count.sum().clamp_min(tiny)
-        return dice_weight * dice + bce_weight * bce_mean
+        return (dice_weight * dice + bce_weight * bce_mean).to(p.x.dtype)
 
 
 class DiceBCELoss(nn.Module):

@@ -45,10 +45,15 @@ def tversky_terms(
     per_image: bool,
     eps: float,
 ) -> torch.Tensor:
-    """Per-term losses (N, C), or (C,) for the batch scope, from the (N, C) region sums."""
+    """Per-term losses (N, C), or (C,) for the batch scope, from the (N, C) region sums.
+
+    FP and FN are clamped at 0 (they are sums of non-negative terms; only rounding can take them
+    below), so T <= 1 and the loss is never negative.
+    """
     if not per_image:
         inter, sp, st = inter.sum(0), sp.sum(0), st.sum(0)
-    den = inter + alpha * (sp - inter) + beta * (st - inter) + smooth
+    fp, fn = (sp - inter).clamp_min(0), (st - inter).clamp_min(0)
+    den = inter + alpha * fp + beta * fn + smooth
     ok = den > 0
     score = torch.where(ok, (inter + smooth) / torch.where(ok, den, 1.0), 1.0)
     if log_loss:
@@ -84,7 +89,8 @@ def tversky_loss(
 
     Args:
         logits: (N, C, *S) raw scores (probabilities if ``from_logits`` is False); any float
-            dtype, reduced in float32 (float64 stays float64).
+            dtype. The region sums accumulate in float64; the loss comes back in float32
+            (float64 for float64 input).
         target: hard or soft target, shapes in ``losses.constants``.
         mode: "binary", "multiclass" (softmax) or "multilabel" (sigmoid per channel).
         alpha: weight of false positives. Default 0.5.
@@ -120,8 +126,8 @@ def tversky_loss(
             act = SOFTMAX if mode == MULTICLASS_MODE else SIGMOID
         inter, sp, st = region_sums(p.x, p.t, p.idx, p.v, act, p.hard, p.v_mask)
         loss = tversky_terms(inter, sp, st, alpha, beta, gamma, smooth, log_loss, per_image, eps)
-        weights = class_weight_vector(classes, class_weights, p.x.shape[1], p.x.device, p.x.dtype, _name)
-        return reduce_terms(loss, weights, reduction)
+        weights = class_weight_vector(classes, class_weights, p.x.shape[1], p.x.device, loss.dtype, _name)
+        return reduce_terms(loss, weights, reduction).to(p.x.dtype)
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, mode: str, **kwargs) -> torch.Tensor:
