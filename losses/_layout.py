@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -72,8 +73,9 @@ def prepare(
         raise InputTypeError(f"{name}: target must be a torch.Tensor, got {type(target).__name__}")
     n, c = logits.shape[:2]
     spatial = tuple(logits.shape[2:])
+    m = math.prod(spatial)
     dtype = compute_dtype(logits)
-    x = logits.to(dtype).reshape(n, c, -1)
+    x = logits.to(dtype).reshape(n, c, m)
     target = target.to(x.device)
     soft = target.is_floating_point()
     tshape = tuple(target.shape)
@@ -86,7 +88,7 @@ def prepare(
                     f"logits' shape {tuple(logits.shape)}, got {tshape}; pass class indices "
                     "as an integer (long) tensor of shape (N, *S)"
                 )
-            t = target.to(dtype).reshape(n, c, -1)
+            t = target.to(dtype).reshape(n, c, m)
             mass = t.sum(1, keepdim=True)
             lo, hi, top = _range(t, mass.max() if mass.numel() else mass.sum())
             if not (lo >= 0 and hi <= 1):
@@ -107,7 +109,7 @@ def prepare(
                 f"{name}: multiclass target must be (N, *S) = {(n, *spatial)} class indices "
                 f"for logits {tuple(logits.shape)}, got {tshape}"
             )
-        idx = target.reshape(n, -1).long()
+        idx = target.reshape(n, m).long()
         valid = None if ignore_index is None else idx != ignore_index
         checked = idx if valid is None else idx.masked_fill(~valid, 0)
         lo, hi = _range(checked)
@@ -128,7 +130,7 @@ def prepare(
     if tuple(target.shape) != tuple(logits.shape):
         expect = "(N, *S) or (N, 1, *S)" if mode == BINARY_MODE else "(N, C, *S)"
         raise ValueError(f"{name}: {mode} target must be {expect} matching logits {tuple(logits.shape)}, got {tshape}")
-    raw = target.reshape(n, c, -1)
+    raw = target.reshape(n, c, m)
     valid = None if ignore_index is None else raw != ignore_index
     checked = raw if valid is None else raw.masked_fill(~valid, 0)
     if raw.dtype != torch.bool:

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from ._checks import nonfinite_guard
 from ._sums import dot64, sum64
 
 SIGMOID = "sigmoid"
@@ -60,6 +61,9 @@ class _RegionSums(torch.autograd.Function):
             del ls, elem
         else:
             p = activate(x, act)
+        # sigmoid(inf) = 1 would hide an infinite logit: the guard (NaN for a non-finite logit)
+        # is added to every Sp. The BCE sum above carries x itself.
+        guard = None if with_bce else nonfinite_guard(x)
         # q = p * v; with a 0/1 mask and t = 0 where v = 0, p can stand in for q in I.
         q = p if v is None or v_mask else p * v
         if v is None:
@@ -68,6 +72,8 @@ class _RegionSums(torch.autograd.Function):
             sp = dot64(p, v)
         else:
             sp = sum64(q)
+        if guard is not None:
+            sp = sp + guard
         if idx is not None:
             # I: a float64 scatter of the target class's probability; St: exact counts.
             picked = q.gather(1, idx.unsqueeze(1)).squeeze(1).to(torch.float64)

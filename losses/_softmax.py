@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from ._layout import Prepared
+from ._reduce import mean0
 
 
 def softmax_terms(
@@ -117,5 +118,5 @@ def reduce_image_sums(num: torch.Tensor, den: torch.Tensor, reduction: str, per_
         return num.sum()
     tiny = torch.finfo(num.dtype).tiny
     if per_image:
-        return (num / den.clamp_min(tiny)).mean()
+        return mean0(num / den.clamp_min(tiny))
     return num.sum() / den.sum().clamp_min(tiny)

@@ -20,6 +20,7 @@ from torch import nn
 
 from ._checks import check_mode, check_reduction, class_weight_vector
 from ._layout import prepare
+from ._options import check_class_options, number
 from ._precision import no_autocast
 from ._softmax import reduce_image_sums, softmax_image_sums, softmax_terms
 from .constants import MULTICLASS_MODE
@@ -65,8 +66,8 @@ def cross_entropy_loss(
     name = "cross_entropy_loss"
     _check_multiclass(mode, name)
     check_reduction(reduction, name)
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"{name}: label_smoothing={label_smoothing} is outside [0, 1]")
+    label_smoothing = number(label_smoothing, "label_smoothing", name, 0.0, 1.0)
+    check_class_options(mode, classes, class_weights, name)
     with no_autocast(logits.device):
         p = prepare(logits, target, mode, ignore_index, name)
         cw = class_weight_vector(classes, class_weights, p.x.shape[1], p.x.device, p.x.dtype, name)
@@ -99,10 +100,9 @@ class CrossEntropyLoss(nn.Module):
         _check_multiclass(mode, "CrossEntropyLoss")
         check_reduction(reduction, "CrossEntropyLoss")
         self.mode = mode
-        self.label_smoothing = float(label_smoothing)
+        self.label_smoothing = number(label_smoothing, "label_smoothing", "CrossEntropyLoss", 0.0, 1.0)
         self.per_image = per_image
-        self.classes = classes
-        self.class_weights = class_weights
+        self.classes, self.class_weights = check_class_options(mode, classes, class_weights, "CrossEntropyLoss")
         self.ignore_index = ignore_index
         self.reduction = reduction
 

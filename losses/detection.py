@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import InputTypeError, check_reduction
+from ._options import number
 from ._precision import no_autocast
 
 BOX_IOU_KINDS = ("iou", "giou", "diou", "ciou")
@@ -144,6 +145,15 @@ def sigmoid_focal_loss(
     with no_autocast(logits.device):
         dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32
         x, t = logits.to(dtype), targets.to(dtype)
+        if valid is not None:
+            t = t.masked_fill(~valid.bool(), 0.0)  # an anchor left out may hold any value
+        if t.numel():
+            lo, hi = torch.aminmax(t)
+            if not (lo.item() >= 0 and hi.item() <= 1):
+                raise ValueError(
+                    f"{name}: targets must lie in [0, 1], found min {lo.item():g}, max {hi.item():g}; "
+                    "pass 0/1 (or soft) targets and leave ignored anchors out with valid="
+                )
         loss = F.binary_cross_entropy_with_logits(x, t, reduction="none")
         if gamma:
             p = torch.sigmoid(x)
@@ -181,7 +191,7 @@ class BoxIoULoss(nn.Module):
         check_reduction(reduction, "BoxIoULoss")
         self.kind = kind
         self.reduction = reduction
-        self.eps = eps
+        self.eps = number(eps, "eps", "BoxIoULoss", 0.0)
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Loss of (N, 4) predicted xyxy boxes against their (N, 4) matched targets: a scalar, or (N,)."""
@@ -201,8 +211,8 @@ class SigmoidFocalLoss(nn.Module):
     def __init__(self, alpha: float | None = 0.25, gamma: float = 2.0, reduction: str = "sum") -> None:
         super().__init__()
         check_reduction(reduction, "SigmoidFocalLoss")
-        self.alpha = alpha
-        self.gamma = float(gamma)
+        self.alpha = None if alpha is None else number(alpha, "alpha", "SigmoidFocalLoss", 0.0, 1.0)
+        self.gamma = number(gamma, "gamma", "SigmoidFocalLoss", 0.0)
         self.reduction = reduction
 
     def forward(

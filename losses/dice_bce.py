@@ -16,8 +16,9 @@ from torch import nn
 
 from ._checks import check_mode, class_weight_vector
 from ._layout import prepare, sigmoid_target
+from ._options import check_class_options, number
 from ._precision import no_autocast
-from ._reduce import reduce_terms
+from ._reduce import mean0, reduce_terms
 from ._region import region_bce_sums
 from ._sums import sum64
 from .constants import MULTICLASS_MODE
@@ -65,6 +66,7 @@ def dice_bce_loss(
             f"{name}: mode='multiclass' is not sigmoid-based; use ComboLoss({{'dice': 1, "
             "'ce': 1}}, 'multiclass') or mode='multilabel' with one-hot targets"
         )
+    _check_options(mode, dice_weight, bce_weight, smooth, classes, class_weights, name)
     with no_autocast(logits.device):
         p = prepare(logits, target, mode, ignore_index, name)
         t, v = sigmoid_target(p)
@@ -78,10 +80,18 @@ def dice_bce_loss(
             bce, count = bce * w, count * w
         tiny = torch.finfo(bce.dtype).tiny
         if per_image:
-            bce_mean = (bce.sum(1) / count.sum(1).clamp_min(tiny)).mean()
+            bce_mean = mean0(bce.sum(1) / count.sum(1).clamp_min(tiny))
         else:
             bce_mean = bce.sum() / count.sum().clamp_min(tiny)
         return (dice_weight * dice + bce_weight * bce_mean).to(p.x.dtype)
+
+
+def _check_options(mode, dice_weight, bce_weight, smooth, classes, class_weights, name):
+    """(dice_weight, bce_weight, smooth, classes, class_weights) checked: weights and smooth >= 0."""
+    dice_weight = number(dice_weight, "dice_weight", name, 0.0)
+    bce_weight = number(bce_weight, "bce_weight", name, 0.0)
+    smooth = number(smooth, "smooth", name, 0.0)
+    return (dice_weight, bce_weight, smooth, *check_class_options(mode, classes, class_weights, name))
 
 
 class DiceBCELoss(nn.Module):
@@ -110,12 +120,10 @@ class DiceBCELoss(nn.Module):
                 "DiceBCELoss: mode='multiclass' is not sigmoid-based; combine 'dice' and 'ce' in ComboLoss instead"
             )
         self.mode = mode
-        self.dice_weight = float(dice_weight)
-        self.bce_weight = float(bce_weight)
-        self.smooth = float(smooth)
+        self.dice_weight, self.bce_weight, self.smooth, self.classes, self.class_weights = _check_options(
+            mode, dice_weight, bce_weight, smooth, classes, class_weights, "DiceBCELoss"
+        )
         self.per_image = per_image
-        self.classes = classes
-        self.class_weights = class_weights
         self.ignore_index = ignore_index
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -19,18 +19,39 @@ no special case (every pixel is scored against background).
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_mode, check_reduction, class_weight_vector
+from ._checks import check_mode, check_reduction, class_weight_vector, constant
 from ._focal import sigmoid_focal_sums
 from ._layout import prepare, sigmoid_target, spatial_view
+from ._options import check_class_options, number, values
 from ._precision import no_autocast
+from ._reduce import mean0
 from ._softmax import reduce_image_sums, softmax_image_sums, softmax_terms
-from .constants import MULTICLASS_MODE
+from .constants import BINARY_MODE, MULTICLASS_MODE
+
+
+def _check_options(mode, gamma, alpha, classes, class_weights, name):
+    """(gamma, alpha, classes, class_weights) checked.
+
+    gamma >= 0; alpha in [0, 1] per value for the sigmoid modes (one value in binary mode), >= 0
+    per class for softmax. A Python alpha comes back as a float or a tuple.
+    """
+    gamma = number(gamma, "gamma", name, 0.0)
+    if alpha is not None and not (isinstance(alpha, torch.Tensor) and alpha.device.type != "cpu"):
+        high = math.inf if mode == MULTICLASS_MODE else 1.0
+        checked = values(alpha, "alpha", name, 0.0, high)
+        if mode == BINARY_MODE and len(checked) != 1:
+            raise ValueError(f"{name}: alpha has {len(checked)} values but mode='binary' has one channel")
+        if not isinstance(alpha, torch.Tensor):
+            alpha = checked[0] if isinstance(alpha, numbers.Real) else checked
+    return (gamma, alpha, *check_class_options(mode, classes, class_weights, name))
 
 
 def focal_loss(
@@ -68,14 +89,18 @@ def focal_loss(
     name = "focal_loss"
     check_mode(mode, name)
     check_reduction(reduction, name)
-    if gamma < 0:
-        raise ValueError(f"{name}: gamma={gamma} must be >= 0")
+    gamma, alpha, _, _ = _check_options(mode, gamma, alpha, classes, class_weights, name)
     with no_autocast(logits.device):
         p = prepare(logits, target, mode, ignore_index, name)
         c = p.x.shape[1]
         a = None
-        if alpha is not None:
-            a = torch.as_tensor(alpha, dtype=p.x.dtype, device=p.x.device).reshape(-1)
+        if isinstance(alpha, float) and mode != MULTICLASS_MODE:
+            a = alpha  # a Python number, used as one
+        elif alpha is not None:
+            if isinstance(alpha, torch.Tensor):
+                a = alpha.detach().to(dtype=p.x.dtype, device=p.x.device).reshape(-1)
+            else:
+                a = constant(tuple(alpha) if isinstance(alpha, tuple) else (alpha,), p.x.device, p.x.dtype)
             if a.numel() not in (1, c) or (mode == MULTICLASS_MODE and a.numel() != c):
                 need = f"{c} values (one per class)" if mode == MULTICLASS_MODE else f"1 or {c}"
                 raise ValueError(f"{name}: alpha has {a.numel()} values, expected {need}")
@@ -87,8 +112,8 @@ def focal_loss(
             num, _ = softmax_terms(p, gamma, a, cw, 0.0)
             return num.reshape(num.shape[0], *p.spatial)
         t, w = sigmoid_target(p)
-        if a is not None:
-            a = float(a) if a.numel() == 1 else a.view(1, -1, 1)
+        if isinstance(a, torch.Tensor):
+            a = a.view(1, -1, 1)  # (1, 1, 1) or (1, C, 1)
         if cw is not None:
             cwv = cw.view(1, -1, 1)
             w = cwv if w is None else w * cwv
@@ -100,7 +125,7 @@ def focal_loss(
             count = torch.full_like(sums, float(m)) if w is None else w.expand(n, c, m).sum(-1)
             tiny = torch.finfo(sums.dtype).tiny
             if per_image:
-                return (sums.sum(1) / count.sum(1).clamp_min(tiny)).mean()
+                return mean0(sums.sum(1) / count.sum(1).clamp_min(tiny))
             return sums.sum() / count.sum().clamp_min(tiny)
         loss = F.binary_cross_entropy_with_logits(p.x, t, reduction="none")
         if gamma:
@@ -135,14 +160,11 @@ class FocalLoss(nn.Module):
         super().__init__()
         check_mode(mode, "FocalLoss")
         check_reduction(reduction, "FocalLoss")
-        if gamma < 0:
-            raise ValueError(f"FocalLoss: gamma={gamma} must be >= 0")
         self.mode = mode
-        self.gamma = float(gamma)
-        self.alpha = alpha
+        self.gamma, self.alpha, self.classes, self.class_weights = _check_options(
+            mode, gamma, alpha, classes, class_weights, "FocalLoss"
+        )
         self.per_image = per_image
-        self.classes = classes
-        self.class_weights = class_weights
         self.ignore_index = ignore_index
         self.reduction = reduction
 
