@@ -4,6 +4,7 @@ Segmentation losses take ``(logits, target)`` with the modes and shapes of
 :mod:`losses.constants`; detection losses take matched boxes or dense-head logits.
 """
 
+from ._deferred import check_deferred
 from .bce import BalancedBCELoss, BCELoss, balanced_bce_loss, bce_loss
 from .ce import CrossEntropyLoss, cross_entropy_loss
 from .combo import ComboLoss
@@ -34,6 +35,7 @@ __all__ = [
     "MULTILABEL_MODE",
     "MODES",
     "LOSSES",
+    "check_deferred",
     "ComboLoss",
     "DiceLoss",
     "JaccardLoss",

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_mode, check_reduction, class_weight_vector, constant
-from ._layout import prepare, sigmoid_target, spatial_view
+from ._layout import poisoned, prepare, sigmoid_target, spatial_view
 from ._options import check_class_options, number, values
 from ._precision import no_autocast
 from ._reduce import reduce_ratio
@@ -115,11 +115,11 @@ def bce_loss(
             pw = _channel_vector(pos_weight, p.x.shape[1], p.x, name, "pos_weight")
         w = _weights(p, w, classes, class_weights, name)
         if w is None and reduction == "mean" and p.x.numel():
-            return F.binary_cross_entropy_with_logits(p.x, t, pos_weight=pw)
+            return poisoned(F.binary_cross_entropy_with_logits(p.x, t, pos_weight=pw), p)
         loss = F.binary_cross_entropy_with_logits(p.x, t, pos_weight=pw, reduction="none")
         num = loss if w is None else loss * w
         out = reduce_ratio(num, w, reduction, per_image)
-        return spatial_view(out, p) if reduction == "none" else out
+        return poisoned(spatial_view(out, p) if reduction == "none" else out, p)
 
 
 def balanced_bce_loss(
@@ -183,7 +183,7 @@ def balanced_bce_loss(
         w = _weights(p, v, classes, class_weights, name)
         num = loss if w is None else loss * w
         out = reduce_ratio(num, w, reduction, per_image)
-        return spatial_view(out, p) if reduction == "none" else out
+        return poisoned(spatial_view(out, p) if reduction == "none" else out, p)
 
 
 class BCELoss(nn.Module):

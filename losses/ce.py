@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ._checks import check_mode, check_reduction, class_weight_vector
-from ._layout import prepare
+from ._layout import poisoned, prepare
 from ._options import check_class_options, number
 from ._precision import no_autocast
 from ._softmax import reduce_image_sums, softmax_image_sums, softmax_terms
@@ -73,9 +73,9 @@ def cross_entropy_loss(
         cw = class_weight_vector(classes, class_weights, p.x.shape[1], p.x.device, p.x.dtype, name)
         if reduction != "none":
             num, den = softmax_image_sums(p, 0.0, None, cw, label_smoothing)
-            return reduce_image_sums(num, den, reduction, per_image)
+            return poisoned(reduce_image_sums(num, den, reduction, per_image), p)
         num, _ = softmax_terms(p, 0.0, None, cw, label_smoothing)
-        return num.reshape(num.shape[0], *p.spatial)
+        return poisoned(num.reshape(num.shape[0], *p.spatial), p)
 
 
 class CrossEntropyLoss(nn.Module):

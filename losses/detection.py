@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import InputTypeError, check_reduction
+from ._deferred import verify
 from ._options import number
 from ._precision import no_autocast
 
@@ -147,13 +148,19 @@ def sigmoid_focal_loss(
         x, t = logits.to(dtype), targets.to(dtype)
         if valid is not None:
             t = t.masked_fill(~valid.bool(), 0.0)  # an anchor left out may hold any value
+        poison = None
         if t.numel():
-            lo, hi = torch.aminmax(t)
-            if not (lo.item() >= 0 and hi.item() <= 1):
-                raise ValueError(
-                    f"{name}: targets must lie in [0, 1], found min {lo.item():g}, max {hi.item():g}; "
+            poison = verify(
+                list(torch.aminmax(t)),
+                (0.0, -math.inf),
+                (math.inf, 1.0),
+                name,
+                lambda s: (
+                    f"{name}: targets must lie in [0, 1], found min {s[0]:g}, max {s[1]:g}; "
                     "pass 0/1 (or soft) targets and leave ignored anchors out with valid="
-                )
+                ),
+                lambda s: f"targets from {s[0]:g} to {s[1]:g}, outside [0, 1]",
+            )
         loss = F.binary_cross_entropy_with_logits(x, t, reduction="none")
         if gamma:
             p = torch.sigmoid(x)
@@ -164,6 +171,8 @@ def sigmoid_focal_loss(
         if valid is not None:
             w = valid.to(dtype).expand_as(loss)
             loss = loss * w
+        if poison is not None:
+            loss = loss + poison.to(dtype)
         if reduction == "none":
             return loss
         if reduction == "mean":
@@ -171,9 +180,10 @@ def sigmoid_focal_loss(
                 return loss.mean() if loss.numel() else loss.sum() * 0.0
             return loss.sum() / w.sum().clamp_min(torch.finfo(dtype).tiny)
         total = loss.sum()
-        if normalizer is not None:
-            norm = torch.as_tensor(normalizer, dtype=dtype, device=total.device)
-            total = total / norm.clamp_min(1.0)
+        if isinstance(normalizer, torch.Tensor):
+            total = total / normalizer.to(dtype).clamp_min(1.0)
+        elif normalizer is not None:
+            total = total / max(float(normalizer), 1.0)  # a Python number: no copy to the device
         return total
 
 

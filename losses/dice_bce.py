@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ._checks import check_mode, class_weight_vector
-from ._layout import prepare, sigmoid_target
+from ._layout import poisoned, prepare, sigmoid_target
 from ._options import check_class_options, number
 from ._precision import no_autocast
 from ._reduce import mean0, reduce_terms
@@ -83,7 +83,7 @@ def dice_bce_loss(
             bce_mean = mean0(bce.sum(1) / count.sum(1).clamp_min(tiny))
         else:
             bce_mean = bce.sum() / count.sum().clamp_min(tiny)
-        return (dice_weight * dice + bce_weight * bce_mean).to(p.x.dtype)
+        return poisoned((dice_weight * dice + bce_weight * bce_mean).to(p.x.dtype), p)
 
 
 def _check_options(mode, dice_weight, bce_weight, smooth, classes, class_weights, name):

@@ -29,7 +29,7 @@ from torch import nn
 
 from ._checks import check_mode, check_reduction, class_weight_vector, constant
 from ._focal import sigmoid_focal_sums
-from ._layout import prepare, sigmoid_target, spatial_view
+from ._layout import poisoned, prepare, sigmoid_target, spatial_view
 from ._options import check_class_options, number, values
 from ._precision import no_autocast
 from ._reduce import mean0
@@ -108,9 +108,9 @@ def focal_loss(
         if mode == MULTICLASS_MODE:
             if reduction != "none":
                 num, den = softmax_image_sums(p, gamma, a, cw, 0.0)
-                return reduce_image_sums(num, den, reduction, per_image)
+                return poisoned(reduce_image_sums(num, den, reduction, per_image), p)
             num, _ = softmax_terms(p, gamma, a, cw, 0.0)
-            return num.reshape(num.shape[0], *p.spatial)
+            return poisoned(num.reshape(num.shape[0], *p.spatial), p)
         t, w = sigmoid_target(p)
         if isinstance(a, torch.Tensor):
             a = a.view(1, -1, 1)  # (1, 1, 1) or (1, C, 1)
@@ -120,13 +120,13 @@ def focal_loss(
         if reduction != "none":
             sums = sigmoid_focal_sums(p.x, t, w, a, gamma)
             if reduction == "sum":
-                return sums.sum()
+                return poisoned(sums.sum(), p)
             n, c, m = p.x.shape
             count = torch.full_like(sums, float(m)) if w is None else w.expand(n, c, m).sum(-1)
             tiny = torch.finfo(sums.dtype).tiny
             if per_image:
-                return mean0(sums.sum(1) / count.sum(1).clamp_min(tiny))
-            return sums.sum() / count.sum().clamp_min(tiny)
+                return poisoned(mean0(sums.sum(1) / count.sum(1).clamp_min(tiny)), p)
+            return poisoned(sums.sum() / count.sum().clamp_min(tiny), p)
         loss = F.binary_cross_entropy_with_logits(p.x, t, reduction="none")
         if gamma:
             prob = torch.sigmoid(p.x)
@@ -135,7 +135,7 @@ def focal_loss(
         if a is not None:
             loss = loss * (t * (2 * a - 1) + (1 - a))
         num = loss if w is None else loss * w
-        return spatial_view(num, p)
+        return poisoned(spatial_view(num, p), p)
 
 
 class FocalLoss(nn.Module):

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ._checks import check_mode, check_reduction, class_weight_vector, nonfinite_guard
-from ._layout import prepare
+from ._layout import poisoned, prepare
 from ._options import check_class_options
 from ._precision import no_autocast
 from ._reduce import mean0
@@ -126,7 +126,7 @@ def lovasz_loss(
         if not per_image:
             terms, present = terms[0], present[0]
         if reduction == "none":
-            return terms
+            return poisoned(terms, p)
         w = class_weight_vector(classes, class_weights, c, p.x.device, p.x.dtype, name)
         w = torch.ones(c, dtype=p.x.dtype, device=p.x.device) if w is None else w
         w = w.expand_as(terms)
@@ -134,10 +134,10 @@ def lovasz_loss(
             w = w * present.to(w.dtype)
         weighted = terms * w
         if reduction == "sum":
-            return weighted.sum()
+            return poisoned(weighted.sum(), p)
         tiny = torch.finfo(terms.dtype).tiny
         per_scope = weighted.sum(-1) / w.sum(-1).clamp_min(tiny)
-        return mean0(per_scope)
+        return poisoned(mean0(per_scope), p)
 
 
 class LovaszLoss(nn.Module):

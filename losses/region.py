@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from ._checks import check_mode, check_reduction, class_weight_vector
-from ._layout import prepare
+from ._layout import poisoned, prepare
 from ._options import check_class_options, number
 from ._precision import no_autocast
 from ._reduce import reduce_terms
@@ -159,7 +159,7 @@ def tversky_loss(
         inter, sp, st = region_sums(p.x, p.t, p.idx, p.v, act, p.hard, p.v_mask)
         loss = tversky_terms(inter, sp, st, alpha, beta, gamma, smooth, log_loss, per_image, eps)
         weights = class_weight_vector(classes, class_weights, p.x.shape[1], p.x.device, loss.dtype, _name)
-        return reduce_terms(loss, weights, reduction).to(p.x.dtype)
+        return poisoned(reduce_terms(loss, weights, reduction).to(p.x.dtype), p)
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, mode: str, **kwargs) -> torch.Tensor:
