@@ -83,8 +83,9 @@ def prepare(
     spatial = tuple(logits.shape[2:])
     m = math.prod(spatial)
     dtype = compute_dtype(logits)
-    x = logits.to(dtype).reshape(n, c, m)
-    target = target.to(x.device)
+    x = (logits if logits.dtype == dtype else logits.to(dtype)).reshape(n, c, m)
+    if target.device != x.device:
+        target = target.to(x.device)
     soft = target.is_floating_point()
     tshape = tuple(target.shape)
 
@@ -192,7 +193,7 @@ def prepare(
                 f"or ignore_index={ignore_index})"
             ),
         )
-    t = checked.to(dtype)
+    t = checked if checked.dtype == dtype else checked.to(dtype)
     v = None if valid is None else valid.to(dtype)
     return Prepared(x, t, None, v, soft, spatial, mode, not soft, True, poison)
 

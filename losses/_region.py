@@ -18,7 +18,7 @@ their counts St as exact integers. So I <= Sp and I <= St hold to float64 roundi
 of pixels, and a near-perfect prediction cannot score a negative loss. The gradient comes back
 in the input's dtype.
 
-The autograd function saves only its inputs and recomputes the activation in backward, so a
+The autograd function saves its inputs and the activation (backward needs nothing else), so a
 loss call holds a few (N, C, P) temporaries, not a whole graph.
 """
 
@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from ._checks import nonfinite_guard
-from ._sums import dot64, sum64
+from ._sums import blocks, total64
+from ._tversky import terms_backward, terms_forward
 
 SIGMOID = "sigmoid"
 SOFTMAX = "softmax"
@@ -46,9 +46,9 @@ def activate(x: torch.Tensor, act: str) -> torch.Tensor:
 
 class _RegionSums(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, t, idx, v, act, with_bce, hard, v_mask):  # noqa: D102
+    def forward(ctx, x, t, idx, v, act, with_bce, hard, v_mask, terms):  # noqa: D102
         n, c, m = x.shape
-        bce = None
+        parts = []  # float32 block sums, totalled in float64 in one reduction at the end
         if with_bce:
             # one activation for both terms: log-sigmoid, then p = exp(log-sigmoid).
             ls = F.logsigmoid(x)
@@ -57,23 +57,13 @@ class _RegionSums(torch.autograd.Function):
             elem = ls.neg_().add_(x).addcmul_(t, x, value=-1.0)
             if v is not None:
                 elem.mul_(v)
-            bce = sum64(elem)
+            parts.append(blocks(elem))
             del ls, elem
         else:
             p = activate(x, act)
-        # sigmoid(inf) = 1 would hide an infinite logit: the guard (NaN for a non-finite logit)
-        # is added to every Sp. The BCE sum above carries x itself.
-        guard = None if with_bce else nonfinite_guard(x)
         # q = p * v; with a 0/1 mask and t = 0 where v = 0, p can stand in for q in I.
         q = p if v is None or v_mask else p * v
-        if v is None:
-            sp = sum64(p)
-        elif v_mask:
-            sp = dot64(p, v)
-        else:
-            sp = sum64(q)
-        if guard is not None:
-            sp = sp + guard
+        parts.append(blocks(p if v is None else (p * v if v_mask else q)))  # Sp
         if idx is not None:
             # I: a float64 scatter of the target class's probability; St: exact counts.
             picked = q.gather(1, idx.unsqueeze(1)).squeeze(1).to(torch.float64)
@@ -88,25 +78,42 @@ class _RegionSums(torch.autograd.Function):
                 st = torch.zeros(n, c, dtype=torch.float64, device=x.device).scatter_add_(1, idx, valid)
             inter.scatter_add_(1, idx, picked)
             del picked
+            *bce, sp = total64(*parts).unbind(0)
         else:
-            st = sum64(t)
-            inter = dot64(q, t) if hard else sum64(torch.minimum(q, t))
+            parts.append(blocks(q * t if hard else torch.minimum(q, t)))
+            parts.append(blocks(t))
+            *bce, sp, inter, st = total64(*parts).unbind(0)
+        if not with_bce:
+            # sigmoid(inf) = 1 would hide an infinite logit: adding 0 * sum(x) to Sp keeps a NaN or
+            # infinite logit as NaN (the BCE sum carries x itself). float32 sum(x) overflows only
+            # for logits beyond ~1e30.
+            sp = sp.add(x.sum(), alpha=0)
+        saved_p = None if p is x else p
         ctx.act = act
         ctx.with_bce = with_bce
         ctx.hard = hard
         ctx.v_mask = v_mask
-        ctx.save_for_backward(x, t, idx, v)
+        ctx.save_for_backward(x, t, idx, v, saved_p)
+        ctx.terms = terms
+        bce = bce[0] if with_bce else None
+        if terms is not None:
+            loss, ctx.terms_saved = terms_forward(inter, sp, st, *terms)
+            return (loss, bce) if with_bce else loss
         ctx.mark_non_differentiable(st)
-        if with_bce:
-            return inter, sp, st, bce
-        return inter, sp, st
+        return (inter, sp, st, bce) if with_bce else (inter, sp, st)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, g_inter, g_sp, g_st, g_bce=None):  # noqa: D102
-        x, t, idx, v = ctx.saved_tensors
+    def backward(ctx, *grads):  # noqa: D102
+        if ctx.terms is not None:
+            g_inter, g_sp = terms_backward(ctx.terms_saved, grads[0], *ctx.terms)
+            g_bce = grads[1] if ctx.with_bce else None
+        else:
+            g_inter, g_sp = grads[:2]
+            g_bce = grads[3] if ctx.with_bce else None
+        x, t, idx, v, p = ctx.saved_tensors
         act = ctx.act
-        p = activate(x, act)
+        p = x if p is None else p
         n, c, m = x.shape
         g_inter, g_sp = g_inter.to(x.dtype), g_sp.to(x.dtype)
         gi, gs = g_inter.unsqueeze(-1), g_sp.unsqueeze(-1)
@@ -127,12 +134,12 @@ class _RegionSums(torch.autograd.Function):
                 gq.addcmul_(p, gb).addcmul_(t, gb, value=-1.0)  # d BCE / dx = p - t
             if v is not None:
                 gq.mul_(v)
-            return gq, None, None, None, None, None, None, None
+            return gq, None, None, None, None, None, None, None, None
         if v is not None:
             gq.mul_(v)
         if act == SOFTMAX:
             gq.sub_((gq * p).sum(1, keepdim=True)).mul_(p)
-        return gq, None, None, None, None, None, None, None
+        return gq, None, None, None, None, None, None, None, None
 
 
 def region_sums(
@@ -158,16 +165,34 @@ def region_sums(
     Returns:
         (I, Sp, St), float64 (N, C) each; St carries no gradient.
     """
-    return _RegionSums.apply(x, t, idx, v, act, False, hard, v_mask)
+    return _RegionSums.apply(x, t, idx, v, act, False, hard, v_mask, None)
 
 
-def region_bce_sums(
-    x: torch.Tensor, t: torch.Tensor, v: torch.Tensor | None, hard: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(I, Sp, St, B), each float64 (N, C), for sigmoid ``x`` against a dense target in one pass.
+def region_terms(
+    x: torch.Tensor,
+    t: torch.Tensor | None,
+    idx: torch.Tensor | None,
+    v: torch.Tensor | None,
+    act: str,
+    hard: bool,
+    v_mask: bool,
+    terms: tuple,
+) -> torch.Tensor:
+    """The Tversky terms of :func:`region_sums` in one autograd node, float64 (N, C) or (C,).
+
+    ``terms`` = (alpha, beta, gamma, smooth, log_loss, per_image, eps), as
+    :func:`losses._tversky.terms_forward` takes them.
+    """
+    return _RegionSums.apply(x, t, idx, v, act, False, hard, v_mask, terms)
+
+
+def region_bce_terms(
+    x: torch.Tensor, t: torch.Tensor, v: torch.Tensor | None, hard: bool, terms: tuple
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Dice terms, B) for sigmoid ``x`` against a dense target in one pass; B is (N, C) float64.
 
     B[n, c] = sum_j v_j ((1 - t_j) x_j - log sigmoid(x_j)), the summed BCE with logits; the
     sigmoid is computed once (as exp of the log-sigmoid) and shared by both terms. ``v`` must be
-    a 0/1 mask (or None) and ``t`` zero wherever ``v`` is.
+    a 0/1 mask (or None) and ``t`` zero wherever ``v`` is. ``terms`` as in :func:`region_terms`.
     """
-    return _RegionSums.apply(x, t, None, v, SIGMOID, True, hard, True)
+    return _RegionSums.apply(x, t, None, v, SIGMOID, True, hard, True, terms)

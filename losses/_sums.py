@@ -24,6 +24,29 @@ import torch
 BLOCK = 256
 
 
+def blocks(a: torch.Tensor) -> torch.Tensor:
+    """(..., B) partial sums of ``a`` (..., P) over blocks of ``BLOCK`` pixels, in ``a``'s dtype.
+
+    The last partial holds the P % BLOCK pixels left over; float64 input gives one partial.
+    """
+    m = a.shape[-1]
+    full = m - m % BLOCK
+    if a.dtype == torch.float64 or full == 0:
+        return a.sum(-1, keepdim=True)
+    head = a.reshape(*a.shape[:-1], full // BLOCK, BLOCK).sum(-1) if full == m else None
+    if head is not None:
+        return head
+    head = a[..., :full].reshape(*a.shape[:-1], full // BLOCK, BLOCK).sum(-1)
+    return torch.cat([head, a[..., full:].sum(-1, keepdim=True)], -1)
+
+
+def total64(*partials: torch.Tensor) -> torch.Tensor:
+    """(K, ...) float64 totals of K partial-sum tensors of one shape, in one reduction."""
+    if len(partials) == 1:
+        return partials[0].sum(-1, dtype=torch.float64).unsqueeze(0)
+    return torch.stack(partials).sum(-1, dtype=torch.float64)
+
+
 def sum64(a: torch.Tensor) -> torch.Tensor:
     """Sum over the last axis as float64, exact to float32 rounding of blocks (module docstring).
 
@@ -33,16 +56,7 @@ def sum64(a: torch.Tensor) -> torch.Tensor:
     Returns:
         (...) float64 sums.
     """
-    if a.dtype == torch.float64:
-        return a.sum(-1)
-    m = a.shape[-1]
-    full = m - m % BLOCK
-    if full == 0:
-        return a.sum(-1, dtype=torch.float64)
-    out = a[..., :full].reshape(*a.shape[:-1], full // BLOCK, BLOCK).sum(-1).sum(-1, dtype=torch.float64)
-    if full < m:
-        out = out + a[..., full:].sum(-1, dtype=torch.float64)
-    return out
+    return total64(blocks(a))[0]
 
 
 def dot64(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

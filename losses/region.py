@@ -36,44 +36,8 @@ from ._layout import poisoned, prepare
 from ._options import check_class_options, number
 from ._precision import no_autocast
 from ._reduce import reduce_terms
-from ._region import IDENTITY, SIGMOID, SOFTMAX, region_sums
+from ._region import IDENTITY, SIGMOID, SOFTMAX, region_terms
 from .constants import MULTICLASS_MODE
-
-
-def tversky_terms(
-    inter: torch.Tensor,
-    sp: torch.Tensor,
-    st: torch.Tensor,
-    alpha: float,
-    beta: float,
-    gamma: float,
-    smooth: float,
-    log_loss: bool,
-    per_image: bool,
-    eps: float,
-) -> torch.Tensor:
-    """Per-term losses (N, C), or (C,) for the batch scope, from the (N, C) region sums.
-
-    FP and FN are clamped at 0 (they are sums of non-negative terms; only rounding can take them
-    below), so T <= 1 and the loss is never negative.
-    """
-    if not per_image:
-        inter, sp, st = inter.sum(0), sp.sum(0), st.sum(0)
-    fp, fn = (sp - inter).clamp_min(0), (st - inter).clamp_min(0)
-    den = inter + alpha * fp + beta * fn + smooth
-    # den is 0 only for an empty prediction against an empty target (T = 1); a NaN sum (from a
-    # NaN or infinite logit) stays NaN, so a trainer's NaN guard sees it.
-    empty = den == 0
-    score = torch.where(empty, 1.0, (inter + smooth) / torch.where(empty, 1.0, den))
-    if log_loss:
-        loss = -torch.log(score.clamp_min(eps))
-    else:
-        loss = 1.0 - score
-    if gamma != 1.0:
-        loss = loss.clamp_min(1e-12 if gamma < 1 else 0.0) ** gamma
-    if smooth == 0:
-        loss = loss * (st > 0).to(loss.dtype)
-    return loss
 
 
 def check_tversky_options(
@@ -156,8 +120,8 @@ def tversky_loss(
             act = IDENTITY
         else:
             act = SOFTMAX if mode == MULTICLASS_MODE else SIGMOID
-        inter, sp, st = region_sums(p.x, p.t, p.idx, p.v, act, p.hard, p.v_mask)
-        loss = tversky_terms(inter, sp, st, alpha, beta, gamma, smooth, log_loss, per_image, eps)
+        opts = (alpha, beta, gamma, smooth, log_loss, per_image, eps)
+        loss = region_terms(p.x, p.t, p.idx, p.v, act, p.hard, p.v_mask, opts)
         weights = class_weight_vector(classes, class_weights, p.x.shape[1], p.x.device, loss.dtype, _name)
         return poisoned(reduce_terms(loss, weights, reduction).to(p.x.dtype), p)
 
