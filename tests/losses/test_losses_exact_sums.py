@@ -135,3 +135,26 @@ def test_float32_gradient_equals_the_float64_one_past_one_block(fn, mode):
         grads.append(x.grad)
     assert grads[1].dtype == torch.float32
     assert torch.allclose(grads[1].double(), grads[0], rtol=1e-4, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {"gamma": 0.75, "per_image": True, "smooth": 0.5},
+        {"gamma": 2.0, "log_loss": True, "alpha": 0.2, "beta": 0.9},
+        {"log_loss": True, "per_image": True, "alpha": 1.0, "beta": 1.0, "class_weights": [1.0, 0.0, 2.0]},
+        {"smooth": 1.0, "alpha": 0.0, "beta": 1.0, "reduction": "sum"},
+    ],
+)
+@pytest.mark.parametrize("mode", ["multiclass", "multilabel"])
+def test_full_gradcheck_of_the_hand_written_tversky_backward(mode, opts):
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(2, 3, 2, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    if mode == "multiclass":
+        y = torch.randint(0, 3, (2, 2, 3), generator=g)
+        y[1] = 0  # classes 1 and 2 absent from image 1: empty terms per image
+    else:
+        y = torch.randint(0, 2, (2, 3, 2, 3), generator=g)
+        y[0, 2] = 0
+    y[0, ..., 0, :2] = IGNORE
+    assert torch.autograd.gradcheck(lambda z: losses.tversky_loss(z, y, mode, ignore_index=IGNORE, **opts), (x,))
