@@ -5,7 +5,9 @@
 
 with w = ``class_weights``, eps = ``label_smoothing`` and m_i = sum_c t_ic the pixel's labelled
 mass (1 for a hard label, 0 for an ignored pixel). For hard labels this is exactly
-``torch.nn.functional.cross_entropy`` (weights, ignore_index and label smoothing included). For
+``torch.nn.functional.cross_entropy`` (weights, ignore_index and label smoothing included): with
+``ignore_index`` and smoothing together the mean divides by the valid pixels, torch's rule (smp's
+``SoftCrossEntropyLoss`` divides by all pixels, ignored ones included). For
 soft targets torch divides a weighted mean by the pixel count; segdet divides by the target's
 weight, so a soft pixel counts with its mass: an all-zero probability vector (unlabelled in both
 MixUp sources) is left out like an ignored pixel, and every pixel left out gives 0, not NaN.

@@ -142,6 +142,20 @@ def test_ce_hard_matches_torch(opts):
     assert torch.allclose(ours, ref, atol=1e-6, rtol=0)
 
 
+def test_ce_with_ignore_and_smoothing_divides_by_valid_pixels_like_torch_not_all_like_smp():
+    # torch's rule: the mean runs over the pixels that are not ignore_index, smoothing term
+    # included; smp's SoftCrossEntropyLoss zeroes ignored pixels but divides by all of them.
+    x, y = _multiclass(seed=12)
+    y[0, :2] = 255
+    valid = (y != 255).double().mean()
+    ours = losses.cross_entropy_loss(x, y, ignore_index=255, label_smoothing=0.1)
+    torch_ref = F.cross_entropy(x, y, ignore_index=255, label_smoothing=0.1)
+    smp_value = smp.losses.SoftCrossEntropyLoss(smooth_factor=0.1, ignore_index=255)(x, y)
+    assert torch.allclose(ours, torch_ref, atol=1e-12)
+    assert torch.allclose(smp_value, ours * valid, atol=1e-9)
+    assert not torch.allclose(smp_value, ours, atol=1e-3)
+
+
 def test_ce_soft_matches_torch_and_zero_pixels_are_left_out():
     g = _gen(10)
     x = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
