@@ -19,6 +19,7 @@ from .dice_bce import DiceBCELoss, dice_bce_loss
 from .focal import FocalLoss, focal_loss
 from .kd import KDLoss, kd_loss
 from .lovasz import LovaszLoss, lovasz_loss
+from .mcc import MCCLoss, mcc_loss
 from .region import (
     DiceLoss,
     JaccardLoss,
@@ -44,6 +45,7 @@ __all__ = [
     "BalancedBCELoss",
     "FocalLoss",
     "LovaszLoss",
+    "MCCLoss",
     "CrossEntropyLoss",
     "KDLoss",
     "DiceBCELoss",
@@ -56,6 +58,7 @@ __all__ = [
     "balanced_bce_loss",
     "focal_loss",
     "lovasz_loss",
+    "mcc_loss",
     "cross_entropy_loss",
     "kd_loss",
     "dice_bce_loss",
