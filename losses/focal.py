@@ -33,7 +33,7 @@ from ._layout import poisoned, prepare, sigmoid_target, spatial_view
 from ._options import check_class_options, number, values
 from ._precision import no_autocast
 from ._reduce import mean0
-from ._softmax import reduce_image_sums, softmax_image_sums, softmax_terms
+from ._softmax import log_probs, reduce_image_sums, softmax_image_sums, softmax_terms
 from .constants import BINARY_MODE, MULTICLASS_MODE
 
 
@@ -65,11 +65,13 @@ def focal_loss(
     class_weights: Sequence[float] | torch.Tensor | None = None,
     ignore_index: int | None = None,
     reduction: str = "mean",
+    from_logits: bool = True,
 ) -> torch.Tensor:
     """Focal loss for dense segmentation (module docstring formulas).
 
     Args:
-        logits: (N, C, *S) logits, any float dtype (reduced in float32).
+        logits: (N, C, *S) logits, any float dtype (reduced in float32); probabilities when
+            ``from_logits`` is False.
         target: hard or soft target (see ``losses.constants``).
         mode: "binary"/"multilabel" (sigmoid) or "multiclass" (softmax).
         gamma: focusing exponent >= 0. Default 2.
@@ -81,6 +83,9 @@ def focal_loss(
         ignore_index: target value to leave out. Default None.
         reduction: "mean" (default), "sum", or "none": the element-wise map, (N, C, *S) for
             sigmoid modes and (N, *S) for multiclass.
+        from_logits: False when the input already holds probabilities (after a sigmoid, or a
+            softmax over C for multiclass); their logs are floored at -100, torch's convention
+            in ``binary_cross_entropy``. Default True.
 
     Example:
         >>> focal_loss(torch.randn(2, 3, 8, 8), torch.randint(0, 3, (2, 8, 8)), "multiclass",
@@ -107,9 +112,9 @@ def focal_loss(
         cw = class_weight_vector(classes, class_weights, c, p.x.device, p.x.dtype, name)
         if mode == MULTICLASS_MODE:
             if reduction != "none":
-                num, den = softmax_image_sums(p, gamma, a, cw, 0.0)
+                num, den = softmax_image_sums(p, gamma, a, cw, 0.0, from_logits)
                 return poisoned(reduce_image_sums(num, den, reduction, per_image), p)
-            num, _ = softmax_terms(p, gamma, a, cw, 0.0)
+            num, _ = softmax_terms(p, gamma, a, cw, 0.0, from_logits)
             return poisoned(num.reshape(num.shape[0], *p.spatial), p)
         t, w = sigmoid_target(p)
         if isinstance(a, torch.Tensor):
@@ -117,8 +122,15 @@ def focal_loss(
         if cw is not None:
             cwv = cw.view(1, -1, 1)
             w = cwv if w is None else w * cwv
-        if reduction != "none":
+        if not from_logits:
+            loss = _probability_focal_map(p.x, t, a, gamma)
+            num = loss if w is None else loss * w
+            if reduction == "none":
+                return poisoned(spatial_view(num, p), p)
+            sums = num.sum(-1)
+        elif reduction != "none":
             sums = sigmoid_focal_sums(p.x, t, w, a, gamma)
+        if reduction != "none":
             if reduction == "sum":
                 return poisoned(sums.sum(), p)
             n, c, m = p.x.shape
@@ -136,6 +148,16 @@ def focal_loss(
             loss = loss * (t * (2 * a - 1) + (1 - a))
         num = loss if w is None else loss * w
         return poisoned(spatial_view(num, p), p)
+
+
+def _probability_focal_map(prob, t, a, gamma):
+    """a_t (1 - p_t) ** gamma BCE(p, t) per element for probabilities ``prob``, logs floored at -100."""
+    loss = -(t * log_probs(prob) + (1 - t) * log_probs(1 - prob))
+    if gamma:
+        loss = loss * torch.addcmul(t, prob, 1 - 2 * t).clamp_min(0) ** gamma  # 1 - p_t
+    if a is not None:
+        loss = loss * (t * (2 * a - 1) + (1 - a))
+    return loss
 
 
 class FocalLoss(nn.Module):
@@ -156,6 +178,7 @@ class FocalLoss(nn.Module):
         class_weights: Sequence[float] | None = None,
         ignore_index: int | None = None,
         reduction: str = "mean",
+        from_logits: bool = True,
     ) -> None:
         super().__init__()
         check_mode(mode, "FocalLoss")
@@ -167,6 +190,7 @@ class FocalLoss(nn.Module):
         self.per_image = per_image
         self.ignore_index = ignore_index
         self.reduction = reduction
+        self.from_logits = from_logits
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Focal loss of (N, C, *S) logits against the mode's hard or soft target (shapes in ``losses.constants``)."""
@@ -181,4 +205,5 @@ class FocalLoss(nn.Module):
             self.class_weights,
             self.ignore_index,
             self.reduction,
+            self.from_logits,
         )
