@@ -29,7 +29,6 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 from ._sums import blocks, total64
-from ._tversky import terms_backward, terms_forward
 
 SIGMOID = "sigmoid"
 SOFTMAX = "softmax"
@@ -97,7 +96,7 @@ class _RegionSums(torch.autograd.Function):
         ctx.terms = terms
         bce = bce[0] if with_bce else None
         if terms is not None:
-            loss, ctx.terms_saved = terms_forward(inter, sp, st, *terms)
+            loss, ctx.terms_saved = terms.forward(inter, sp, st)
             return (loss, bce) if with_bce else loss
         ctx.mark_non_differentiable(st)
         return (inter, sp, st, bce) if with_bce else (inter, sp, st)
@@ -106,7 +105,7 @@ class _RegionSums(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, *grads):  # noqa: D102
         if ctx.terms is not None:
-            g_inter, g_sp = terms_backward(ctx.terms_saved, grads[0], *ctx.terms)
+            g_inter, g_sp = ctx.terms.backward(ctx.terms_saved, grads[0])
             g_bce = grads[1] if ctx.with_bce else None
         else:
             g_inter, g_sp = grads[:2]
@@ -176,18 +175,19 @@ def region_terms(
     act: str,
     hard: bool,
     v_mask: bool,
-    terms: tuple,
+    terms,
 ) -> torch.Tensor:
-    """The Tversky terms of :func:`region_sums` in one autograd node, float64 (N, C) or (C,).
+    """Per-term losses of :func:`region_sums` in one autograd node, float64 (N, C) or (C,).
 
-    ``terms`` = (alpha, beta, gamma, smooth, log_loss, per_image, eps), as
-    :func:`losses._tversky.terms_forward` takes them.
+    ``terms`` has ``forward(I, Sp, St) -> (L, saved)`` and ``backward(saved, dLoss/dL) ->
+    (dLoss/dI, dLoss/dSp)`` on the (N, C) sums (:class:`losses._tversky.TverskyTerms`,
+    :class:`losses.mcc.MCCTerms`), so no autograd graph is recorded between the sums and the loss.
     """
     return _RegionSums.apply(x, t, idx, v, act, False, hard, v_mask, terms)
 
 
 def region_bce_terms(
-    x: torch.Tensor, t: torch.Tensor, v: torch.Tensor | None, hard: bool, terms: tuple
+    x: torch.Tensor, t: torch.Tensor, v: torch.Tensor | None, hard: bool, terms
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(Dice terms, B) for sigmoid ``x`` against a dense target in one pass; B is (N, C) float64.
 

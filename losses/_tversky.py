@@ -66,3 +66,16 @@ def terms_backward(saved, g, alpha, beta, gamma, smooth, log_loss, per_image, ep
     if not per_image:
         g_inter, g_sp = g_inter.expand(n, -1), g_sp.expand(n, -1)
     return g_inter, g_sp
+
+
+class TverskyTerms:
+    """The Tversky terms as :func:`losses._region.region_terms` applies them: forward and backward."""
+
+    def __init__(self, alpha, beta, gamma, smooth, log_loss, per_image, eps) -> None:
+        self.opts = (alpha, beta, gamma, smooth, log_loss, per_image, eps)
+
+    def forward(self, inter, sp, st):  # noqa: D102
+        return terms_forward(inter, sp, st, *self.opts)
+
+    def backward(self, saved, g):  # noqa: D102
+        return terms_backward(saved, g, *self.opts)

@@ -21,6 +21,7 @@ from ._precision import no_autocast
 from ._reduce import mean0, reduce_terms
 from ._region import region_bce_terms
 from ._sums import sum64
+from ._tversky import TverskyTerms
 from .constants import MULTICLASS_MODE
 
 
@@ -69,7 +70,7 @@ def dice_bce_loss(
     with no_autocast(logits.device):
         p = prepare(logits, target, mode, ignore_index, name)
         t, v = sigmoid_target(p)
-        dice, bce = region_bce_terms(p.x, t, v, p.hard, (0.5, 0.5, 1.0, smooth, False, per_image, 1e-7))
+        dice, bce = region_bce_terms(p.x, t, v, p.hard, TverskyTerms(0.5, 0.5, 1.0, smooth, False, per_image, 1e-7))
         n, c, m = p.x.shape
         w = class_weight_vector(classes, class_weights, c, p.x.device, torch.float64, name)
         dice = reduce_terms(dice, w, "mean")

@@ -30,22 +30,64 @@ from ._layout import poisoned, prepare
 from ._options import check_class_options, number
 from ._precision import no_autocast
 from ._reduce import reduce_terms
-from ._region import IDENTITY, SIGMOID, SOFTMAX, region_sums
+from ._region import IDENTITY, SIGMOID, SOFTMAX, region_terms
 from ._sums import sum64
 from .constants import MULTICLASS_MODE
 
 
-def mcc_terms(inter, sp, st, count, eps: float, per_image: bool) -> torch.Tensor:
-    """Per-term 1 - MCC, (N, C) or (C,) for the batch scope, from (N, C) sums and valid counts."""
-    if not per_image:
-        inter, sp, st, count = inter.sum(0), sp.sum(0), st.sum(0), count.sum(0)
-    tp = inter + eps
-    fp = (sp - inter).clamp_min(0) + eps
-    fn = (st - inter).clamp_min(0) + eps
-    tn = (count - sp - st + inter).clamp_min(0) + eps
-    den = ((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn)).sqrt()
-    loss = 1 - (tp * tn - fp * fn) / den
-    return torch.where(count > 0, loss, 0.0)
+class MCCTerms:
+    """1 - MCC per term from the (N, C) region sums, with a hand-written backward.
+
+    With the counts X in (TP, FP, FN, TN) (eps added), a = TP + FP, b = TP + FN, c = TN + FP,
+    d = TN + FN, P = a b c d and M = (TP TN - FP FN) / sqrt(P):
+
+        dM/dTP = TN / sqrt(P) - M/2 (1/a + 1/b),   dM/dFP = -FN / sqrt(P) - M/2 (1/a + 1/c)
+        dM/dFN = -FP / sqrt(P) - M/2 (1/b + 1/d),  dM/dTN = TP / sqrt(P) - M/2 (1/c + 1/d)
+
+    and dTP/dI = 1, dFP/dI = -1, dFN/dI = -1, dTN/dI = 1, dFP/dSp = 1, dTN/dSp = -1 where the
+    clamps at 0 pass (the derivatives autograd takes of the same expressions).
+
+    Args:
+        count: (N, C) valid pixels per image and class, or None when all M pixels are valid.
+        m: pixels per image.
+        eps: added to each count.
+        per_image: one term per image and class; else per class over the batch.
+    """
+
+    def __init__(self, count: torch.Tensor | None, m: int, eps: float, per_image: bool) -> None:
+        self.count, self.m, self.eps, self.per_image = count, m, eps, per_image
+
+    def forward(self, inter, sp, st):  # noqa: D102
+        n = inter.shape[0]
+        count = torch.full_like(st, float(self.m)) if self.count is None else self.count
+        if not self.per_image:
+            inter, sp, st, count = inter.sum(0), sp.sum(0), st.sum(0), count.sum(0)
+        eps = self.eps
+        fp_raw, fn_raw = sp - inter, st - inter
+        tn_raw = count - sp - fn_raw
+        tp = inter + eps
+        fp, fn, tn = fp_raw.clamp_min(0) + eps, fn_raw.clamp_min(0) + eps, tn_raw.clamp_min(0) + eps
+        a, b, c, d = tp + fp, tp + fn, tn + fp, tn + fn
+        root = (a * b * c * d).sqrt()
+        mcc = (tp * tn - fp * fn) / root
+        keep = count > 0
+        loss = torch.where(keep, 1 - mcc, 0.0)
+        masks = (fp_raw >= 0, fn_raw >= 0, tn_raw >= 0)
+        return loss, (n, tp, fp, fn, tn, a, b, c, d, root, mcc, keep, masks)
+
+    def backward(self, saved, g):  # noqa: D102
+        n, tp, fp, fn, tn, a, b, c, d, root, mcc, keep, (m_fp, m_fn, m_tn) = saved
+        g = -(g * keep)  # dLoss/dM
+        half = mcc / 2
+        d_tp = tn / root - half * (1 / a + 1 / b)
+        d_fp = (-fn / root - half * (1 / a + 1 / c)) * m_fp
+        d_fn = (-fp / root - half * (1 / b + 1 / d)) * m_fn
+        d_tn = (tp / root - half * (1 / c + 1 / d)) * m_tn
+        g_inter = g * (d_tp - d_fp - d_fn + d_tn)
+        g_sp = g * (d_fp - d_tn)
+        if not self.per_image:
+            g_inter, g_sp = g_inter.expand(n, -1), g_sp.expand(n, -1)
+        return g_inter, g_sp
 
 
 def mcc_loss(
@@ -94,10 +136,10 @@ def mcc_loss(
             act = IDENTITY
         else:
             act = SOFTMAX if mode == MULTICLASS_MODE else SIGMOID
-        inter, sp, st = region_sums(p.x, p.t, p.idx, p.v, act, p.hard, p.v_mask)
         n, c, m = p.x.shape
-        count = torch.full_like(st, float(m)) if p.v is None else sum64(p.v).expand(n, c)
-        loss = mcc_terms(inter, sp, st, count, eps, per_image)
+        count = None if p.v is None else sum64(p.v).expand(n, c)
+        terms = MCCTerms(count, m, eps, per_image)
+        loss = region_terms(p.x, p.t, p.idx, p.v, act, p.hard, p.v_mask, terms)
         weights = class_weight_vector(classes, class_weights, c, p.x.device, loss.dtype, name)
         return poisoned(reduce_terms(loss, weights, reduction).to(p.x.dtype), p)
 

@@ -37,6 +37,7 @@ from ._options import check_class_options, number
 from ._precision import no_autocast
 from ._reduce import reduce_terms
 from ._region import IDENTITY, SIGMOID, SOFTMAX, region_terms
+from ._tversky import TverskyTerms
 from .constants import MULTICLASS_MODE
 
 
@@ -120,8 +121,8 @@ def tversky_loss(
             act = IDENTITY
         else:
             act = SOFTMAX if mode == MULTICLASS_MODE else SIGMOID
-        opts = (alpha, beta, gamma, smooth, log_loss, per_image, eps)
-        loss = region_terms(p.x, p.t, p.idx, p.v, act, p.hard, p.v_mask, opts)
+        terms = TverskyTerms(alpha, beta, gamma, smooth, log_loss, per_image, eps)
+        loss = region_terms(p.x, p.t, p.idx, p.v, act, p.hard, p.v_mask, terms)
         weights = class_weight_vector(classes, class_weights, p.x.shape[1], p.x.device, loss.dtype, _name)
         return poisoned(reduce_terms(loss, weights, reduction).to(p.x.dtype), p)
 

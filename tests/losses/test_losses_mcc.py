@@ -101,3 +101,18 @@ def test_soft_minimum_is_at_the_target_and_degenerate_terms():
     assert 0.4 < float(ours) < 0.6
     with pytest.raises(ValueError, match=r"eps=0"):
         losses.MCCLoss("binary", eps=0)
+
+
+@pytest.mark.parametrize("mode", ["binary", "multiclass", "multilabel"])
+@pytest.mark.parametrize("per_image", [False, True])
+def test_full_gradcheck_of_the_hand_written_mcc_backward(mode, per_image):
+    g = torch.Generator().manual_seed(3)
+    c = 1 if mode == "binary" else C
+    x = torch.randn(2, c, 2, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    if mode == "multiclass":
+        y = torch.randint(0, c, (2, 2, 3), generator=g)
+    else:
+        y = torch.randint(0, 2, (2, c, 2, 3), generator=g)
+    y[0, ..., 0, :2] = 255
+    fn = lambda z: losses.mcc_loss(z, y, mode, per_image=per_image, ignore_index=255, eps=1e-3)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x,))
