@@ -115,6 +115,45 @@ def tversky_loss(
     check_reduction(reduction, _name)
     alpha, beta, gamma, smooth, eps = check_tversky_options(alpha, beta, gamma, smooth, eps, _name)
     check_class_options(mode, classes, class_weights, _name)
+    return _tversky(
+        logits,
+        target,
+        mode,
+        alpha,
+        beta,
+        gamma,
+        smooth,
+        log_loss,
+        per_image,
+        classes,
+        class_weights,
+        ignore_index,
+        from_logits,
+        reduction,
+        eps,
+        _name,
+    )
+
+
+def _tversky(
+    logits,
+    target,
+    mode,
+    alpha,
+    beta,
+    gamma,
+    smooth,
+    log_loss,
+    per_image,
+    classes,
+    class_weights,
+    ignore_index,
+    from_logits,
+    reduction,
+    eps,
+    _name,
+):
+    """:func:`tversky_loss` on options already checked (the modules check theirs when built)."""
     with no_autocast(logits.device):
         p = prepare(logits, target, mode, ignore_index, _name)
         if not from_logits:
@@ -176,17 +215,24 @@ class _RegionLoss(nn.Module):
         self.from_logits = from_logits
         self.reduction = reduction
 
-    def _common(self) -> dict:
-        return dict(
-            smooth=self.smooth,
-            log_loss=self.log_loss,
-            per_image=self.per_image,
-            classes=self.classes,
-            class_weights=self.class_weights,
-            ignore_index=self.ignore_index,
-            from_logits=self.from_logits,
-            reduction=self.reduction,
-            eps=self.eps,
+    def _loss(self, logits, target, alpha, beta, gamma):
+        return _tversky(
+            logits,
+            target,
+            self.mode,
+            alpha,
+            beta,
+            gamma,
+            self.smooth,
+            self.log_loss,
+            self.per_image,
+            self.classes,
+            self.class_weights,
+            self.ignore_index,
+            self.from_logits,
+            self.reduction,
+            self.eps,
+            type(self).__name__,
         )
 
 
@@ -200,7 +246,7 @@ class DiceLoss(_RegionLoss):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Dice loss of (N, C, *S) logits against the mode's hard or soft target (shapes in ``losses.constants``)."""
-        return tversky_loss(logits, target, self.mode, 0.5, 0.5, _name="DiceLoss", **self._common())
+        return self._loss(logits, target, 0.5, 0.5, 1.0)
 
 
 class JaccardLoss(_RegionLoss):
@@ -212,7 +258,7 @@ class JaccardLoss(_RegionLoss):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Jaccard loss of (N, C, *S) logits against the mode's hard or soft target (shapes in ``losses.constants``)."""
-        return tversky_loss(logits, target, self.mode, 1.0, 1.0, _name="JaccardLoss", **self._common())
+        return self._loss(logits, target, 1.0, 1.0, 1.0)
 
 
 class TverskyLoss(_RegionLoss):
@@ -248,13 +294,4 @@ class TverskyLoss(_RegionLoss):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Tversky loss of (N, C, *S) logits against the mode's hard or soft target (shapes in ``losses.constants``)."""
-        return tversky_loss(
-            logits,
-            target,
-            self.mode,
-            self.alpha,
-            self.beta,
-            self.gamma,
-            _name="TverskyLoss",
-            **self._common(),
-        )
+        return self._loss(logits, target, self.alpha, self.beta, self.gamma)
