@@ -100,6 +100,14 @@ def _cases(smp):
         ),
         ("bce binary", "binary", "binary", losses.BCELoss("binary"), L.SoftBCEWithLogitsLoss(ignore_index=None), ""),
         (
+            "mcc binary",
+            "binary",
+            "binary",
+            losses.MCCLoss("binary"),
+            _OnSigmoid(L.MCCLoss()),
+            "smp's MCCLoss takes probabilities: sigmoid first",
+        ),
+        (
             "ce multiclass, smoothing 0.1",
             "multiclass",
             "multiclass",
@@ -124,6 +132,15 @@ def _cases(smp):
             "goal <= 0.8x of smp Dice + BCE",
         ),
     ]
+
+
+class _OnSigmoid(torch.nn.Module):
+    def __init__(self, loss):
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, x, y):
+        return self.loss(torch.sigmoid(x), y)
 
 
 class _Sum(torch.nn.Module):

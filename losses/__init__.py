@@ -4,6 +4,7 @@ Segmentation losses take ``(logits, target)`` with the modes and shapes of
 :mod:`losses.constants`; detection losses take matched boxes or dense-head logits.
 """
 
+from ._deferred import check_deferred
 from .bce import BalancedBCELoss, BCELoss, balanced_bce_loss, bce_loss
 from .ce import CrossEntropyLoss, cross_entropy_loss
 from .combo import ComboLoss
@@ -18,6 +19,7 @@ from .dice_bce import DiceBCELoss, dice_bce_loss
 from .focal import FocalLoss, focal_loss
 from .kd import KDLoss, kd_loss
 from .lovasz import LovaszLoss, lovasz_loss
+from .mcc import MCCLoss, mcc_loss
 from .region import (
     DiceLoss,
     JaccardLoss,
@@ -34,6 +36,7 @@ __all__ = [
     "MULTILABEL_MODE",
     "MODES",
     "LOSSES",
+    "check_deferred",
     "ComboLoss",
     "DiceLoss",
     "JaccardLoss",
@@ -42,6 +45,7 @@ __all__ = [
     "BalancedBCELoss",
     "FocalLoss",
     "LovaszLoss",
+    "MCCLoss",
     "CrossEntropyLoss",
     "KDLoss",
     "DiceBCELoss",
@@ -54,6 +58,7 @@ __all__ = [
     "balanced_bce_loss",
     "focal_loss",
     "lovasz_loss",
+    "mcc_loss",
     "cross_entropy_loss",
     "kd_loss",
     "dice_bce_loss",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -42,6 +43,28 @@ def check_logits(logits: torch.Tensor, mode: str, name: str) -> None:
         )
 
 
+@functools.lru_cache(maxsize=128)
+def constant(values: tuple[float, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A (len(values),) tensor of Python numbers, built once per device and dtype and then reused.
+
+    Building it anew would copy it to the device (and wait for the copy) on every call; the
+    cached tensor is shared, so callers must not change it in place.
+    """
+    return torch.tensor(values, device=device, dtype=dtype)
+
+
+def nonfinite_guard(x: torch.Tensor) -> torch.Tensor | None:
+    """0 when every element of ``x`` is finite, NaN otherwise, as a 0-d tensor; None if empty.
+
+    An activation can hide a non-finite logit (sigmoid(inf) = 1); adding this to a loss keeps it
+    NaN so that a trainer's NaN guard fires. One pass over ``x`` (min and max), no device sync.
+    """
+    if not x.numel():
+        return None
+    lo, hi = torch.aminmax(x.detach())
+    return (lo + hi) * 0
+
+
 def class_weight_vector(
     classes: Sequence[int] | None,
     class_weights: Sequence[float] | torch.Tensor | None,
@@ -50,22 +73,33 @@ def class_weight_vector(
     dtype: torch.dtype,
     name: str,
 ) -> torch.Tensor | None:
-    """(C,) weights that combine ``class_weights`` and the ``classes`` subset; None if neither."""
+    """(C,) weights that combine ``class_weights`` and the ``classes`` subset; None if neither.
+
+    Python numbers become a cached device tensor (no copy to the device per call); a tensor of
+    weights is moved and cast, and its values are not read.
+    """
     if classes is None and class_weights is None:
         return None
-    w = torch.ones(num_classes, device=device, dtype=dtype)
-    if class_weights is not None:
-        cw = torch.as_tensor(class_weights, dtype=dtype, device=device).reshape(-1)
-        if cw.numel() != num_classes:
+    w = None
+    if isinstance(class_weights, torch.Tensor):
+        if class_weights.numel() != num_classes:
             raise ValueError(
-                f"{name}: class_weights has {cw.numel()} values but the logits have {num_classes} channels"
+                f"{name}: class_weights has {class_weights.numel()} values but the logits have {num_classes} channels"
             )
-        w = cw
+        w = class_weights.detach().to(device=device, dtype=dtype).reshape(-1)
+        host = [1.0] * num_classes
+    elif class_weights is not None:
+        host = [float(v) for v in class_weights]
+        if len(host) != num_classes:
+            raise ValueError(f"{name}: class_weights has {len(host)} values but the logits have {num_classes} channels")
+    else:
+        host = [1.0] * num_classes
     if classes is not None:
-        keep = torch.zeros(num_classes, device=device, dtype=dtype)
+        keep = set()
         for c in classes:
             if not 0 <= int(c) < num_classes:
                 raise ValueError(f"{name}: classes contains {c}, outside [0, {num_classes})")
-            keep[int(c)] = 1
-        w = w * keep
-    return w
+            keep.add(int(c))
+        host = [v if k in keep else 0.0 for k, v in enumerate(host)]
+    vec = constant(tuple(host), device, dtype)
+    return vec if w is None else w * vec

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from ._checks import InputTypeError, check_logits
+from ._deferred import verify
 from ._precision import compute_dtype
 from .constants import BINARY_MODE, MULTICLASS_MODE
 
@@ -26,6 +28,9 @@ class Prepared:
         mode: the task mode.
         hard: the target holds only 0/1 values (integer or bool input).
         v_mask: ``v`` is a 0/1 mask (from ``ignore_index``) rather than a soft pixel mass.
+        poison: None when the target values were checked in the call; on a CUDA device a 0-d
+            tensor, NaN if they are bad and 0 otherwise, that every loss adds to its result
+            (:func:`poisoned`).
     """
 
     x: torch.Tensor
@@ -37,6 +42,7 @@ class Prepared:
     mode: str
     hard: bool
     v_mask: bool
+    poison: torch.Tensor | None = None
 
 
 def _bad_values(values: torch.Tensor) -> list:
@@ -44,12 +50,12 @@ def _bad_values(values: torch.Tensor) -> list:
     return values.unique()[:5].tolist()
 
 
-def _range(t: torch.Tensor, *extra: torch.Tensor) -> list[float]:
-    """[min, max, *extra] of ``t`` with a single device sync (NaN propagates)."""
+def _min_max(t: torch.Tensor) -> list[torch.Tensor]:
+    """[min, max] of ``t`` as 0-d tensors (0 and 0 for an empty ``t``); NaN propagates."""
     if t.numel() == 0:
-        return [0.0, 0.0] + [0.0 for _ in extra]
-    lo, hi = torch.aminmax(t)
-    return torch.stack([lo.double(), hi.double(), *[e.double() for e in extra]]).tolist()
+        zero = torch.zeros((), dtype=t.dtype, device=t.device)
+        return [zero, zero]
+    return list(torch.aminmax(t))
 
 
 def prepare(
@@ -61,7 +67,10 @@ def prepare(
 ) -> Prepared:
     """Checks ``logits``/``target`` against ``mode`` and flattens both to (N, C, P).
 
-    Value checks cost one reduction and one device sync per call.
+    Shapes and dtypes are checked at once. Target values cost one min/max reduction; on the
+    CPU they are checked in the call, on a CUDA device without waiting for it
+    (:mod:`losses._deferred`): a bad target makes ``poison`` NaN, hard class indices are clamped
+    so that no kernel reads out of range, and a later call raises the error.
 
     Raises:
         TypeError: non-tensor input, integer logits, or a floating multiclass index target.
@@ -72,9 +81,11 @@ def prepare(
         raise InputTypeError(f"{name}: target must be a torch.Tensor, got {type(target).__name__}")
     n, c = logits.shape[:2]
     spatial = tuple(logits.shape[2:])
+    m = math.prod(spatial)
     dtype = compute_dtype(logits)
-    x = logits.to(dtype).reshape(n, c, -1)
-    target = target.to(x.device)
+    x = (logits if logits.dtype == dtype else logits.to(dtype)).reshape(n, c, m)
+    if target.device != x.device:
+        target = target.to(x.device)
     soft = target.is_floating_point()
     tshape = tuple(target.shape)
 
@@ -86,20 +97,31 @@ def prepare(
                     f"logits' shape {tuple(logits.shape)}, got {tshape}; pass class indices "
                     "as an integer (long) tensor of shape (N, *S)"
                 )
-            t = target.to(dtype).reshape(n, c, -1)
+            t = target.to(dtype).reshape(n, c, m)
             mass = t.sum(1, keepdim=True)
-            lo, hi, top = _range(t, mass.max() if mass.numel() else mass.sum())
-            if not (lo >= 0 and hi <= 1):
-                bad = (t < 0) | (t > 1) | torch.isnan(t)
-                raise ValueError(
-                    f"{name}: soft multiclass target values must lie in [0, 1], found {_bad_values(t[bad])}"
-                )
-            if top > 1 + 1e-3:
-                raise ValueError(
+
+            def explain(stats):
+                if not (stats[0] >= 0 and stats[1] <= 1):
+                    bad = (t < 0) | (t > 1) | torch.isnan(t)
+                    return f"{name}: soft multiclass target values must lie in [0, 1], found {_bad_values(t[bad])}"
+                return (
                     f"{name}: soft multiclass target probabilities sum to more than 1 at some "
-                    f"pixels (max {top:.4f}); normalise the target"
+                    f"pixels (max {stats[2]:.4f}); normalise the target"
                 )
-            return Prepared(x, t, None, mass, True, spatial, mode, False, False)
+
+            stats = [*_min_max(t), _min_max(mass)[1]]
+            poison = verify(
+                stats,
+                (0.0, -math.inf, -math.inf),
+                (math.inf, 1.0, 1 + 1e-3),
+                name,
+                explain,
+                lambda s: (
+                    f"a soft multiclass target with values in [{s[0]:g}, {s[1]:g}] and pixel sums up to {s[2]:g} "
+                    "(values must lie in [0, 1], sums at most 1)"
+                ),
+            )
+            return Prepared(x, t, None, mass, True, spatial, mode, False, False, poison)
         if target.dim() == logits.dim() and target.shape[1] == 1:
             target = target[:, 0]
         if tuple(target.shape) != (n, *spatial):
@@ -107,20 +129,34 @@ def prepare(
                 f"{name}: multiclass target must be (N, *S) = {(n, *spatial)} class indices "
                 f"for logits {tuple(logits.shape)}, got {tshape}"
             )
-        idx = target.reshape(n, -1).long()
+        idx = target.reshape(n, m).long()
         valid = None if ignore_index is None else idx != ignore_index
         checked = idx if valid is None else idx.masked_fill(~valid, 0)
-        lo, hi = _range(checked)
-        if not (lo >= 0 and hi < c):
+
+        def explain(stats):
             out = (idx < 0) | (idx >= c)
             if valid is not None:
                 out &= valid
-            raise ValueError(
+            return (
                 f"{name}: multiclass target holds {_bad_values(idx[out])}, outside [0, {c}) "
                 f"and not ignore_index={ignore_index}"
             )
+
+        poison = verify(
+            _min_max(checked),
+            (0.0, -math.inf),
+            (math.inf, c - 1.0),
+            name,
+            explain,
+            lambda s: (
+                f"a multiclass target with class indices from {s[0]:g} to {s[1]:g}, outside [0, {c}) "
+                f"and not ignore_index={ignore_index}"
+            ),
+        )
+        if poison is not None:
+            checked = checked.clamp(0, c - 1)  # unchecked: keep gathers and scatters in range
         v = None if valid is None else valid.to(dtype).unsqueeze(1)
-        return Prepared(x, None, checked, v, False, spatial, mode, True, True)
+        return Prepared(x, None, checked, v, False, spatial, mode, True, True, poison)
 
     # binary and multilabel: a dense 0/1 (or soft) target of the logits' shape.
     if mode == BINARY_MODE and target.dim() == logits.dim() - 1:
@@ -128,25 +164,43 @@ def prepare(
     if tuple(target.shape) != tuple(logits.shape):
         expect = "(N, *S) or (N, 1, *S)" if mode == BINARY_MODE else "(N, C, *S)"
         raise ValueError(f"{name}: {mode} target must be {expect} matching logits {tuple(logits.shape)}, got {tshape}")
-    raw = target.reshape(n, c, -1)
+    raw = target.reshape(n, c, m)
     valid = None if ignore_index is None else raw != ignore_index
     checked = raw if valid is None else raw.masked_fill(~valid, 0)
+    poison = None
     if raw.dtype != torch.bool:
-        lo, hi = _range(checked)
-        if not (lo >= 0 and hi <= 1):
+        allowed = "in [0, 1]" if soft else "0 or 1"
+
+        def explain(stats):
             out = (raw < 0) | (raw > 1) | (torch.isnan(raw) if soft else False)
             if not soft:
                 out = out | ((raw != 0) & (raw != 1))
             if valid is not None:
                 out &= valid
-            allowed = "in [0, 1]" if soft else "0 or 1"
-            raise ValueError(
+            return (
                 f"{name}: {mode} target values must be {allowed} (or ignore_index="
                 f"{ignore_index}), found {_bad_values(raw[out])}"
             )
-    t = checked.to(dtype)
+
+        poison = verify(
+            _min_max(checked),
+            (0.0, -math.inf),
+            (math.inf, 1.0),
+            name,
+            explain,
+            lambda s: (
+                f"a {mode} target with values from {s[0]:g} to {s[1]:g} (they must be {allowed} "
+                f"or ignore_index={ignore_index})"
+            ),
+        )
+    t = checked if checked.dtype == dtype else checked.to(dtype)
     v = None if valid is None else valid.to(dtype)
-    return Prepared(x, t, None, v, soft, spatial, mode, not soft, True)
+    return Prepared(x, t, None, v, soft, spatial, mode, not soft, True, poison)
+
+
+def poisoned(out: torch.Tensor, p: Prepared) -> torch.Tensor:
+    """``out`` plus the NaN-or-0 verdict of a deferred target check (``out`` itself without one)."""
+    return out if p.poison is None else out + p.poison.to(out.dtype)
 
 
 def dense_target(p: Prepared) -> torch.Tensor:

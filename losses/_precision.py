@@ -11,10 +11,14 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def no_autocast(device: torch.device):
-    """A context that turns autocast off on ``device`` so reductions stay in float32."""
-    if device.type in ("cuda", "cpu"):
+    """A context that turns autocast off on ``device`` so reductions stay in float32.
+
+    When autocast is not on there (the common case outside AMP) it is a no-op context, which
+    saves building and entering an autocast context on every loss call.
+    """
+    if device.type in ("cuda", "cpu") and torch.is_autocast_enabled(device.type):
         return torch.autocast(device_type=device.type, enabled=False)
-    return _Nothing()
+    return _NOTHING
 
 
 class _Nothing:
@@ -23,3 +27,6 @@ class _Nothing:
 
     def __exit__(self, *exc) -> bool:
         return False
+
+
+_NOTHING = _Nothing()

@@ -5,6 +5,15 @@ from __future__ import annotations
 import torch
 
 
+def mean0(values: torch.Tensor) -> torch.Tensor:
+    """The mean of ``values``, or 0 (still attached to the graph) when there are none.
+
+    An empty batch has nothing to score, like a batch whose every pixel is ignored: it scores 0
+    with a zero gradient, where torch's mean (0 / 0) gives NaN.
+    """
+    return values.mean() if values.numel() else values.sum()
+
+
 def reduce_terms(loss: torch.Tensor, weights: torch.Tensor | None, reduction: str) -> torch.Tensor:
     """Reduces per-term losses (..., C) with per-class ``weights`` (C,) over every term.
 
@@ -13,7 +22,7 @@ def reduce_terms(loss: torch.Tensor, weights: torch.Tensor | None, reduction: st
     if reduction == "none":
         return loss
     if weights is None:
-        return loss.mean() if reduction == "mean" else loss.sum()
+        return mean0(loss) if reduction == "mean" else loss.sum()
     w = weights.expand_as(loss)
     total = (loss * w).sum()
     if reduction == "sum":
@@ -39,9 +48,9 @@ def reduce_ratio(
     if reduction == "sum":
         return num.sum()
     if den is None:
-        return num.mean()
+        return mean0(num)
     tiny = torch.finfo(num.dtype).tiny
     den = den.expand_as(num)
     if per_image:
-        return (num.flatten(1).sum(1) / den.flatten(1).sum(1).clamp_min(tiny)).mean()
+        return mean0(num.flatten(1).sum(1) / den.flatten(1).sum(1).clamp_min(tiny))
     return num.sum() / den.sum().clamp_min(tiny)

@@ -12,7 +12,13 @@ per row); for soft targets the L1 form is the one whose minimum is at q == t. Ha
 targets are never one-hot encoded: I is a gather of the target class's probability followed by a
 scatter-add.
 
-The autograd function saves only its inputs and recomputes the activation in backward, so a
+Every sum is float64 whatever the input dtype: dense sums through :func:`losses._sums.sum64`
+(float32 blocks, float64 across them), the scatter of hard multiclass targets in float64, and
+their counts St as exact integers. So I <= Sp and I <= St hold to float64 rounding at any number
+of pixels, and a near-perfect prediction cannot score a negative loss. The gradient comes back
+in the input's dtype.
+
+The autograd function saves its inputs and the activation (backward needs nothing else), so a
 loss call holds a few (N, C, P) temporaries, not a whole graph.
 """
 
@@ -21,6 +27,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
+
+from ._sums import blocks, total64
 
 SIGMOID = "sigmoid"
 SOFTMAX = "softmax"
@@ -35,66 +43,78 @@ def activate(x: torch.Tensor, act: str) -> torch.Tensor:
     return x
 
 
-def _rowdot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """sum_j a[n, c, j] * b[n, c or 0, j] as (N, C), one pass, no (N, C, P) temporary."""
-    n, c, m = a.shape
-    if b.shape[1] == 1 and c > 1:
-        return torch.bmm(a, b.reshape(n, m, 1)).reshape(n, c)
-    return torch.bmm(a.reshape(n * c, 1, m), b.reshape(n * c, m, 1)).reshape(n, c)
-
-
 class _RegionSums(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, t, idx, v, act, with_bce, hard, v_mask):  # noqa: D102
+    def forward(ctx, x, t, idx, v, act, with_bce, hard, v_mask, terms):  # noqa: D102
         n, c, m = x.shape
-        bce = None
+        parts = []  # float32 block sums, totalled in float64 in one reduction at the end
         if with_bce:
             # one activation for both terms: log-sigmoid, then p = exp(log-sigmoid).
             ls = F.logsigmoid(x)
             p = ls.exp()
-            # sum_j v ((1 - t) x - log s(x)); t is 0 wherever v is.
-            if v is None:
-                bce = x.sum(-1) - ls.sum(-1) - _rowdot(t, x)
-            else:
-                bce = _rowdot(v, x) - _rowdot(v, ls) - _rowdot(t, x)
-            del ls
+            # per element v ((1 - t) x - log s(x)), built in place of ls; t is 0 wherever v is.
+            elem = ls.neg_().add_(x).addcmul_(t, x, value=-1.0)
+            if v is not None:
+                elem.mul_(v)
+            parts.append(blocks(elem))
+            del ls, elem
         else:
             p = activate(x, act)
         # q = p * v; with a 0/1 mask and t = 0 where v = 0, p can stand in for q in I.
         q = p if v is None or v_mask else p * v
-        if v is None:
-            sp = p.sum(-1)
-        elif v_mask:
-            sp = _rowdot(p, v)
-        else:
-            sp = q.sum(-1)
+        parts.append(blocks(p if v is None else (p * v if v_mask else q)))  # Sp
         if idx is not None:
-            picked = q.gather(1, idx.unsqueeze(1)).squeeze(1)
-            if v is not None:
-                picked = picked * v.squeeze(1)
-            inter = torch.zeros(n, c, dtype=x.dtype, device=x.device).scatter_add_(1, idx, picked)
-            ones = v.squeeze(1) if v is not None else torch.ones_like(picked)
-            st = torch.zeros(n, c, dtype=x.dtype, device=x.device).scatter_add_(1, idx, ones)
+            # I: a float64 scatter of the target class's probability; St: exact counts.
+            picked = q.gather(1, idx.unsqueeze(1)).squeeze(1).to(torch.float64)
+            inter = torch.zeros(n, c, dtype=torch.float64, device=x.device)
+            if v is None:
+                ones = torch.ones((), dtype=torch.int64, device=x.device).expand(n, m)
+                st = torch.zeros(n, c, dtype=torch.int64, device=x.device).scatter_add_(1, idx, ones)
+                st = st.to(torch.float64)
+            else:
+                valid = v.squeeze(1).to(torch.float64)
+                picked.mul_(valid)
+                st = torch.zeros(n, c, dtype=torch.float64, device=x.device).scatter_add_(1, idx, valid)
+            inter.scatter_add_(1, idx, picked)
+            del picked
+            *bce, sp = total64(*parts).unbind(0)
         else:
-            st = t.sum(-1)
-            inter = _rowdot(q, t) if hard else torch.minimum(q, t).sum(-1)
+            parts.append(blocks(q * t if hard else torch.minimum(q, t)))
+            parts.append(blocks(t))
+            *bce, sp, inter, st = total64(*parts).unbind(0)
+        if not with_bce:
+            # sigmoid(inf) = 1 would hide an infinite logit: adding 0 * sum(x) to Sp keeps a NaN or
+            # infinite logit as NaN (the BCE sum carries x itself). float32 sum(x) overflows only
+            # for logits beyond ~1e30.
+            sp = sp.add(x.sum(), alpha=0)
+        saved_p = None if p is x else p
         ctx.act = act
         ctx.with_bce = with_bce
         ctx.hard = hard
         ctx.v_mask = v_mask
-        ctx.save_for_backward(x, t, idx, v)
+        ctx.save_for_backward(x, t, idx, v, saved_p)
+        ctx.terms = terms
+        bce = bce[0] if with_bce else None
+        if terms is not None:
+            loss, ctx.terms_saved = terms.forward(inter, sp, st)
+            return (loss, bce) if with_bce else loss
         ctx.mark_non_differentiable(st)
-        if with_bce:
-            return inter, sp, st, bce
-        return inter, sp, st
+        return (inter, sp, st, bce) if with_bce else (inter, sp, st)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, g_inter, g_sp, g_st, g_bce=None):  # noqa: D102
-        x, t, idx, v = ctx.saved_tensors
+    def backward(ctx, *grads):  # noqa: D102
+        if ctx.terms is not None:
+            g_inter, g_sp = ctx.terms.backward(ctx.terms_saved, grads[0])
+            g_bce = grads[1] if ctx.with_bce else None
+        else:
+            g_inter, g_sp = grads[:2]
+            g_bce = grads[3] if ctx.with_bce else None
+        x, t, idx, v, p = ctx.saved_tensors
         act = ctx.act
-        p = activate(x, act)
+        p = x if p is None else p
         n, c, m = x.shape
+        g_inter, g_sp = g_inter.to(x.dtype), g_sp.to(x.dtype)
         gi, gs = g_inter.unsqueeze(-1), g_sp.unsqueeze(-1)
         if idx is not None:
             # dI/dq = onehot(target), dSp/dq = 1; both times v.
@@ -109,16 +129,16 @@ class _RegionSums(torch.autograd.Function):
         if act == SIGMOID:
             gq.mul_(torch.addcmul(p, p, p, value=-1.0))  # p (1 - p)
             if ctx.with_bce:
-                gb = g_bce.unsqueeze(-1)
+                gb = g_bce.to(x.dtype).unsqueeze(-1)
                 gq.addcmul_(p, gb).addcmul_(t, gb, value=-1.0)  # d BCE / dx = p - t
             if v is not None:
                 gq.mul_(v)
-            return gq, None, None, None, None, None, None, None
+            return gq, None, None, None, None, None, None, None, None
         if v is not None:
             gq.mul_(v)
         if act == SOFTMAX:
             gq.sub_((gq * p).sum(1, keepdim=True)).mul_(p)
-        return gq, None, None, None, None, None, None, None
+        return gq, None, None, None, None, None, None, None, None
 
 
 def region_sums(
@@ -140,17 +160,39 @@ def region_sums(
         act: "sigmoid", "softmax" or "identity".
         hard: ``t`` holds only 0 and 1.
         v_mask: ``v`` holds only 0 and 1.
+
+    Returns:
+        (I, Sp, St), float64 (N, C) each; St carries no gradient.
     """
-    return _RegionSums.apply(x, t, idx, v, act, False, hard, v_mask)
+    return _RegionSums.apply(x, t, idx, v, act, False, hard, v_mask, None)
 
 
-def region_bce_sums(
-    x: torch.Tensor, t: torch.Tensor, v: torch.Tensor | None, hard: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(I, Sp, St, B), each (N, C), for sigmoid ``x`` against a dense target in one pass.
+def region_terms(
+    x: torch.Tensor,
+    t: torch.Tensor | None,
+    idx: torch.Tensor | None,
+    v: torch.Tensor | None,
+    act: str,
+    hard: bool,
+    v_mask: bool,
+    terms,
+) -> torch.Tensor:
+    """Per-term losses of :func:`region_sums` in one autograd node, float64 (N, C) or (C,).
+
+    ``terms`` has ``forward(I, Sp, St) -> (L, saved)`` and ``backward(saved, dLoss/dL) ->
+    (dLoss/dI, dLoss/dSp)`` on the (N, C) sums (:class:`losses._tversky.TverskyTerms`,
+    :class:`losses.mcc.MCCTerms`), so no autograd graph is recorded between the sums and the loss.
+    """
+    return _RegionSums.apply(x, t, idx, v, act, False, hard, v_mask, terms)
+
+
+def region_bce_terms(
+    x: torch.Tensor, t: torch.Tensor, v: torch.Tensor | None, hard: bool, terms
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Dice terms, B) for sigmoid ``x`` against a dense target in one pass; B is (N, C) float64.
 
     B[n, c] = sum_j v_j ((1 - t_j) x_j - log sigmoid(x_j)), the summed BCE with logits; the
     sigmoid is computed once (as exp of the log-sigmoid) and shared by both terms. ``v`` must be
-    a 0/1 mask (or None) and ``t`` zero wherever ``v`` is.
+    a 0/1 mask (or None) and ``t`` zero wherever ``v`` is. ``terms`` as in :func:`region_terms`.
     """
-    return _RegionSums.apply(x, t, None, v, SIGMOID, True, hard, True)
+    return _RegionSums.apply(x, t, None, v, SIGMOID, True, hard, True, terms)

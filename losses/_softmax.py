@@ -5,6 +5,19 @@ from __future__ import annotations
 import torch
 
 from ._layout import Prepared
+from ._reduce import mean0
+
+
+def log_probs(prob: torch.Tensor) -> torch.Tensor:
+    """Log of probabilities, floored at -100 as torch's ``binary_cross_entropy`` floors its logs.
+
+    A probability of 0 then costs 100 nats and no gradient instead of an infinite loss.
+    """
+    return torch.log(prob).clamp_min(-100.0)
+
+
+def _log_p(x: torch.Tensor, from_logits: bool) -> torch.Tensor:
+    return torch.log_softmax(x, dim=1) if from_logits else log_probs(x)
 
 
 def softmax_terms(
@@ -13,6 +26,7 @@ def softmax_terms(
     alpha: torch.Tensor | None,
     cw: torch.Tensor | None,
     label_smoothing: float,
+    from_logits: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(num, den), each (N, 1, P), for a softmax loss over the channel axis.
 
@@ -21,10 +35,11 @@ def softmax_terms(
 
     with t' = (1 - eps) t + eps * mass / C the smoothed target (mass = sum_c t_c, 1 for a hard
     label) and a = ``alpha`` (1 when None). For hard labels this is torch's cross_entropy: the
-    mean divides by sum_i cw_{y_i}. ``den`` is None when every pixel has weight 1.
+    mean divides by sum_i cw_{y_i}. ``den`` is None when every pixel has weight 1. With
+    ``from_logits`` False, ``p.x`` holds the probabilities themselves (:func:`log_probs`).
     """
     n, c, _ = p.x.shape
-    logp = torch.log_softmax(p.x, dim=1)
+    logp = _log_p(p.x, from_logits)
     if p.idx is not None:
         term, den = _label_term(logp, p.idx, gamma, alpha, cw)
         nll = -term
@@ -82,6 +97,7 @@ def softmax_image_sums(
     alpha: torch.Tensor | None,
     cw: torch.Tensor | None,
     label_smoothing: float,
+    from_logits: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-image sums (num, den), each (N,), of :func:`softmax_terms`, for mean/sum reductions.
 
@@ -90,9 +106,9 @@ def softmax_image_sums(
     """
     n, c, m = p.x.shape
     if p.idx is None:
-        num, den = softmax_terms(p, gamma, alpha, cw, label_smoothing)
+        num, den = softmax_terms(p, gamma, alpha, cw, label_smoothing, from_logits)
         return num.sum((1, 2)), den.sum((1, 2))
-    logp = torch.log_softmax(p.x, dim=1)
+    logp = _log_p(p.x, from_logits)
     term, wy = _label_term(logp, p.idx, gamma, alpha, cw)
     v = p.v
     if v is None:
@@ -117,5 +133,5 @@ def reduce_image_sums(num: torch.Tensor, den: torch.Tensor, reduction: str, per_
         return num.sum()
     tiny = torch.finfo(num.dtype).tiny
     if per_image:
-        return (num / den.clamp_min(tiny)).mean()
+        return mean0(num / den.clamp_min(tiny))
     return num.sum() / den.sum().clamp_min(tiny)

@@ -18,10 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_mode, check_reduction, class_weight_vector
-from ._layout import prepare, sigmoid_target, spatial_view
+from ._checks import check_mode, check_reduction, class_weight_vector, constant
+from ._layout import poisoned, prepare, sigmoid_target, spatial_view
+from ._options import check_class_options, number, values
 from ._precision import no_autocast
 from ._reduce import reduce_ratio
+from .constants import BINARY_MODE
 
 
 def _weights(p, t_weight, classes, class_weights, name):
@@ -33,10 +35,34 @@ def _weights(p, t_weight, classes, class_weights, name):
 
 
 def _channel_vector(value, num_classes, ref, name, what):
-    vec = torch.as_tensor(value, dtype=ref.dtype, device=ref.device).reshape(-1)
+    if isinstance(value, torch.Tensor):
+        vec = value.detach().to(dtype=ref.dtype, device=ref.device).reshape(-1)
+    else:
+        vec = constant(values(value, what, name, 0.0), ref.device, ref.dtype)
     if vec.numel() not in (1, num_classes):
         raise ValueError(f"{name}: {what} has {vec.numel()} values; give one value or one per channel ({num_classes})")
     return vec.view(1, -1, 1)
+
+
+def _check_bce_options(mode, pos_weight, label_smoothing, classes, class_weights, name):
+    """pos_weight >= 0 (one value in binary mode), label_smoothing in [0, 1], the class options."""
+    if pos_weight is not None:
+        if isinstance(pos_weight, torch.Tensor) and pos_weight.device.type != "cpu":
+            count = pos_weight.numel()  # values on the device are not read (that would wait for it)
+        else:
+            count = len(values(pos_weight, "pos_weight", name, 0.0))
+        if mode == BINARY_MODE and count != 1:
+            raise ValueError(f"{name}: pos_weight has {count} values but mode='binary' has one channel")
+    label_smoothing = number(label_smoothing, "label_smoothing", name, 0.0, 1.0)
+    return (label_smoothing, *check_class_options(mode, classes, class_weights, name))
+
+
+def _check_beta(beta, name):
+    if isinstance(beta, str):
+        if beta not in ("image", "batch"):
+            raise ValueError(f"{name}: beta={beta!r}; use 'image', 'batch' or a float in [0, 1]")
+        return beta
+    return number(beta, "beta", name, 0.0, 1.0)
 
 
 def bce_loss(
@@ -78,6 +104,7 @@ def bce_loss(
     name = "bce_loss"
     check_mode(mode, name)
     check_reduction(reduction, name)
+    _check_bce_options(mode, pos_weight, label_smoothing, classes, class_weights, name)
     with no_autocast(logits.device):
         p = prepare(logits, target, mode, ignore_index, name)
         t, w = sigmoid_target(p)
@@ -87,12 +114,12 @@ def bce_loss(
         if pos_weight is not None:
             pw = _channel_vector(pos_weight, p.x.shape[1], p.x, name, "pos_weight")
         w = _weights(p, w, classes, class_weights, name)
-        if w is None and reduction == "mean":
-            return F.binary_cross_entropy_with_logits(p.x, t, pos_weight=pw)
+        if w is None and reduction == "mean" and p.x.numel():
+            return poisoned(F.binary_cross_entropy_with_logits(p.x, t, pos_weight=pw), p)
         loss = F.binary_cross_entropy_with_logits(p.x, t, pos_weight=pw, reduction="none")
         num = loss if w is None else loss * w
         out = reduce_ratio(num, w, reduction, per_image)
-        return spatial_view(out, p) if reduction == "none" else out
+        return poisoned(spatial_view(out, p) if reduction == "none" else out, p)
 
 
 def balanced_bce_loss(
@@ -138,10 +165,8 @@ def balanced_bce_loss(
     name = "balanced_bce_loss"
     check_mode(mode, name)
     check_reduction(reduction, name)
-    if isinstance(beta, str) and beta not in ("image", "batch"):
-        raise ValueError(f"{name}: beta={beta!r}; use 'image', 'batch' or a float in [0, 1]")
-    if not isinstance(beta, str) and not 0.0 <= float(beta) <= 1.0:
-        raise ValueError(f"{name}: beta={beta} is outside [0, 1]")
+    beta = _check_beta(beta, name)
+    check_class_options(mode, classes, class_weights, name)
     with no_autocast(logits.device):
         p = prepare(logits, target, mode, ignore_index, name)
         t, v = sigmoid_target(p)
@@ -158,7 +183,7 @@ def balanced_bce_loss(
         w = _weights(p, v, classes, class_weights, name)
         num = loss if w is None else loss * w
         out = reduce_ratio(num, w, reduction, per_image)
-        return spatial_view(out, p) if reduction == "none" else out
+        return poisoned(spatial_view(out, p) if reduction == "none" else out, p)
 
 
 class BCELoss(nn.Module):
@@ -185,10 +210,10 @@ class BCELoss(nn.Module):
         check_reduction(reduction, "BCELoss")
         self.mode = mode
         self.pos_weight = pos_weight
-        self.label_smoothing = float(label_smoothing)
+        self.label_smoothing, self.classes, self.class_weights = _check_bce_options(
+            mode, pos_weight, label_smoothing, classes, class_weights, "BCELoss"
+        )
         self.per_image = per_image
-        self.classes = classes
-        self.class_weights = class_weights
         self.ignore_index = ignore_index
         self.reduction = reduction
 
@@ -229,13 +254,10 @@ class BalancedBCELoss(nn.Module):
         super().__init__()
         check_mode(mode, "BalancedBCELoss")
         check_reduction(reduction, "BalancedBCELoss")
-        if isinstance(beta, str) and beta not in ("image", "batch"):
-            raise ValueError(f"BalancedBCELoss: beta={beta!r}; use 'image', 'batch' or a float")
         self.mode = mode
-        self.beta = beta
+        self.beta = _check_beta(beta, "BalancedBCELoss")
         self.per_image = per_image
-        self.classes = classes
-        self.class_weights = class_weights
+        self.classes, self.class_weights = check_class_options(mode, classes, class_weights, "BalancedBCELoss")
         self.ignore_index = ignore_index
         self.reduction = reduction
 

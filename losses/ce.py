@@ -5,7 +5,9 @@
 
 with w = ``class_weights``, eps = ``label_smoothing`` and m_i = sum_c t_ic the pixel's labelled
 mass (1 for a hard label, 0 for an ignored pixel). For hard labels this is exactly
-``torch.nn.functional.cross_entropy`` (weights, ignore_index and label smoothing included). For
+``torch.nn.functional.cross_entropy`` (weights, ignore_index and label smoothing included): with
+``ignore_index`` and smoothing together the mean divides by the valid pixels, torch's rule (smp's
+``SoftCrossEntropyLoss`` divides by all pixels, ignored ones included). For
 soft targets torch divides a weighted mean by the pixel count; segdet divides by the target's
 weight, so a soft pixel counts with its mass: an all-zero probability vector (unlabelled in both
 MixUp sources) is left out like an ignored pixel, and every pixel left out gives 0, not NaN.
@@ -19,7 +21,8 @@ import torch
 from torch import nn
 
 from ._checks import check_mode, check_reduction, class_weight_vector
-from ._layout import prepare
+from ._layout import poisoned, prepare
+from ._options import check_class_options, number
 from ._precision import no_autocast
 from ._softmax import reduce_image_sums, softmax_image_sums, softmax_terms
 from .constants import MULTICLASS_MODE
@@ -65,16 +68,16 @@ def cross_entropy_loss(
     name = "cross_entropy_loss"
     _check_multiclass(mode, name)
     check_reduction(reduction, name)
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"{name}: label_smoothing={label_smoothing} is outside [0, 1]")
+    label_smoothing = number(label_smoothing, "label_smoothing", name, 0.0, 1.0)
+    check_class_options(mode, classes, class_weights, name)
     with no_autocast(logits.device):
         p = prepare(logits, target, mode, ignore_index, name)
         cw = class_weight_vector(classes, class_weights, p.x.shape[1], p.x.device, p.x.dtype, name)
         if reduction != "none":
             num, den = softmax_image_sums(p, 0.0, None, cw, label_smoothing)
-            return reduce_image_sums(num, den, reduction, per_image)
+            return poisoned(reduce_image_sums(num, den, reduction, per_image), p)
         num, _ = softmax_terms(p, 0.0, None, cw, label_smoothing)
-        return num.reshape(num.shape[0], *p.spatial)
+        return poisoned(num.reshape(num.shape[0], *p.spatial), p)
 
 
 class CrossEntropyLoss(nn.Module):
@@ -99,10 +102,9 @@ class CrossEntropyLoss(nn.Module):
         _check_multiclass(mode, "CrossEntropyLoss")
         check_reduction(reduction, "CrossEntropyLoss")
         self.mode = mode
-        self.label_smoothing = float(label_smoothing)
+        self.label_smoothing = number(label_smoothing, "label_smoothing", "CrossEntropyLoss", 0.0, 1.0)
         self.per_image = per_image
-        self.classes = classes
-        self.class_weights = class_weights
+        self.classes, self.class_weights = check_class_options(mode, classes, class_weights, "CrossEntropyLoss")
         self.ignore_index = ignore_index
         self.reduction = reduction
 

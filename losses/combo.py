@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Mapping
 
@@ -38,7 +39,7 @@ class ComboLoss(nn.Module):
 
     Raises:
         ValueError: an unknown name (with the closest valid names), an unknown option (naming
-            the option and the term), a non-numeric weight, or an empty spec.
+            the option and the term), a weight that is not a finite number >= 0, or an empty spec.
 
     Example:
         >>> loss = ComboLoss({"ce": 1.0, "dice": {"weight": 0.5, "smooth": 1.0}}, "multiclass",
@@ -77,6 +78,11 @@ class ComboLoss(nn.Module):
                 options, weight = {}, entry
             if isinstance(weight, bool) or not isinstance(weight, numbers.Real):
                 raise ValueError(f"ComboLoss: weight of {raw_name!r} must be a number, got {weight!r}")
+            if not (math.isfinite(weight) and weight >= 0):
+                raise ValueError(
+                    f"ComboLoss: weight of {raw_name!r} is {weight!r}; a weight must be a finite number >= 0 "
+                    "(0 turns the term off but still reports it)"
+                )
             valid = [n for n in _option_names(cls) if n not in _RESERVED]
             for option in options:
                 if option in _RESERVED:

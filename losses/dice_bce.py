@@ -15,12 +15,14 @@ import torch
 from torch import nn
 
 from ._checks import check_mode, class_weight_vector
-from ._layout import prepare, sigmoid_target
+from ._layout import poisoned, prepare, sigmoid_target
+from ._options import check_class_options, number
 from ._precision import no_autocast
-from ._reduce import reduce_terms
-from ._region import region_bce_sums
+from ._reduce import mean0, reduce_terms
+from ._region import region_bce_terms
+from ._sums import sum64
+from ._tversky import TverskyTerms
 from .constants import MULTICLASS_MODE
-from .region import tversky_terms
 
 
 def dice_bce_loss(
@@ -38,7 +40,8 @@ def dice_bce_loss(
     """Fused ``dice_weight * dice_loss + bce_weight * bce_loss`` for sigmoid outputs.
 
     Args:
-        logits: (N, C, *S) logits, any float dtype (reduced in float32).
+        logits: (N, C, *S) logits, any float dtype (sums accumulate in float64, the loss is
+            float32, float64 for float64 input).
         target: hard or soft target for mode "binary" or "multilabel".
         mode: "binary" (default) or "multilabel"; multiclass segmentation combines "dice" and
             "ce" in :class:`losses.ComboLoss` instead.
@@ -63,23 +66,31 @@ def dice_bce_loss(
             f"{name}: mode='multiclass' is not sigmoid-based; use ComboLoss({{'dice': 1, "
             "'ce': 1}}, 'multiclass') or mode='multilabel' with one-hot targets"
         )
+    _check_options(mode, dice_weight, bce_weight, smooth, classes, class_weights, name)
     with no_autocast(logits.device):
         p = prepare(logits, target, mode, ignore_index, name)
         t, v = sigmoid_target(p)
-        inter, sp, st, bce = region_bce_sums(p.x, t, v, p.hard)
-        dice = tversky_terms(inter, sp, st, 0.5, 0.5, 1.0, smooth, False, per_image, 1e-7)
+        dice, bce = region_bce_terms(p.x, t, v, p.hard, TverskyTerms(0.5, 0.5, 1.0, smooth, False, per_image, 1e-7))
         n, c, m = p.x.shape
-        w = class_weight_vector(classes, class_weights, c, p.x.device, p.x.dtype, name)
+        w = class_weight_vector(classes, class_weights, c, p.x.device, torch.float64, name)
         dice = reduce_terms(dice, w, "mean")
-        count = torch.full_like(bce, float(m)) if v is None else v.expand(n, c, m).sum(-1)
+        count = torch.full_like(bce, float(m)) if v is None else sum64(v.expand(n, c, m))
         if w is not None:
             bce, count = bce * w, count * w
         tiny = torch.finfo(bce.dtype).tiny
         if per_image:
-            bce_mean = (bce.sum(1) / count.sum(1).clamp_min(tiny)).mean()
+            bce_mean = mean0(bce.sum(1) / count.sum(1).clamp_min(tiny))
         else:
             bce_mean = bce.sum() / count.sum().clamp_min(tiny)
-        return dice_weight * dice + bce_weight * bce_mean
+        return poisoned((dice_weight * dice + bce_weight * bce_mean).to(p.x.dtype), p)
+
+
+def _check_options(mode, dice_weight, bce_weight, smooth, classes, class_weights, name):
+    """(dice_weight, bce_weight, smooth, classes, class_weights) checked: weights and smooth >= 0."""
+    dice_weight = number(dice_weight, "dice_weight", name, 0.0)
+    bce_weight = number(bce_weight, "bce_weight", name, 0.0)
+    smooth = number(smooth, "smooth", name, 0.0)
+    return (dice_weight, bce_weight, smooth, *check_class_options(mode, classes, class_weights, name))
 
 
 class DiceBCELoss(nn.Module):
@@ -108,12 +119,10 @@ class DiceBCELoss(nn.Module):
                 "DiceBCELoss: mode='multiclass' is not sigmoid-based; combine 'dice' and 'ce' in ComboLoss instead"
             )
         self.mode = mode
-        self.dice_weight = float(dice_weight)
-        self.bce_weight = float(bce_weight)
-        self.smooth = float(smooth)
+        self.dice_weight, self.bce_weight, self.smooth, self.classes, self.class_weights = _check_options(
+            mode, dice_weight, bce_weight, smooth, classes, class_weights, "DiceBCELoss"
+        )
         self.per_image = per_image
-        self.classes = classes
-        self.class_weights = class_weights
         self.ignore_index = ignore_index
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -11,11 +11,14 @@ gives 0 with zero gradient.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ._checks import check_logits, check_mode, check_reduction
+from ._options import number
 from ._precision import compute_dtype, no_autocast
 from ._reduce import reduce_ratio
 from .constants import MULTICLASS_MODE
@@ -54,13 +57,13 @@ def kd_loss(
         raise ValueError(
             f"{name}: teacher logits {tuple(got)} must have the student's shape {tuple(student_logits.shape)}"
         )
-    if temperature <= 0:
-        raise ValueError(f"{name}: temperature={temperature} must be > 0")
+    temperature = number(temperature, "temperature", name, 0.0, above=True)
     with no_autocast(student_logits.device):
         dtype = compute_dtype(student_logits)
         n, c = student_logits.shape[:2]
-        s = student_logits.to(dtype).reshape(n, c, -1) / temperature
-        t = teacher_logits.detach().to(dtype).reshape(n, c, -1) / temperature
+        m = math.prod(student_logits.shape[2:])
+        s = student_logits.to(dtype).reshape(n, c, m) / temperature
+        t = teacher_logits.detach().to(dtype).reshape(n, c, m) / temperature
         if mode == MULTICLASS_MODE:
             log_q = F.log_softmax(t, dim=1)
             kl = (log_q.exp() * (log_q - F.log_softmax(s, dim=1))).sum(1, keepdim=True)
@@ -74,7 +77,7 @@ def kd_loss(
                 raise ValueError(
                     f"{name}: mask shape {tuple(mask.shape)} must be (N, *S) = {(n, *student_logits.shape[2:])}"
                 )
-            w = mask.reshape(n, 1, -1).to(dtype)
+            w = mask.reshape(n, 1, m).to(dtype)
             kl = kl * w
         out = reduce_ratio(kl, w, reduction, per_image)
         if reduction != "none":
@@ -102,10 +105,8 @@ class KDLoss(nn.Module):
         super().__init__()
         check_mode(mode, "KDLoss")
         check_reduction(reduction, "KDLoss")
-        if temperature <= 0:
-            raise ValueError(f"KDLoss: temperature={temperature} must be > 0")
         self.mode = mode
-        self.temperature = float(temperature)
+        self.temperature = number(temperature, "temperature", "KDLoss", 0.0, above=True)
         self.per_image = per_image
         self.reduction = reduction
 

@@ -23,9 +23,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ._checks import check_mode, check_reduction, class_weight_vector
-from ._layout import prepare
+from ._checks import check_mode, check_reduction, class_weight_vector, nonfinite_guard
+from ._layout import poisoned, prepare
+from ._options import check_class_options
 from ._precision import no_autocast
+from ._reduce import mean0
 from .constants import MULTICLASS_MODE
 
 
@@ -89,6 +91,7 @@ def lovasz_loss(
     name = "lovasz_loss"
     check_mode(mode, name)
     check_reduction(reduction, name)
+    check_class_options(mode, classes, class_weights, name)
     with no_autocast(logits.device):
         p = prepare(logits, target, mode, ignore_index, name)
         n, c, m = p.x.shape
@@ -116,11 +119,14 @@ def lovasz_loss(
             terms.append(_lovasz_terms(rows(err), rows(tk), None if vk is None else rows(vk), hinge))
             present.append(rows(tk).sum(-1) > 0)
         terms = torch.stack(terms, -1)  # (N, C) or (1, C)
+        guard = nonfinite_guard(p.x)  # relu and sort can turn an infinite logit into a finite term
+        if guard is not None:
+            terms = terms + guard
         present = torch.stack(present, -1)
         if not per_image:
             terms, present = terms[0], present[0]
         if reduction == "none":
-            return terms
+            return poisoned(terms, p)
         w = class_weight_vector(classes, class_weights, c, p.x.device, p.x.dtype, name)
         w = torch.ones(c, dtype=p.x.dtype, device=p.x.device) if w is None else w
         w = w.expand_as(terms)
@@ -128,10 +134,10 @@ def lovasz_loss(
             w = w * present.to(w.dtype)
         weighted = terms * w
         if reduction == "sum":
-            return weighted.sum()
+            return poisoned(weighted.sum(), p)
         tiny = torch.finfo(terms.dtype).tiny
         per_scope = weighted.sum(-1) / w.sum(-1).clamp_min(tiny)
-        return per_scope.mean()
+        return poisoned(mean0(per_scope), p)
 
 
 class LovaszLoss(nn.Module):
@@ -159,8 +165,7 @@ class LovaszLoss(nn.Module):
         self.mode = mode
         self.per_image = per_image
         self.only_present = only_present
-        self.classes = classes
-        self.class_weights = class_weights
+        self.classes, self.class_weights = check_class_options(mode, classes, class_weights, "LovaszLoss")
         self.ignore_index = ignore_index
         self.from_logits = from_logits
         self.reduction = reduction

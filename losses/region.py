@@ -15,7 +15,13 @@ Empty masks: a term whose target is empty in its scope (St == 0) scores L = 0 wh
 average, as in smp. With smooth > 0 the formula scores it: T = s / (alpha * Sp + s), which is 1
 for an empty prediction and falls as predicted area grows, so false positives on empty images are
 penalised (smp zeroes these terms even with smooth > 0; segdet does not). A term whose
-denominator is exactly 0 scores T = 1. Every pixel ignored gives loss 0 with zero gradient.
+denominator is exactly 0 scores T = 1. Every pixel ignored, and an empty batch (N = 0), give
+loss 0 with zero gradient. A NaN or infinite logit gives a NaN loss (never a silent 0), so a
+trainer's NaN guard fires.
+
+Options are checked when a loss is built (and on every functional call): smooth >= 0, alpha and
+beta >= 0 and not both 0, gamma > 0, eps > 0, and in binary mode (one channel) ``classes`` only
+[0] and ``class_weights`` one value.
 """
 
 from __future__ import annotations
@@ -26,40 +32,34 @@ import torch
 from torch import nn
 
 from ._checks import check_mode, check_reduction, class_weight_vector
-from ._layout import prepare
+from ._layout import poisoned, prepare
+from ._options import check_class_options, number
 from ._precision import no_autocast
 from ._reduce import reduce_terms
-from ._region import IDENTITY, SIGMOID, SOFTMAX, region_sums
+from ._region import IDENTITY, SIGMOID, SOFTMAX, region_terms
+from ._tversky import TverskyTerms
 from .constants import MULTICLASS_MODE
 
 
-def tversky_terms(
-    inter: torch.Tensor,
-    sp: torch.Tensor,
-    st: torch.Tensor,
-    alpha: float,
-    beta: float,
-    gamma: float,
-    smooth: float,
-    log_loss: bool,
-    per_image: bool,
-    eps: float,
-) -> torch.Tensor:
-    """Per-term losses (N, C), or (C,) for the batch scope, from the (N, C) region sums."""
-    if not per_image:
-        inter, sp, st = inter.sum(0), sp.sum(0), st.sum(0)
-    den = inter + alpha * (sp - inter) + beta * (st - inter) + smooth
-    ok = den > 0
-    score = torch.where(ok, (inter + smooth) / torch.where(ok, den, 1.0), 1.0)
-    if log_loss:
-        loss = -torch.log(score.clamp_min(eps))
-    else:
-        loss = 1.0 - score
-    if gamma != 1.0:
-        loss = loss.clamp_min(1e-12 if gamma < 1 else 0.0) ** gamma
-    if smooth == 0:
-        loss = loss * (st > 0).to(loss.dtype)
-    return loss
+def check_tversky_options(
+    alpha: float, beta: float, gamma: float, smooth: float, eps: float, name: str
+) -> tuple[float, float, float, float, float]:
+    """The options as floats: alpha, beta >= 0 and not both 0, gamma > 0, smooth >= 0, eps > 0.
+
+    alpha = beta = 0 makes T = 1 whatever the prediction, gamma = 0 makes every term 1: neither
+    loss has a gradient.
+
+    Raises:
+        ValueError: naming the option, its value and its range.
+    """
+    alpha = number(alpha, "alpha", name, 0.0)
+    beta = number(beta, "beta", name, 0.0)
+    if alpha == beta == 0:
+        raise ValueError(f"{name}: alpha = beta = 0 scores T = 1 for any prediction; give alpha + beta > 0")
+    gamma = number(gamma, "gamma", name, 0.0, above=True)
+    smooth = number(smooth, "smooth", name, 0.0)
+    eps = number(eps, "eps", name, 0.0, above=True)
+    return alpha, beta, gamma, smooth, eps
 
 
 def tversky_loss(
@@ -84,7 +84,8 @@ def tversky_loss(
 
     Args:
         logits: (N, C, *S) raw scores (probabilities if ``from_logits`` is False); any float
-            dtype, reduced in float32 (float64 stays float64).
+            dtype. The region sums accumulate in float64; the loss comes back in float32
+            (float64 for float64 input).
         target: hard or soft target, shapes in ``losses.constants``.
         mode: "binary", "multiclass" (softmax) or "multilabel" (sigmoid per channel).
         alpha: weight of false positives. Default 0.5.
@@ -112,16 +113,57 @@ def tversky_loss(
     """
     check_mode(mode, _name)
     check_reduction(reduction, _name)
+    alpha, beta, gamma, smooth, eps = check_tversky_options(alpha, beta, gamma, smooth, eps, _name)
+    check_class_options(mode, classes, class_weights, _name)
+    return _tversky(
+        logits,
+        target,
+        mode,
+        alpha,
+        beta,
+        gamma,
+        smooth,
+        log_loss,
+        per_image,
+        classes,
+        class_weights,
+        ignore_index,
+        from_logits,
+        reduction,
+        eps,
+        _name,
+    )
+
+
+def _tversky(
+    logits,
+    target,
+    mode,
+    alpha,
+    beta,
+    gamma,
+    smooth,
+    log_loss,
+    per_image,
+    classes,
+    class_weights,
+    ignore_index,
+    from_logits,
+    reduction,
+    eps,
+    _name,
+):
+    """:func:`tversky_loss` on options already checked (the modules check theirs when built)."""
     with no_autocast(logits.device):
         p = prepare(logits, target, mode, ignore_index, _name)
         if not from_logits:
             act = IDENTITY
         else:
             act = SOFTMAX if mode == MULTICLASS_MODE else SIGMOID
-        inter, sp, st = region_sums(p.x, p.t, p.idx, p.v, act, p.hard, p.v_mask)
-        loss = tversky_terms(inter, sp, st, alpha, beta, gamma, smooth, log_loss, per_image, eps)
-        weights = class_weight_vector(classes, class_weights, p.x.shape[1], p.x.device, p.x.dtype, _name)
-        return reduce_terms(loss, weights, reduction)
+        terms = TverskyTerms(alpha, beta, gamma, smooth, log_loss, per_image, eps)
+        loss = region_terms(p.x, p.t, p.idx, p.v, act, p.hard, p.v_mask, terms)
+        weights = class_weight_vector(classes, class_weights, p.x.shape[1], p.x.device, loss.dtype, _name)
+        return poisoned(reduce_terms(loss, weights, reduction).to(p.x.dtype), p)
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, mode: str, **kwargs) -> torch.Tensor:
@@ -147,8 +189,6 @@ def jaccard_loss(logits: torch.Tensor, target: torch.Tensor, mode: str, **kwargs
 
 
 class _RegionLoss(nn.Module):
-    _alpha_beta: tuple[float, float] | None = None
-
     def __init__(
         self,
         mode: str,
@@ -163,30 +203,36 @@ class _RegionLoss(nn.Module):
         eps: float = 1e-7,
     ) -> None:
         super().__init__()
-        check_mode(mode, type(self).__name__)
-        check_reduction(reduction, type(self).__name__)
+        name = type(self).__name__
+        check_mode(mode, name)
+        check_reduction(reduction, name)
+        _, _, _, self.smooth, self.eps = check_tversky_options(0.5, 0.5, 1.0, smooth, eps, name)
         self.mode = mode
-        self.smooth = float(smooth)
         self.log_loss = log_loss
         self.per_image = per_image
-        self.classes = None if classes is None else [int(c) for c in classes]
-        self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
+        self.classes, self.class_weights = check_class_options(mode, classes, class_weights, name)
         self.ignore_index = ignore_index
         self.from_logits = from_logits
         self.reduction = reduction
-        self.eps = eps
 
-    def _common(self) -> dict:
-        return dict(
-            smooth=self.smooth,
-            log_loss=self.log_loss,
-            per_image=self.per_image,
-            classes=self.classes,
-            class_weights=self.class_weights,
-            ignore_index=self.ignore_index,
-            from_logits=self.from_logits,
-            reduction=self.reduction,
-            eps=self.eps,
+    def _loss(self, logits, target, alpha, beta, gamma):
+        return _tversky(
+            logits,
+            target,
+            self.mode,
+            alpha,
+            beta,
+            gamma,
+            self.smooth,
+            self.log_loss,
+            self.per_image,
+            self.classes,
+            self.class_weights,
+            self.ignore_index,
+            self.from_logits,
+            self.reduction,
+            self.eps,
+            type(self).__name__,
         )
 
 
@@ -200,7 +246,7 @@ class DiceLoss(_RegionLoss):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Dice loss of (N, C, *S) logits against the mode's hard or soft target (shapes in ``losses.constants``)."""
-        return tversky_loss(logits, target, self.mode, 0.5, 0.5, _name="DiceLoss", **self._common())
+        return self._loss(logits, target, 0.5, 0.5, 1.0)
 
 
 class JaccardLoss(_RegionLoss):
@@ -212,7 +258,7 @@ class JaccardLoss(_RegionLoss):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Jaccard loss of (N, C, *S) logits against the mode's hard or soft target (shapes in ``losses.constants``)."""
-        return tversky_loss(logits, target, self.mode, 1.0, 1.0, _name="JaccardLoss", **self._common())
+        return self._loss(logits, target, 1.0, 1.0, 1.0)
 
 
 class TverskyLoss(_RegionLoss):
@@ -244,19 +290,8 @@ class TverskyLoss(_RegionLoss):
         super().__init__(
             mode, smooth, log_loss, per_image, classes, class_weights, ignore_index, from_logits, reduction, eps
         )
-        self.alpha = float(alpha)
-        self.beta = float(beta)
-        self.gamma = float(gamma)
+        self.alpha, self.beta, self.gamma, _, _ = check_tversky_options(alpha, beta, gamma, smooth, eps, "TverskyLoss")
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Tversky loss of (N, C, *S) logits against the mode's hard or soft target (shapes in ``losses.constants``)."""
-        return tversky_loss(
-            logits,
-            target,
-            self.mode,
-            self.alpha,
-            self.beta,
-            self.gamma,
-            _name="TverskyLoss",
-            **self._common(),
-        )
+        return self._loss(logits, target, self.alpha, self.beta, self.gamma)

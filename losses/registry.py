@@ -7,6 +7,7 @@ from .ce import CrossEntropyLoss
 from .dice_bce import DiceBCELoss
 from .focal import FocalLoss
 from .lovasz import LovaszLoss
+from .mcc import MCCLoss
 from .region import DiceLoss, JaccardLoss, TverskyLoss
 
 #: Lowercase registry name -> segmentation loss class; every class is built as
@@ -21,4 +22,5 @@ LOSSES = {
     "lovasz": LovaszLoss,
     "ce": CrossEntropyLoss,
     "dice_bce": DiceBCELoss,
+    "mcc": MCCLoss,
 }

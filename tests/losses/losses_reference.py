@@ -93,3 +93,21 @@ def lovasz_hinge_flat(logits, labels):
         total = total + max(float(errors[i]), 0.0) * (jac - prev)
         prev = jac
     return total
+
+
+def tversky_mean64(prob, t, valid, alpha, beta, smooth, per_image):
+    """Mean Tversky loss of (N, C, P) float64 ``prob`` and ``t``, ``valid`` (N, 1 or C, P).
+
+    Vectorised (for inputs of millions of pixels) but written from the formula alone: q = prob
+    times valid, TP = sum min(q, t), FP = sum q - TP, FN = sum t - TP, in float64 throughout;
+    an empty target scores 0 when smooth is 0.
+    """
+    q, tt = prob * valid, t * valid
+    dims = (-1,) if per_image else (0, -1)
+    tp = torch.minimum(q, tt).sum(dims)
+    sp, st = q.sum(dims), tt.sum(dims)
+    score = (tp + smooth) / (tp + alpha * (sp - tp) + beta * (st - tp) + smooth)
+    loss = 1 - score
+    if smooth == 0:
+        loss = torch.where(st > 0, loss, 0.0)
+    return loss.mean()

@@ -142,6 +142,20 @@ def test_ce_hard_matches_torch(opts):
     assert torch.allclose(ours, ref, atol=1e-6, rtol=0)
 
 
+def test_ce_with_ignore_and_smoothing_divides_by_valid_pixels_like_torch_not_all_like_smp():
+    # torch's rule: the mean runs over the pixels that are not ignore_index, smoothing term
+    # included; smp's SoftCrossEntropyLoss zeroes ignored pixels but divides by all of them.
+    x, y = _multiclass(seed=12)
+    y[0, :2] = 255
+    valid = (y != 255).double().mean()
+    ours = losses.cross_entropy_loss(x, y, ignore_index=255, label_smoothing=0.1)
+    torch_ref = F.cross_entropy(x, y, ignore_index=255, label_smoothing=0.1)
+    smp_value = smp.losses.SoftCrossEntropyLoss(smooth_factor=0.1, ignore_index=255)(x, y)
+    assert torch.allclose(ours, torch_ref, atol=1e-12)
+    assert torch.allclose(smp_value, ours * valid, atol=1e-9)
+    assert not torch.allclose(smp_value, ours, atol=1e-3)
+
+
 def test_ce_soft_matches_torch_and_zero_pixels_are_left_out():
     g = _gen(10)
     x = torch.randn(N, C, H, W, generator=g, dtype=torch.float64)
@@ -221,3 +235,61 @@ def test_sigmoid_focal_none_map_and_per_channel_alpha():
     ref = -(a * t + (1 - a) * (1 - t)) * (1 - pt) ** 1.5 * torch.log(pt) * valid
     assert torch.allclose(full, ref, atol=1e-12)
     assert torch.allclose(losses.focal_loss(x, y, "multilabel", **kw), ref.sum() / valid.sum())
+
+
+def _naive_probability_focal(prob, t, valid, gamma, alpha):
+    """Mean over valid elements of -a_t (1 - p_t)^gamma [t log p + (1 - t) log(1 - p)], one by one."""
+
+    def log(v):
+        return max(math.log(v), -100.0) if v > 0 else -100.0
+
+    num = den = 0.0
+    for p, y, w in zip(prob.flatten().tolist(), t.flatten().tolist(), valid.flatten().tolist()):
+        if w == 0:
+            continue
+        pt = p * y + (1 - p) * (1 - y)
+        a = 1.0 if alpha is None else alpha * y + (1 - alpha) * (1 - y)
+        num += -a * (1 - pt) ** gamma * (y * log(p) + (1 - y) * log(1 - p))
+        den += 1
+    return num / den
+
+
+@pytest.mark.parametrize("mode", ["binary", "multilabel"])
+@pytest.mark.parametrize("soft", [False, True])
+def test_focal_on_probabilities_against_a_naive_formula(mode, soft):
+    c = 1 if mode == "binary" else C
+    x, y = _binary(seed=13, c=c)
+    prob = torch.sigmoid(x)
+    prob[0, 0, 0, 0] = 0.0  # a saturated probability: the log is floored at -100, as torch's BCE
+    if soft:
+        y = torch.rand(y.shape, generator=_gen(14), dtype=torch.float64)
+        valid = torch.ones_like(y)
+        ii = None
+    else:
+        y[1, 0, 2] = 255
+        valid = (y != 255).double()
+        ii = 255
+    for gamma, alpha in ((2.0, 0.25), (0.5, None)):
+        ours = losses.focal_loss(prob, y, mode, gamma=gamma, alpha=alpha, ignore_index=ii, from_logits=False)
+        ref = _naive_probability_focal(prob, y.clamp_max(1).double(), valid, gamma, alpha)
+        assert float(ours) == pytest.approx(ref, abs=1e-12)
+    # away from saturation, probabilities give the loss of their logits
+    prob[0, 0, 0, 0] = 0.5
+    x = torch.logit(prob)
+    a = losses.FocalLoss(mode, alpha=0.25, ignore_index=ii, from_logits=False)(prob, y)
+    assert torch.allclose(a, losses.FocalLoss(mode, alpha=0.25, ignore_index=ii)(x, y), atol=1e-12)
+
+
+def test_softmax_focal_on_probabilities_against_naive():
+    x, y = _multiclass(seed=15)
+    y[0, 1, :3] = 255
+    prob = torch.softmax(x, 1)
+    ours = losses.focal_loss(
+        prob, y, "multiclass", gamma=2.0, alpha=[0.2, 0.3, 0.5], ignore_index=255, from_logits=False
+    )
+    ref = softmax_focal_mean(x, y, 2.0, [0.2, 0.3, 0.5], 255)
+    assert float(ours) == pytest.approx(ref, abs=1e-12)
+    xg = prob.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda z: losses.focal_loss(z, y, "multiclass", ignore_index=255, from_logits=False), (xg,)
+    )

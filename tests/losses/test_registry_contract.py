@@ -11,6 +11,9 @@ other mode must be refused with a ValueError naming it. For every supported mode
 - float64 gradcheck passes for hard targets (some pixels ignored) and soft targets;
 - a target with every pixel ignored scores 0 with zero gradient (hard: every pixel is
   ``ignore_index``; soft multiclass: every probability vector is zero);
+- an empty batch (N = 0) scores 0 with a zero gradient (``sum`` 0, ``none`` an empty result),
+  where torch's mean-reduced losses give NaN (0 / 0);
+- a NaN logit gives a NaN loss;
 - logits of the wrong rank or channel count, a target of the wrong shape, an unknown mode and an
   unknown reduction raise ValueError/TypeError whose message names the offending value;
 - at a realistic size, (2, C, 128, 128) with ignored rows, float32 agrees with float64;
@@ -194,6 +197,26 @@ def test_every_pixel_ignored_is_zero_with_zero_gradient(name, mode, kind):
     out, grad = _scalar_and_grad(_build(name, mode), _logits(mode), _all_ignored(mode, kind))
     assert out.item() == 0.0
     assert torch.count_nonzero(grad) == 0
+
+
+@pytest.mark.parametrize("name,mode", CASES, ids=IDS)
+def test_an_empty_batch_scores_zero_with_a_zero_gradient(name, mode):
+    x = torch.zeros(0, _channels(mode), H, W, dtype=torch.float64, requires_grad=True)
+    y = _labels(mode)[:0]
+    out = _build(name, mode)(x, y)
+    out.backward()
+    assert out.shape == () and out.item() == 0.0
+    assert x.grad.shape == x.shape
+    if _has_option(LOSSES[name], "reduction"):
+        assert _build(name, mode, reduction="sum")(x, y).item() == 0.0
+        assert _build(name, mode, reduction="none")(x, y).numel() in (0, _channels(mode))
+
+
+@pytest.mark.parametrize("name,mode", CASES, ids=IDS)
+def test_a_nan_logit_gives_a_nan_loss(name, mode):
+    x = _logits(mode)
+    x[1, -1, 1, 2] = float("nan")
+    assert torch.isnan(_build(name, mode)(x, _target(mode, "hard")))
 
 
 @pytest.mark.parametrize("name,mode", CASES, ids=IDS)
