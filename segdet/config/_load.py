@@ -318,6 +318,11 @@ def _check_task_keys(cfg: dict[str, Any], source: str, errors: list[str]) -> Non
                 f"remove it (default {spec.default!r}) or set task: {owner[0]}"
             )
     aug, epochs = cfg["augment"], cfg["train"]["epochs"]
+    if cfg["train"]["val_interval"] is None and cfg["train"]["patience"] is not None:
+        errors.append(
+            f"{source}: train.patience = {cfg['train']['patience']} counts validations, but train.val_interval "
+            "is null (no validation); set train.val_interval or train.patience=null"
+        )
     if task == "detection" and aug["mix"] and aug["mix_off_last_epochs"] >= epochs:
         errors.append(
             f"{source}: augment.mix_off_last_epochs = {aug['mix_off_last_epochs']} switches the mixers off for all "

@@ -195,7 +195,13 @@ SCHEMA: dict[str, Any] = {
             help="EMA decay of the weights (e.g. 0.999); null = off",
         ),
         "metric": Field(str, "miou", help="validation metric that picks best.pt (higher is better)"),
-        "val_interval": Field(int, 1, minimum=1, help="epochs between validations; the last epoch is always validated"),
+        "val_interval": Field(
+            int,
+            1,
+            minimum=1,
+            nullable=True,
+            help="epochs between validations, the last always validated; null: none (best.pt = the last weights)",
+        ),
         "patience": Field(
             int, None, nullable=True, minimum=1, help="stop after this many validations without improvement"
         ),

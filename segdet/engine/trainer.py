@@ -281,19 +281,23 @@ def train(
                 print(f"early stop: {t['metric']} has not improved for {stale} validations")
                 break
     if _dist.is_main():
+        if t["val_interval"] is None and (weights_dir / "last.pt").exists():  # never scored: the last weights
+            copy_checkpoint(weights_dir / "last.pt", weights_dir / "best.pt")
         if log is not None:
             plot_results(run_dir / "results.csv", run_dir / "results.png")
         print(f"done: {run_dir}  best {t['metric']} {best:.4f}" if best is not None else f"done: {run_dir}")
     return run_dir
 
 
-def is_validation_epoch(epoch: int, epochs: int, interval: int) -> bool:
-    """Whether the 0-based ``epoch`` of ``epochs`` is validated: every ``interval``-th one and the last.
+def is_validation_epoch(epoch: int, epochs: int, interval: int | None) -> bool:
+    """Whether the 0-based ``epoch`` is validated: every ``interval``-th one and the last of ``epochs``; ``None``: none.
 
     Example:
         >>> [e + 1 for e in range(10) if is_validation_epoch(e, 10, 4)]
         [4, 8, 10]
     """
+    if interval is None:
+        return False
     return (epoch + 1) % interval == 0 or epoch + 1 == epochs
 
 

@@ -192,8 +192,9 @@ def _summary(fp: Fingerprint, plan: Plan, output: Path) -> list[str]:
         f"  model: Unet {k.encoder}, crop {k.crop}, batch {k.batch}"
         + (f", scale x{d.scale:g}" if d.scale < 1 else ", native resolution")
         + f", loss {' + '.join(d.loss)}",
-        f"  train: {plan.epochs} epochs ({plan.total_steps} steps), validation every {plan.val_interval}, "
-        f"ema {plan.ema or 'off'}, mix {'CutMix' if plan.mix else 'none'}, inference {d.inference_mode}"
+        f"  train: {plan.epochs} epochs ({plan.total_steps} steps), "
+        + ("no validation, " if plan.val_interval is None else f"validation every {plan.val_interval}, ")
+        + f"ema {plan.ema or 'off'}, mix {'CutMix' if plan.mix else 'none'}, inference {d.inference_mode}"
         + (f" + flip {'/'.join(plan.flip)}" if plan.flip else ""),
         f"  predicted {plan.total_s / 60:.1f} min of the {plan.budget_s / 60:g} min budget"
         + ("" if plan.fits else " (OVER: raise --minutes)"),

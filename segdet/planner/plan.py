@@ -190,7 +190,7 @@ class Plan:
         candidate: the encoder, crop and batch trained.
         timing: the figures behind it (``timing.measured`` tells whether this candidate was timed).
         epochs: training epochs.
-        val_interval: epochs between validations.
+        val_interval: epochs between validations; ``None``: no validation during training.
         steps_per_epoch: optimizer steps per epoch.
         epoch_s: seconds per epoch (steps, loading, checkpoint).
         val_s: seconds per validation.
@@ -208,7 +208,7 @@ class Plan:
     candidate: Candidate
     timing: Timing
     epochs: int
-    val_interval: int
+    val_interval: int | None
     steps_per_epoch: int
     epoch_s: float
     val_s: float
@@ -564,26 +564,34 @@ def val_pixels(
 
 def fit_epochs(
     budget_s: float, startup_s: float, epoch_s: float, val_s: float, val_share: float = VAL_SHARE
-) -> tuple[int, int, float, bool]:
+) -> tuple[int, int | None, float, bool]:
     """The most epochs, and the smallest validation interval, that fit the budget.
 
     A run of ``E`` epochs validated every ``k`` (and after the last) takes
     ``startup_s + PROCESS_S + E * epoch_s + ceil(E / k) * val_s``. ``E`` is the largest value within
     ``(1 - MARGIN) * budget_s`` for the chosen ``k``; ``k`` is the smallest for which the
-    validations take at most ``val_share * budget_s``, or ``E`` (the last epoch only).
+    validations take at most ``val_share * budget_s``, or ``E`` (the last epoch only). When one
+    validation alone takes more than ``val_share * budget_s``, the run is not validated at all
+    (``k = None``; ``segdet eval`` scores it afterwards) and every second goes to training.
 
     Returns:
-        ``(epochs, interval, predicted seconds, fits)``; ``fits`` is False when one epoch and one
-        validation already exceed the budget (then ``(1, 1, ...)``).
+        ``(epochs, interval, predicted seconds, fits)``; ``fits`` is False when one epoch (and
+        one validation, if any) already exceeds the budget (then ``(1, interval, ...)``).
 
     Example:
         >>> fit_epochs(600, 10, 30, 20)[:2]
         (14, 3)
+        >>> fit_epochs(300, 10, 30, 70)[:2]
+        (8, None)
     """
     avail = budget_s * (1.0 - MARGIN) - startup_s - PROCESS_S
 
-    def cost(epochs: int, k: int) -> float:
-        return epochs * epoch_s + math.ceil(epochs / k) * val_s
+    def cost(epochs: int, k: int | None) -> float:
+        return epochs * epoch_s + (0.0 if k is None else math.ceil(epochs / k) * val_s)
+
+    if val_s > val_share * budget_s:  # one validation costs more than its share: none during training
+        epochs = max(1, int(avail // max(epoch_s, 1e-9)))
+        return epochs, None, startup_s + PROCESS_S + cost(epochs, None), cost(1, None) <= avail
 
     if cost(1, 1) > avail:
         return 1, 1, startup_s + PROCESS_S + cost(1, 1), False
@@ -687,15 +695,24 @@ def plan_budget(
     source = "measured" if t.measured else "estimated"
     why["train.epochs"] = (
         f"{t.step_cost:.2f} s/step ({source}, {chosen}) x {spe} steps/epoch + {t.checkpoint_s:.1f} s checkpoint"
-        f" + {_s(val_s)} s validation every {interval} epoch{'s' if interval > 1 else ''} (and after the last)"
-        f" + {_s(t.startup_s + PROCESS_S)} s start and end = {total / 60:.1f} min"
+        + (
+            " + no validation"
+            if interval is None
+            else f" + {_s(val_s)} s validation every {interval} epoch{'s' if interval > 1 else ''} (and after the last)"
+        )
+        + f" + {_s(t.startup_s + PROCESS_S)} s start and end = {total / 60:.1f} min"
         + (
             f" of the {budget_s / 60:g} min budget ({MARGIN:.0%} kept spare)"
             if fits
             else f": MORE than the {budget_s / 60:g} min budget; raise --minutes"
         )
     )
-    if epochs == 1:
+    if interval is None:
+        why["train.val_interval"] = (
+            f"none: one full-resolution validation takes {_s(val_s)} s, more than {VAL_SHARE:.0%} of the budget, "
+            "so it all goes to training; best.pt is the last weights, score them with segdet eval"
+        )
+    elif epochs == 1:
         why["train.val_interval"] = f"one epoch, validated after it ({_s(val_s)} s at full resolution)"
     elif interval < epochs:
         why["train.val_interval"] = (

@@ -161,9 +161,13 @@ def header(fp: Fingerprint, plan: Plan, command: str, load: tuple[float, float, 
         + f"), {k}: {t.step_s:.3f} s/step, loading {t.data_s:.3f} s/batch,",
         f"  full-resolution forward {t.forward_px_s * 1e6:.3f} s per megapixel, checkpoint {t.checkpoint_s:.2f} s, "
         f"start {t.startup_s:.1f} s",
-        f"plan: {plan.epochs} epochs x {plan.steps_per_epoch} steps = {plan.total_steps} steps, validation every "
-        f"{plan.val_interval} epoch(s) ({plan.val_s:.1f} s each): predicted {plan.total_s / 60:.1f} min of "
-        f"{plan.budget_s / 60:g} min",
+        f"plan: {plan.epochs} epochs x {plan.steps_per_epoch} steps = {plan.total_steps} steps, "
+        + (
+            f"no validation (one takes {plan.val_s:.1f} s)"
+            if plan.val_interval is None
+            else f"validation every {plan.val_interval} epoch(s) ({plan.val_s:.1f} s each)"
+        )
+        + f": predicted {plan.total_s / 60:.1f} min of {plan.budget_s / 60:g} min",
     ]
     if not plan.fits:
         lines.append("WARNING: one epoch and one validation take longer than the budget; raise --minutes.")

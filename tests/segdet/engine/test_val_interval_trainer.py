@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import pytest
 import torch
@@ -120,3 +121,21 @@ def test_crash_then_resume_with_an_interval_equals_uninterrupted(tmp_path):
 def test_val_interval_must_be_positive():
     with pytest.raises(ConfigError, match=r"train.val_interval = 0 must be >= 1"):
         validate_config({"train": {"val_interval": 0}})
+
+
+def test_no_validation_trains_every_epoch_and_best_is_the_last(tmp_path):
+    from segdet.cli import main
+
+    config = Path(__file__).resolve().parents[3] / "configs" / "unet_cutmix.yaml"
+    out = tmp_path / "run"
+    tiny = ["data.synthetic.train_size=4", "data.synthetic.val_size=2", "data.synthetic.height=32"]
+    tiny += ["data.synthetic.width=32", "data.batch_size=2", "data.num_workers=0", "model.encoder=resnet18"]
+    args = ["train", str(config), f"output_dir={out}", *tiny, "train.epochs=2", "train.val_interval=null"]
+    assert main([*args, "train.progress=false", "train.device=cpu"]) == 0
+    rows = (out / "results.csv").read_text().splitlines()
+    assert len(rows) == 3 and "miou" not in rows[0]  # two epochs, no metric column: never validated
+    best, last = load_checkpoint(out / "weights" / "best.pt"), load_checkpoint(out / "weights" / "last.pt")
+    assert best["epoch"] == last["epoch"] == 2
+    for key, value in last["model"].items():
+        assert (best["model"][key] == value).all()
+    assert main([*args, "train.patience=3"]) == 2  # patience counts validations: refused without any

@@ -217,7 +217,7 @@ def _brute_force(avail, epoch_s, val_s, k):
 
 @pytest.mark.parametrize(
     ("budget", "startup", "epoch_s", "val_s"),
-    [(600, 10, 30, 20), (600, 5, 3.1, 20), (240, 4, 92, 92), (3600, 5, 7.5, 1.0), (120, 2, 1.0, 0.2), (60, 2, 0.3, 4)],
+    [(600, 10, 30, 20), (600, 5, 3.1, 20), (240, 4, 40, 45), (3600, 5, 7.5, 1.0), (120, 2, 1.0, 0.2), (60, 2, 0.3, 4)],
 )
 def test_fit_epochs_is_the_largest_run_within_the_budget(budget, startup, epoch_s, val_s):
     epochs, k, total, fits = P.fit_epochs(budget, startup, epoch_s, val_s)
@@ -229,7 +229,8 @@ def test_fit_epochs_is_the_largest_run_within_the_budget(budget, startup, epoch_
     # k is the smallest interval whose validations stay within the share (or validates the last epoch only)
     for smaller in range(1, k):
         e = _brute_force(avail, epoch_s, val_s, smaller)
-        assert math.ceil(e / smaller) * val_s > P.VAL_SHARE * budget and smaller < e
+        too_much = math.ceil(e / smaller) * val_s > P.VAL_SHARE * budget and smaller < e
+        assert too_much or (smaller >= e and k == epochs)  # or validating once left room for more epochs
     assert math.ceil(epochs / k) * val_s <= P.VAL_SHARE * budget or k == epochs
 
 
@@ -248,8 +249,23 @@ def test_fit_epochs_validating_once_takes_every_epoch_one_validation_leaves_room
 
 
 def test_fit_epochs_over_budget_says_so():
-    epochs, k, total, fits = P.fit_epochs(60, 5, 100, 30)
-    assert (epochs, k, fits) == (1, 1, False) and total == pytest.approx(5 + P.PROCESS_S + 130)
+    epochs, k, total, fits = P.fit_epochs(60, 5, 100, 5)
+    assert (epochs, k, fits) == (1, 1, False) and total == pytest.approx(5 + P.PROCESS_S + 105)
+    epochs, k, total, fits = P.fit_epochs(60, 5, 100, 30)  # one validation is half the budget: none
+    assert (epochs, k, fits) == (1, None, False) and total == pytest.approx(5 + P.PROCESS_S + 100)
+
+
+@pytest.mark.parametrize(
+    ("budget", "startup", "epoch_s", "val_s"), [(300, 16, 30, 68), (240, 4, 92, 92), (600, 5, 7, 121)]
+)
+def test_a_validation_over_its_share_of_the_budget_gives_no_validation_and_every_epoch_that_fits(
+    budget, startup, epoch_s, val_s
+):
+    assert val_s > P.VAL_SHARE * budget
+    epochs, k, total, fits = P.fit_epochs(budget, startup, epoch_s, val_s)
+    avail = budget * (1 - P.MARGIN) - startup - P.PROCESS_S
+    best = max(e for e in range(1, 10_000) if e * epoch_s <= avail)  # brute force, no validation
+    assert (epochs, k, fits) == (best, None, True) and total == pytest.approx(startup + P.PROCESS_S + best * epoch_s)
 
 
 def test_ladder_goes_from_the_largest_step_to_the_smallest():
