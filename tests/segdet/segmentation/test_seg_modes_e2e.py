@@ -161,7 +161,8 @@ def test_multilabel_mixup_stops_before_training(multilabel_run, tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert err == (
         "segdet: error: augment.mix[0]: MixUp does not support data.mode multilabel (it blends masks into class "
-        "probabilities, and multilabel masks are one 0/1 channel per class); use CutMix or Mosaic or ResizeMix or RICAP, or remove the step"
+        "probabilities, and multilabel masks are one 0/1 channel per class); use CutMix or Mosaic or ResizeMix "
+        "or RICAP, or remove the step"
     )
     assert not (tmp_path / "r").exists()  # stopped by the task's check, before the run folder
 
