@@ -92,9 +92,10 @@ def spectral_residual_saliency(image: np.ndarray, size: int = 64, sigma: float =
     if not top > 0:
         return np.zeros((h, w), np.float32)
     saliency /= top
+    saliency = saliency.astype(np.float32)
     if (h, w) != (size, size):
-        saliency = cv2.resize(saliency.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-    return np.clip(saliency, 0.0, 1.0, dtype=np.float32)
+        saliency = cv2.resize(saliency, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(saliency, 0.0, 1.0, out=saliency)  # bilinear weights may round past 1 by an ulp
 
 
 def saliency_rect(saliency: np.ndarray, lam: float, rng: np.random.Generator) -> np.ndarray:
