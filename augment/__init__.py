@@ -1,4 +1,6 @@
-"""Mask- and box-exact mixing augmentations (CutMix, FMix, ResizeMix, MixUp, CopyPaste, Mosaic, RICAP).
+"""Mask- and box-exact mixing augmentations.
+
+CutMix, FMix, ResizeMix, SaliencyMix, PuzzleMix, MixUp, CopyPaste, Mosaic and RICAP.
 
 Every mixer is a class with ``p``, ``num_sources`` and ``__call__(samples, rng) -> sample``;
 ``MIXERS`` maps config names to those classes and ``MixDataset`` applies them to a dataset.
@@ -13,9 +15,12 @@ from .dataset import MixDataset
 from .mixup import MixUp, mixup
 from .mosaic import Mosaic
 from .policies import POLICIES, auto_augment, rand_augment, trivial_augment
+from .puzzlemix import PuzzleMix
 from .regions import fmix_region, rect_region
 from .resizemix import ResizeMix, resizemix
 from .ricap import RICAP
+from .saliency import block_region, saliency_rect, spectral_residual_saliency
+from .saliencymix import SaliencyMix
 from .sample import BOX_FORMAT, PER_BOX_KEYS, SAMPLE_KEYS, call_albumentations, normalise_sample
 
 MIXERS = {
@@ -25,6 +30,8 @@ MIXERS = {
     "Mosaic": Mosaic,
     "ResizeMix": ResizeMix,
     "RICAP": RICAP,
+    "SaliencyMix": SaliencyMix,
+    "PuzzleMix": PuzzleMix,
 }
 
 __all__ = [
@@ -39,6 +46,11 @@ __all__ = [
     "ResizeMix",
     "resizemix",
     "RICAP",
+    "SaliencyMix",
+    "PuzzleMix",
+    "spectral_residual_saliency",
+    "saliency_rect",
+    "block_region",
     "POLICIES",
     "auto_augment",
     "rand_augment",

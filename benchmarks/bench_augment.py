@@ -10,20 +10,26 @@
 2. ``min_visibility=0.9`` honesty check on the same inputs: every box carries an id, so the
    visible fraction of each output box is its area over the area of its source box (both
    crop geometries keep the tiles' scale). Counts the kept boxes below 0.9 for each library.
-3. ``augment.batch`` CutMix and MixUp on a (16, 3, 512, 512) float batch with (16, 512, 512)
+3. Every mixer of ``augment.MIXERS`` on the same four 640x640 samples (two for the two-source
+   mixers), always firing: CPU time per output sample of one thread, and the spectral-residual
+   saliency map alone (``augment.spectral_residual_saliency`` of one 640x640 image), which
+   SaliencyMix computes once per sample (the partner's) and PuzzleMix twice (both images).
+4. ``augment.batch`` CutMix and MixUp on a (16, 3, 512, 512) float batch with (16, 512, 512)
    5-class masks: milliseconds per call on the CPU (1 thread) and, when present, on CUDA
    (synchronised around the timing); the host cost of a call (the same on a (16, 3, 8, 8)
    batch, where only the op dispatch is left); on CUDA also a U-Net ResNet-34 bf16 training
    step on the same batch, alone and with each mixer in front of it (the mixer's share of a
    step).
 
-    python benchmarks/bench_augment.py                     # about 6 s on a 2-core CPU
+    python benchmarks/bench_augment.py                     # about 10 s on a 2-core CPU
     python benchmarks/bench_augment.py --repeat 200 --batch-repeat 20 --check-repeat 300
+    python benchmarks/bench_augment.py --only-mixers       # the per-sample mixer rows only
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 import time
@@ -37,7 +43,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from augment import Mosaic  # noqa: E402
+from augment import MIXERS, Mosaic, spectral_residual_saliency  # noqa: E402
 from augment.batch import batch_cutmix, batch_mixup  # noqa: E402
 
 SIZE, CLASSES, BOXES = 640, 5, 10
@@ -173,6 +179,42 @@ def check_min_visibility(samples: list[dict], repeat: int) -> None:
         print(f"{name:30s} {kept:6d} kept {below:6d} below 0.9")
 
 
+def box_masks(boxes: np.ndarray) -> np.ndarray:
+    """(N, SIZE, SIZE) uint8 instance masks filling each box's pixels."""
+    masks = np.zeros((len(boxes), SIZE, SIZE), np.uint8)
+    for k, (x0, y0, x1, y1) in enumerate(boxes.astype(int)):
+        masks[k, y0:y1, x0:x1] = 1
+    return masks
+
+
+def bench_mixers(samples: list[dict], repeat: int) -> None:
+    """Per-sample CPU time of every registered mixer, interleaved rounds, plus the saliency map alone."""
+    rng = np.random.default_rng(2)
+    inputs = [{k: s[k] for k in ("image", "mask", "bboxes", "labels")} for s in samples]
+    calls = {}
+    with_masks = [{**s, "masks": box_masks(s["bboxes"])} for s in inputs]  # CopyPaste pastes by instance mask
+    for name, cls in MIXERS.items():
+        options = {"p": 1.0}
+        if "num_classes" in inspect.signature(cls).parameters:
+            options.update(num_classes=CLASSES, ignore_index=255)
+        mixer = cls(**options)
+        sources = (with_masks if name == "CopyPaste" else inputs)[: int(mixer.num_sources)]
+        row = f"{name} (+ instance masks)" if name == "CopyPaste" else name
+        calls[row] = lambda mixer=mixer, sources=sources: mixer(sources, rng)
+    calls["saliency map of one image"] = lambda: spectral_residual_saliency(inputs[1]["image"])
+    times = dict.fromkeys(calls, 0.0)
+    rounds = 5
+    for _ in range(rounds):
+        for name, fn in calls.items():
+            times[name] += cpu_seconds_per_call(fn, max(1, repeat // rounds)) / rounds
+    print(
+        f"\nmixers of augment.MIXERS on {SIZE}x{SIZE} uint8 + {CLASSES}-class mask + {BOXES} boxes per source, "
+        f"default options, p=1 ({repeat} calls each, CPU ms of 1 thread)"
+    )
+    for name, t in sorted(times.items(), key=lambda kv: kv[1]):
+        print(f"{name:30s} {t * 1e3:10.2f} ms/sample")
+
+
 def bench_batch(device: torch.device, repeat: int, size: int = 512) -> dict:
     g = torch.Generator(device=device).manual_seed(0)
     images = torch.rand(16, 3, size, size, generator=g, device=device)
@@ -253,10 +295,14 @@ def main() -> None:
     parser.add_argument("--batch-repeat", type=int, default=5, help="calls per batch mixer")
     parser.add_argument("--threads", type=int, default=1, help="torch and OpenCV threads")
     parser.add_argument("--skip-mosaic", action="store_true", help="batch mixers only (no albumentations needed)")
+    parser.add_argument("--only-mixers", action="store_true", help="the per-sample mixer rows only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     print(f"torch {torch.__version__}, OpenCV {cv2.__version__}, numpy {np.__version__}")
+    if args.only_mixers:
+        bench_mixers(make_samples(np.random.default_rng(0)), args.repeat)
+        return
     if not args.skip_mosaic:
         import albumentations as A
 
@@ -264,6 +310,7 @@ def main() -> None:
         samples = make_samples(np.random.default_rng(0))
         bench_mosaic(samples, args.repeat)
         check_min_visibility(samples, args.check_repeat)
+        bench_mixers(samples, args.repeat)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     print("\nbatch mixers on (16, 3, 512, 512) float32 + (16, 512, 512) masks, per call")
     for device in devices:

@@ -132,11 +132,13 @@ def balanced_bce_loss(
     class_weights: Sequence[float] | torch.Tensor | None = None,
     ignore_index: int | None = None,
     reduction: str = "mean",
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Class-balanced BCE of HED (Xie & Tu, 2015).
 
-        l = beta * t * softplus(-x) + (1 - beta) * (1 - t) * softplus(x)
+        l = beta * t' * softplus(-x) + (1 - beta) * (1 - t') * softplus(x)
         beta = |Y-| / |Y| = sum(1 - t) / sum(1)   over the valid elements
+        t' = t (1 - eps) + eps / 2                 (label smoothing eps; beta reads the unsmoothed t)
 
     ``beta`` is a constant (no gradient flows through it). ``"image"`` computes it per image and
     channel, ``"batch"`` per channel over the batch, a float fixes it. A scope with no valid
@@ -155,6 +157,7 @@ def balanced_bce_loss(
         ignore_index: target value to leave out. Default None.
         reduction: "mean" (default), "sum", or "none": the (N, C, *S) map w * l, zero where
             ignored.
+        label_smoothing: eps in [0, 1], as in :func:`bce_loss`. Default 0.
 
     Returns:
         Scalar (float32, float64 for float64 input), or the map for ``reduction="none"``.
@@ -167,6 +170,7 @@ def balanced_bce_loss(
     check_reduction(reduction, name)
     beta = _check_beta(beta, name)
     check_class_options(mode, classes, class_weights, name)
+    label_smoothing = number(label_smoothing, "label_smoothing", name, 0.0, 1.0)
     with no_autocast(logits.device):
         p = prepare(logits, target, mode, ignore_index, name)
         t, v = sigmoid_target(p)
@@ -179,6 +183,8 @@ def balanced_bce_loss(
                 b = torch.where(total > 0, neg / total.clamp_min(1e-12), 0.5)
         else:
             b = float(beta)
+        if label_smoothing:
+            t = t * (1.0 - label_smoothing) + 0.5 * label_smoothing  # ignored elements: weight 0 below
         loss = b * t * F.softplus(-p.x) + (1 - b) * (1 - t) * F.softplus(p.x)
         w = _weights(p, v, classes, class_weights, name)
         num = loss if w is None else loss * w
@@ -250,6 +256,7 @@ class BalancedBCELoss(nn.Module):
         class_weights: Sequence[float] | None = None,
         ignore_index: int | None = None,
         reduction: str = "mean",
+        label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
         check_mode(mode, "BalancedBCELoss")
@@ -260,6 +267,7 @@ class BalancedBCELoss(nn.Module):
         self.classes, self.class_weights = check_class_options(mode, classes, class_weights, "BalancedBCELoss")
         self.ignore_index = ignore_index
         self.reduction = reduction
+        self.label_smoothing = number(label_smoothing, "label_smoothing", "BalancedBCELoss", 0.0, 1.0)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Balanced BCE of (N, C, *S) logits against the mode's hard or soft target (shapes in ``losses.constants``)."""
@@ -273,4 +281,5 @@ class BalancedBCELoss(nn.Module):
             self.class_weights,
             self.ignore_index,
             self.reduction,
+            self.label_smoothing,
         )

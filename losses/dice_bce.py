@@ -3,8 +3,13 @@
     L = dice_weight * Dice + bce_weight * BCE
 
 Dice is :func:`losses.dice_loss` (binary/multilabel, same ``smooth``, ``per_image``, empty-mask
-rule and class average) and BCE is :func:`losses.bce_loss` (mean over valid elements); the sum
-equals calling the two separately, in less time and memory.
+rule and class average) and BCE is :func:`losses.bce_loss` (mean over valid elements, same
+``label_smoothing``); the sum equals calling the two separately, in less time and memory.
+
+Label smoothing eps changes the BCE target only, t' = t (1 - eps) + eps / 2 (Dice keeps the
+target as given). The fused pass sums the BCE of t; since the BCE with logits is linear in the
+target, the BCE of t' is that sum plus eps * sum_j v_j (t_j - 1/2) x_j, added per image and class
+in float64.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ def dice_bce_loss(
     classes: Sequence[int] | None = None,
     class_weights: Sequence[float] | torch.Tensor | None = None,
     ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Fused ``dice_weight * dice_loss + bce_weight * bce_loss`` for sigmoid outputs.
 
@@ -52,6 +58,9 @@ def dice_bce_loss(
         classes: channels that count in both terms. Default all.
         class_weights: (C,) channel weights of both terms. Default equal.
         ignore_index: target value left out of both terms. Default None.
+        label_smoothing: eps in [0, 1] of the BCE term, whose target becomes t (1 - eps) + eps / 2
+            (torch's and Keras' convention for binary targets, as :func:`losses.bce_loss`); the
+            Dice term is not smoothed. Default 0.
 
     Returns:
         A scalar (float32, float64 for float64 input), mean reduction.
@@ -67,10 +76,14 @@ def dice_bce_loss(
             "'ce': 1}}, 'multiclass') or mode='multilabel' with one-hot targets"
         )
     _check_options(mode, dice_weight, bce_weight, smooth, classes, class_weights, name)
+    label_smoothing = number(label_smoothing, "label_smoothing", name, 0.0, 1.0)
     with no_autocast(logits.device):
         p = prepare(logits, target, mode, ignore_index, name)
         t, v = sigmoid_target(p)
         dice, bce = region_bce_terms(p.x, t, v, p.hard, TverskyTerms(0.5, 0.5, 1.0, smooth, False, per_image, 1e-7))
+        if label_smoothing:  # BCE of t' = BCE of t + eps * sum v (t - 1/2) x (module docstring)
+            shift = t - 0.5 if v is None else (t - 0.5) * v
+            bce = bce + label_smoothing * sum64(shift * p.x)
         n, c, m = p.x.shape
         w = class_weight_vector(classes, class_weights, c, p.x.device, torch.float64, name)
         dice = reduce_terms(dice, w, "mean")
@@ -111,6 +124,7 @@ class DiceBCELoss(nn.Module):
         classes: Sequence[int] | None = None,
         class_weights: Sequence[float] | None = None,
         ignore_index: int | None = None,
+        label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
         check_mode(mode, "DiceBCELoss")
@@ -124,6 +138,7 @@ class DiceBCELoss(nn.Module):
         )
         self.per_image = per_image
         self.ignore_index = ignore_index
+        self.label_smoothing = number(label_smoothing, "label_smoothing", "DiceBCELoss", 0.0, 1.0)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Dice + BCE of (N, C, *S) logits against a binary or multilabel hard or soft target; a scalar."""
@@ -138,4 +153,5 @@ class DiceBCELoss(nn.Module):
             self.classes,
             self.class_weights,
             self.ignore_index,
+            self.label_smoothing,
         )

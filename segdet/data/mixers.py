@@ -6,9 +6,9 @@ loop on batches already on the device).
 
 Segmentation modes (``data.mode``): binary data are two classes, so every mixer applies as in
 multiclass (MixUp's two-class probabilities become the foreground probability in the loss).
-Multilabel masks (one 0/1 channel per class) are copied exactly by CutMix, ResizeMix, Mosaic and CopyPaste,
-and on the device by CutMix; MixUp, which turns masks into class probabilities, is refused in
-that mode with an error naming the step (:data:`MULTILABEL_REFUSED`).
+Multilabel masks (one 0/1 channel per class) are copied exactly by CutMix, ResizeMix, SaliencyMix,
+PuzzleMix, Mosaic, RICAP and CopyPaste, and on the device by CutMix; MixUp, which turns masks into
+class probabilities, is refused in that mode with an error naming the step (:data:`MULTILABEL_REFUSED`).
 """
 
 from __future__ import annotations

@@ -162,7 +162,7 @@ def test_multilabel_mixup_stops_before_training(multilabel_run, tmp_path, capsys
     assert err == (
         "segdet: error: augment.mix[0]: MixUp does not support data.mode multilabel (it blends masks into class "
         "probabilities, and multilabel masks are one 0/1 channel per class); use CutMix or Mosaic or ResizeMix "
-        "or RICAP, or remove the step"
+        "or RICAP or SaliencyMix or PuzzleMix, or remove the step"
     )
     assert not (tmp_path / "r").exists()  # stopped by the task's check, before the run folder
 
