@@ -54,7 +54,7 @@ from .collate import collate_segmentation
 from .data import build_segmentation_data
 from .distill import Distiller, load_teacher
 from .evaluator import SegmentationEvaluator
-from .feature_mix import FeatureMixing, build_feature_mixing
+from .feature_mix import FeatureMixing, build_feature_mixing, encoder_of
 from .inference import Inference
 from .model import SegmentationModel, build_segmentation_model, check_model_names
 from .predict import predict_segmentation
@@ -177,8 +177,16 @@ class SegmentationTask(Task):
         )
 
     def build_model(self, spec: DataSpec) -> nn.Module:
-        """The smp network of ``model``: one output channel per class, one in binary mode."""
-        return build_segmentation_model(self.cfg["model"], spec.out_channels)
+        """The smp network of ``model``: one output channel per class, one in binary mode.
+
+        With ``augment.feature_mix`` its stages are checked against the encoder here, before the
+        first step (:meth:`~.feature_mix.FeatureMixing.check_stages`).
+        """
+        model = build_segmentation_model(self.cfg["model"], spec.out_channels)
+        mixing = self._make_feature_mix()
+        if mixing is not None:
+            mixing.check_stages(encoder_of(model))
+        return model
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """:class:`losses.ComboLoss` of the logits against ``batch["mask"]`` (hard or soft), plus distillation.

@@ -285,3 +285,45 @@ def test_hard_patchup_is_allowed_in_multilabel_and_empty_is_off():
     assert build_feature_mixing([], "multiclass") is None
     fm = build_feature_mixing([{"PatchUp": {"mode": "hard", "stages": [1, 2]}}], "multilabel")
     assert fm.mixers == [PatchUp(mode="hard", stages=(1, 2))]
+
+
+@pytest.mark.parametrize("mode", ["multiclass", "binary"])
+def test_task_loss_is_the_combo_loss_of_the_mixed_forward(tmp_path, mode):
+    from segdet.config import load_config
+    from segdet.segmentation.task import SegmentationTask, binary_target
+    from segdet.task import DataSpec
+
+    path = tmp_path / "c.yaml"
+    path.write_text("task: segmentation\n")
+    cfg = load_config(path, [f"data.mode={mode}", "augment.feature_mix=[{ManifoldMixup: {p: 1.0, stages: [2]}}]"])
+    task = SegmentationTask(cfg)
+    task.check()
+    torch.manual_seed(0)
+    classes = ("background", "fg") if mode == "binary" else ("a", "b", "c")
+    model = task.build_model(DataSpec(classes, mode=mode)).double()
+    g = torch.Generator().manual_seed(2)
+    images = torch.rand(2, 3, 32, 32, generator=g, dtype=torch.float64)
+    mask = torch.randint(0, len(classes), (2, 32, 32), generator=g)
+    mask[1, :4] = IGNORE
+    fixed_plan(task._make_feature_mix(), task._make_feature_mix().mixers[0], 2, [1, 0], 0.25)
+    state = copy.deepcopy(model.state_dict())
+    total, terms = task.loss(model, {"image": images, "mask": mask})
+    model.load_state_dict(state)
+    logits = manual_forward(model, images, 2, lambda f: 0.25 * f + 0.75 * f[torch.tensor([1, 0])])
+    target = mix_targets(mask, torch.tensor([1, 0]), 0.25, len(classes), IGNORE)
+    if mode == "binary":
+        target = binary_target(target, IGNORE)
+    torch.testing.assert_close(total, task._make_loss()(logits, target))
+    assert set(terms) == {"ce", "dice"} or set(terms) == {"bce", "dice"}
+
+
+def test_build_model_checks_the_stages_before_training(tmp_path):
+    from segdet.config import load_config
+    from segdet.segmentation.task import SegmentationTask
+    from segdet.task import DataSpec
+
+    path = tmp_path / "c.yaml"
+    path.write_text("task: segmentation\n")
+    cfg = load_config(path, ["model.encoder=mit_b0", "augment.feature_mix=[{PatchUp: {stages: [3]}}]"])
+    with pytest.raises(ValueError, match=r"stage 3 is not a hookable stage of model.encoder mit_b0"):
+        SegmentationTask(cfg).build_model(DataSpec(("a", "b")))
