@@ -17,7 +17,7 @@ from .detection import (
 )
 from .dice_bce import DiceBCELoss, dice_bce_loss
 from .focal import FocalLoss, focal_loss
-from .kd import KDLoss, kd_loss
+from .kd import CWDLoss, KDLoss, cwd_loss, kd_loss
 from .lovasz import LovaszLoss, lovasz_loss
 from .mcc import MCCLoss, mcc_loss
 from .region import (
@@ -48,6 +48,7 @@ __all__ = [
     "MCCLoss",
     "CrossEntropyLoss",
     "KDLoss",
+    "CWDLoss",
     "DiceBCELoss",
     "BoxIoULoss",
     "SigmoidFocalLoss",
@@ -61,6 +62,7 @@ __all__ = [
     "mcc_loss",
     "cross_entropy_loss",
     "kd_loss",
+    "cwd_loss",
     "dice_bce_loss",
     "box_iou_loss",
     "sigmoid_focal_loss",

@@ -289,6 +289,34 @@ SCHEMA["model"]["detector_args"] = Field(
     "{box_batch_size_per_image: 64, rpn_post_nms_top_n_train: 300}",
 )
 
+# --- segmentation training modes: feature-level mixing and knowledge distillation -------------
+SCHEMA["augment"]["feature_mix"] = Field(
+    list,
+    [],
+    help="segmentation: encoder-feature mixing in the training loss, [{ManifoldMixup: {p, alpha, stages}}, "
+    "{PatchUp: {p, block, gamma, mode, alpha, stages}}]",
+)
+SCHEMA["distill"] = {
+    "teacher_checkpoint": Field(
+        str,
+        None,
+        nullable=True,
+        path=True,
+        help="segmentation: a segdet checkpoint whose saved config rebuilds the teacher; null = no distillation",
+    ),
+    "teacher_config": Field(
+        str, None, nullable=True, path=True, help="YAML that rebuilds the teacher instead of the checkpoint's config"
+    ),
+    "loss": Field(
+        str,
+        "kd",
+        choices=("kd", "cwd"),
+        help="kd: per-pixel KL of softened class distributions; cwd: channel-wise (Shu et al. 2021); both times T^2",
+    ),
+    "weight": Field(float, 1.0, minimum=0.0, help="factor of the distillation term in the training loss"),
+    "temperature": Field(float, 1.0, minimum=0.0, help="softening temperature T (> 0)"),
+}
+
 # --- keys one task reads and the other ignores ------------------------------------------------
 #: key (or section) -> (the task that reads it, what it is for the other task). A value other than
 #: the default under the other task is an error: it would be ignored without a word.
@@ -302,6 +330,8 @@ TASK_ONLY: dict[str, tuple[str, str]] = {
     "data.threshold": ("segmentation", "detections are cut at model.score_thresh"),
     "inference": ("segmentation", "detectors predict whole images"),
     "augment.batch_mix": ("segmentation", "detection mixes samples with augment.mix"),
+    "augment.feature_mix": ("segmentation", "it hooks the encoder of an smp segmentation model"),
+    "distill": ("segmentation", "distillation matches segmentation logits"),
     "model.min_size": ("detection", "segmentation models take the image size the pipeline gives"),
     "model.max_size": ("detection", "segmentation models take the image size the pipeline gives"),
     "model.score_thresh": ("detection", "segmentation has no detection scores"),

@@ -22,6 +22,11 @@ cross-entropy in multiclass and binary cross-entropy (:class:`losses.BCELoss`, w
 options) in binary and multilabel, so the default ``{ce: 1, dice: 1}`` trains every mode; the
 other names are :data:`losses.LOSSES` as they are, run in the mode (``dice_bce`` only in the
 sigmoid modes).
+
+Two training modes live in the loss of a batch (and nowhere else: validation, evaluation,
+prediction and export run the plain model): ``augment.feature_mix`` mixes the encoder features
+of two samples and the targets to match (:mod:`.feature_mix`), and ``distill`` adds the
+distillation term of a teacher (:mod:`.distill`), reported as the ``distill`` term.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 import losses
+from segdet.config import SCHEMA
 from segdet.data.mixers import check_mix_modes
 from segdet.palette import overlay_labels, overlay_mask
 from segdet.task import EXPORT_FORMATS, SEGMENTATION_MODES, DataSpec, Evaluator, Exportable, Task
@@ -46,7 +52,9 @@ from ._confusion import labels_from_logits
 from ._multilabel import present_from_logits
 from .collate import collate_segmentation
 from .data import build_segmentation_data
+from .distill import Distiller, load_teacher
 from .evaluator import SegmentationEvaluator
+from .feature_mix import FeatureMixing, build_feature_mixing, encoder_of
 from .inference import Inference
 from .model import SegmentationModel, build_segmentation_model, check_model_names
 from .predict import predict_segmentation
@@ -65,13 +73,55 @@ class SegmentationTask(Task):
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__(cfg)
         self._loss_fn: nn.Module | None = None
+        self._feature_mix: FeatureMixing | None = None
+        self._distiller: Distiller | None = None
 
     def check(self) -> None:
-        """Check model names, the mode, the loss spec and the inference section up front (before any data is read)."""
+        """Check model names, the mode, the loss spec, the inference section, feature mixing and the teacher up front.
+
+        All before any data is read; the teacher is loaded here (a missing file, another task or
+        mode, or a class count that differs from ``data.classes`` fails now).
+        """
         check_model_names(self.cfg["model"])
         self._check_mode()
         self._make_loss()
         self.inference()
+        self._make_feature_mix()
+        distiller = self._make_distiller()
+        if distiller is not None and self.cfg["augment"].get("feature_mix"):
+            raise ValueError(
+                "distill with augment.feature_mix: the teacher would see the plain images while the student's "
+                "features are mixed, so its logits would not match the mixed targets; use one of the two"
+            )
+        if distiller is not None and self.cfg["data"].get("classes"):
+            n = len(self.cfg["data"]["classes"])
+            distiller.check_classes(1 if self.mode == "binary" and n == 2 else n)
+
+    def _make_feature_mix(self) -> FeatureMixing | None:
+        if self._feature_mix is None:
+            steps = self.cfg["augment"].get("feature_mix")
+            self._feature_mix = build_feature_mixing(steps, self.mode, self.cfg["model"]["encoder"])
+        return self._feature_mix
+
+    def _make_distiller(self) -> Distiller | None:
+        d = self.cfg.get("distill") or {}
+        if not d.get("teacher_checkpoint"):
+            changed = [k for k, f in SCHEMA["distill"].items() if k in d and d[k] != f.default]
+            if changed:
+                raise ValueError(
+                    f"distill.{changed[0]} = {d[changed[0]]!r} is set but distill.teacher_checkpoint is null, so "
+                    "nothing is distilled; set distill.teacher_checkpoint or remove the distill section"
+                )
+        if self._distiller is None and d.get("teacher_checkpoint"):
+            self._distiller = Distiller(
+                load_teacher(d),
+                d["loss"],
+                d["weight"],
+                d["temperature"],
+                self.mode,
+                student=_data_source(self.cfg["data"]),
+            )
+        return self._distiller
 
     @property
     def mode(self) -> str:
@@ -127,22 +177,44 @@ class SegmentationTask(Task):
         )
 
     def build_model(self, spec: DataSpec) -> nn.Module:
-        """The smp network of ``model``: one output channel per class, one in binary mode."""
-        return build_segmentation_model(self.cfg["model"], spec.out_channels)
+        """The smp network of ``model``: one output channel per class, one in binary mode.
+
+        With ``augment.feature_mix`` its stages are checked against the encoder here, before the
+        first step (:meth:`~.feature_mix.FeatureMixing.check_stages`).
+        """
+        model = build_segmentation_model(self.cfg["model"], spec.out_channels)
+        mixing = self._make_feature_mix()
+        if mixing is not None:
+            mixing.check_stages(encoder_of(model))
+        return model
 
     def loss(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """:class:`losses.ComboLoss` of the logits against ``batch["mask"]`` (hard or soft).
+        """:class:`losses.ComboLoss` of the logits against ``batch["mask"]`` (hard or soft), plus distillation.
 
-        In binary mode a soft two-class mask (MixUp) becomes the foreground probability
+        With ``augment.feature_mix`` the forward pass mixes the encoder features and the targets
+        are mixed to match (:class:`~.feature_mix.FeatureMixing`); with ``distill`` the weighted
+        distillation term is added (its unweighted value is the ``distill`` term). In binary
+        mode a soft two-class mask (MixUp) becomes the foreground probability
         (:func:`binary_target`).
         """
         loss_fn = self._make_loss()
-        logits = model(batch["image"])
+        ignore = self.cfg["data"]["ignore_index"]
         target = batch["mask"]
+        mixing = self._make_feature_mix()
+        if mixing is not None:
+            logits, target = mixing.forward(model, batch["image"], target, ignore)
+        else:
+            logits = model(batch["image"])
         if self.mode == "binary":
-            target = binary_target(target, self.cfg["data"]["ignore_index"])
+            target = binary_target(target, ignore)
         total = loss_fn(logits, target)
-        return total, dict(getattr(loss_fn, "last_terms", None) or {})
+        terms = dict(getattr(loss_fn, "last_terms", None) or {})
+        distiller = self._make_distiller()
+        if distiller is not None:
+            distill = distiller(logits, batch["image"], batch.get("sizes"))
+            total = total + distiller.weight * distill
+            terms["distill"] = distill.detach()
+        return total, terms
 
     def make_evaluator(self, spec: DataSpec, device: torch.device) -> Evaluator:
         """A confusion-matrix evaluator over the spec's classes, in the spec's mode and threshold."""
@@ -280,6 +352,16 @@ def loss_spec(spec: dict[str, Any], mode: str) -> dict[str, Any]:
             f"{names['ce']!r} and {names['bce']!r}; keep one"
         )
     return {("bce" if str(k).lower() == "ce" else k): v for k, v in spec.items()}
+
+
+def _data_source(data: dict[str, Any]) -> str:
+    """The student's data in words, for messages: the kind and its training files."""
+    kind = data.get("kind", "synthetic")
+    path = {
+        "folder": (data.get("folder") or {}).get("train"),
+        "coco": (data.get("coco") or {}).get("train_json"),
+    }.get(kind)
+    return f"data.kind {kind} ({path})" if path else f"data.kind {kind}"
 
 
 def binary_target(target: torch.Tensor, ignore_index: int) -> torch.Tensor:
