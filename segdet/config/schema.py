@@ -105,7 +105,7 @@ SCHEMA: dict[str, Any] = {
                 nullable=True,
                 required=True,
                 path=True,
-                help="folder with images/ and masks/ (matched by file stem)",
+                help="folder with images/ and masks/ (segmentation) or instances/ id PNGs (detection), by file stem",
             ),
             "val": Field(str, None, nullable=True, required=True, path=True, help="validation folder, same layout"),
             "mask_values": Field(dict, None, nullable=True, help="mask value -> class index, e.g. {255: 1, 0: 0}"),
@@ -257,6 +257,14 @@ SCHEMA["data"]["yolo"] = {
     "val": Field(str, None, nullable=True, required=True, path=True, help="validation YOLO folder"),
 }
 KIND_SECTIONS += ["voc", "yolo"]
+SCHEMA["data"]["folder"]["class_map"] = Field(
+    str,
+    None,
+    nullable=True,
+    path=True,
+    help="detection: json {stem: {instance id: class index}} naming the class of each object of instances/; "
+    "null = one class",
+)
 SCHEMA["augment"]["mix_off_last_epochs"] = Field(
     int, 0, minimum=0, help="switch mixing off for the last N epochs (detection)"
 )
@@ -309,4 +317,6 @@ TASK_ONLY: dict[str, tuple[str, str]] = {
     "model.detector_args": ("detection", "they are arguments of torchvision's detector builders"),
     "train.eval_backend": ("detection", "segmentation is scored by its own confusion matrix"),
     "augment.mix_off_last_epochs": ("detection", "segmentation mixes in every epoch"),
+    "data.folder.class_map": ("detection", "segmentation reads the class of each pixel from masks/"),
+    "data.folder.mask_values": ("segmentation", "instances/ PNGs hold object ids; data.folder.class_map names them"),
 }
