@@ -276,6 +276,13 @@ SCHEMA["model"]["score_thresh"] = Field(
     float, 0.05, minimum=0.0, maximum=1.0, help="detector: drop detections below this score at inference"
 )
 SCHEMA["model"]["detections_per_img"] = Field(int, 100, minimum=1, help="detector: detections kept per image")
+SCHEMA["model"]["anchors"] = Field(
+    str,
+    "keep",
+    choices=("keep", "fit"),
+    help="detector: keep the anchor sizes, or fit them to the training boxes (one scale factor, best possible "
+    "recall at IoU 0.5); the coverage is printed either way",
+)
 SCHEMA["train"]["eval_backend"] = Field(
     str,
     "pycocotools",
@@ -314,6 +321,7 @@ TASK_ONLY: dict[str, tuple[str, str]] = {
     "model.max_size": ("detection", "segmentation models take the image size the pipeline gives"),
     "model.score_thresh": ("detection", "segmentation has no detection scores"),
     "model.detections_per_img": ("detection", "segmentation has no detections"),
+    "model.anchors": ("detection", "segmentation models have no anchors"),
     "model.detector_args": ("detection", "they are arguments of torchvision's detector builders"),
     "train.eval_backend": ("detection", "segmentation is scored by its own confusion matrix"),
     "augment.mix_off_last_epochs": ("detection", "segmentation mixes in every epoch"),

@@ -42,7 +42,9 @@ def build_detection_data(
         instance_masks: read and keep one instance mask per box (Mask R-CNN, CopyPaste).
 
     Returns:
-        ``(train_dataset, val_dataset, spec)``: the training set has ``set_epoch(epoch)``.
+        ``(train_dataset, val_dataset, spec)``: the training set has ``set_epoch(epoch)``, and
+        its ``source`` and ``train_pipeline`` (the ``augment.train`` pipeline) for the anchor
+        check (:mod:`segdet.detection.anchors`).
 
     Raises:
         ValueError: a bad dataset, transform or mixer, each naming the key or file; a split
@@ -66,7 +68,8 @@ def build_detection_data(
         _DetectionSource(sources.train, instance_masks), mixers, pre=pipeline("train"), post=pipeline("post"), seed=seed
     )
     val = augment.MixDataset(_DetectionSource(sources.val, instance_masks), [], pre=pipeline("val"), seed=seed)
-    return _MixSchedule(train, epochs - augment_cfg["mix_off_last_epochs"]), val, sources.spec
+    schedule = _MixSchedule(train, epochs - augment_cfg["mix_off_last_epochs"], sources.train, pipeline("train"))
+    return schedule, val, sources.spec
 
 
 #: the config key naming each split's annotations, per data.kind (synthetic data always has boxes)
@@ -120,12 +123,18 @@ class _DetectionSource:
 
 
 class _MixSchedule(Dataset):
-    """A :class:`augment.MixDataset` whose mixers are off from epoch ``off_from`` (0-based) on."""
+    """A :class:`augment.MixDataset` whose mixers are off from epoch ``off_from`` (0-based) on.
 
-    def __init__(self, mix: Any, off_from: int) -> None:
+    ``source`` is the dataset before any pipeline and ``train_pipeline`` the pipeline run on it
+    before mixing (``None`` for none): what the anchor check reads the training boxes through.
+    """
+
+    def __init__(self, mix: Any, off_from: int, source: Any = None, train_pipeline: Any = None) -> None:
         self.mix = mix
         self.mixers = list(mix.mixers)
         self.off_from = off_from
+        self.source = source
+        self.train_pipeline = train_pipeline
 
     def set_epoch(self, epoch: int) -> None:
         self.mix.set_epoch(epoch)
