@@ -252,7 +252,7 @@ SCHEMA["data"]["yolo"] = {
         nullable=True,
         required=True,
         path=True,
-        help="YOLO folder with images/ and labels/*.txt (class cx cy w h, normalised)",
+        help="YOLO folder with images/ and labels/*.txt (class cx cy w h, or class x1 y1 ... polygons; normalised)",
     ),
     "val": Field(str, None, nullable=True, required=True, path=True, help="validation YOLO folder"),
 }
