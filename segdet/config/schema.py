@@ -105,7 +105,7 @@ SCHEMA: dict[str, Any] = {
                 nullable=True,
                 required=True,
                 path=True,
-                help="folder with images/ and masks/ (matched by file stem)",
+                help="folder with images/ and masks/ (segmentation) or instances/ id PNGs (detection), by file stem",
             ),
             "val": Field(str, None, nullable=True, required=True, path=True, help="validation folder, same layout"),
             "mask_values": Field(dict, None, nullable=True, help="mask value -> class index, e.g. {255: 1, 0: 0}"),
@@ -252,11 +252,19 @@ SCHEMA["data"]["yolo"] = {
         nullable=True,
         required=True,
         path=True,
-        help="YOLO folder with images/ and labels/*.txt (class cx cy w h, normalised)",
+        help="YOLO folder with images/ and labels/*.txt (class cx cy w h, or class x1 y1 ... polygons; normalised)",
     ),
     "val": Field(str, None, nullable=True, required=True, path=True, help="validation YOLO folder"),
 }
 KIND_SECTIONS += ["voc", "yolo"]
+SCHEMA["data"]["folder"]["class_map"] = Field(
+    str,
+    None,
+    nullable=True,
+    path=True,
+    help="detection: json {stem: {instance id: class index}} naming the class of each object of instances/; "
+    "null = one class",
+)
 SCHEMA["augment"]["mix_off_last_epochs"] = Field(
     int, 0, minimum=0, help="switch mixing off for the last N epochs (detection)"
 )
@@ -268,6 +276,13 @@ SCHEMA["model"]["score_thresh"] = Field(
     float, 0.05, minimum=0.0, maximum=1.0, help="detector: drop detections below this score at inference"
 )
 SCHEMA["model"]["detections_per_img"] = Field(int, 100, minimum=1, help="detector: detections kept per image")
+SCHEMA["model"]["anchors"] = Field(
+    str,
+    "keep",
+    choices=("keep", "fit"),
+    help="detector: keep the anchor sizes, or fit them to the training boxes (one scale factor, best possible "
+    "recall at IoU 0.5); the coverage is printed either way",
+)
 SCHEMA["train"]["eval_backend"] = Field(
     str,
     "pycocotools",
@@ -336,7 +351,10 @@ TASK_ONLY: dict[str, tuple[str, str]] = {
     "model.max_size": ("detection", "segmentation models take the image size the pipeline gives"),
     "model.score_thresh": ("detection", "segmentation has no detection scores"),
     "model.detections_per_img": ("detection", "segmentation has no detections"),
+    "model.anchors": ("detection", "segmentation models have no anchors"),
     "model.detector_args": ("detection", "they are arguments of torchvision's detector builders"),
     "train.eval_backend": ("detection", "segmentation is scored by its own confusion matrix"),
     "augment.mix_off_last_epochs": ("detection", "segmentation mixes in every epoch"),
+    "data.folder.class_map": ("detection", "segmentation reads the class of each pixel from masks/"),
+    "data.folder.mask_values": ("segmentation", "instances/ PNGs hold object ids; data.folder.class_map names them"),
 }

@@ -21,6 +21,13 @@ class BoxCleaner:
         self, boxes: np.ndarray, labels: np.ndarray, height: int, width: int, source: str
     ) -> tuple[np.ndarray, np.ndarray]:
         """Boxes (N, 4) xyxy pixels -> clipped boxes with positive area, and their labels."""
+        kept, kept_labels, _ = self.clean(boxes, labels, height, width, source)
+        return kept, kept_labels
+
+    def clean(
+        self, boxes: np.ndarray, labels: np.ndarray, height: int, width: int, source: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As calling the cleaner, and the (N,) bool keep-index of the input boxes (for per-box extras)."""
         boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
@@ -36,7 +43,7 @@ class BoxCleaner:
         if n_dropped:
             self.dropped += n_dropped
             self.first_dropped = self.first_dropped or source
-        return clipped[keep], labels[keep]
+        return clipped[keep], labels[keep], keep
 
     def warn(self) -> None:
         parts = []

@@ -200,9 +200,15 @@ class CocoDataset:
                 )
             segm = ann.get("segmentation")
             if need_segm and not segm and (not ann.get("iscrowd", 0) or self.with_mask):
+                fix = (
+                    "a box-only detector (model.arch fasterrcnn_..., no CopyPaste)"
+                    if not self.with_mask
+                    else "a detection task (with_mask=False)"
+                )
+                why = "for the mask head (Mask R-CNN) or CopyPaste" if not self.with_mask else "for the semantic mask"
                 raise ValueError(
                     f"{self.annotation_file}: annotation {aid} has no 'segmentation' (boxes only?), "
-                    f"so no mask can be drawn; use a detection task (with_mask=False) or add polygons/RLE"
+                    f"so no mask can be drawn {why}; use {fix} or add polygons/RLE"
                 )
             if need_segm and segm:
                 problem = segmentation_problem(segm, *sizes[int(ann["image_id"])])

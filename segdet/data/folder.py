@@ -298,7 +298,10 @@ def read_split(path: str | Path, key: str) -> list[str]:
 
 
 def pair_files(
-    root: str | Path, split: str | Path | None = None, split_key: str = "data.folder.train_split"
+    root: str | Path,
+    split: str | Path | None = None,
+    split_key: str = "data.folder.train_split",
+    mask_folder: str = "masks",
 ) -> tuple[list[Path], list[Path]]:
     """The (image, mask) paths of ``root/images`` and ``root/masks``, paired by stem, sorted by stem.
 
@@ -306,6 +309,7 @@ def pair_files(
         root: folder holding ``images/`` and ``masks/``.
         split: a text file of stems (:func:`read_split`) selecting the pairs; ``None``: every file.
         split_key: the config key of ``split``, for the error messages.
+        mask_folder: the name of the mask folder beside ``images/`` (``instances`` for instance-id PNGs).
 
     Raises:
         ValueError: a folder is missing, holds no image, two files share a stem, an image has no
@@ -313,15 +317,15 @@ def pair_files(
             names the file or folder and the fix.
     """
     root = Path(root)
-    image_dir, mask_dir = root / "images", root / "masks"
+    image_dir, mask_dir = root / "images", root / mask_folder
     for d in (root, image_dir, mask_dir):
         if not d.is_dir():
             raise ValueError(
-                f"folder dataset directory {d} does not exist; a folder dataset needs "
-                f"{root}/images and {root}/masks with files matched by stem (images/0001.jpg <-> masks/0001.png)"
+                f"folder dataset directory {d} does not exist; a folder dataset needs {root}/images and "
+                f"{root}/{mask_folder} with files matched by stem (images/0001.jpg <-> {mask_folder}/0001.png)"
             )
     images = files_by_stem(image_dir, "images")
-    masks = files_by_stem(mask_dir, "masks")
+    masks = files_by_stem(mask_dir, mask_folder)
     if not images:
         raise ValueError(f"no image files in {image_dir} (looked for {', '.join(IMAGE_EXTENSIONS)})")
     if split is not None:

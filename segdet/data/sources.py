@@ -1,8 +1,9 @@
 """The dataset sources of a config's ``data`` section: one kind switch for every task.
 
 A task asks for its training and validation sources by what it reads from them: semantic masks
-(``target="mask"``: synthetic, folder, coco) or boxes (``target="boxes"``: synthetic, coco, voc,
-yolo; with ``instance_masks`` for Mask R-CNN and CopyPaste). :func:`open_sources` builds both
+(``target="mask"``: synthetic, folder, coco) or boxes (``target="boxes"``: synthetic, folder
+(``instances/`` id PNGs), coco, voc, yolo; with ``instance_masks`` for Mask R-CNN and CopyPaste:
+every kind but voc, whose xml holds boxes only, and yolo folders of polygon labels). :func:`open_sources` builds both
 splits, checks that COCO splits share their categories, that ``data.classes`` fits the data and
 that ``data.ignore_index`` is no class index, stops on a COCO segmentation training file without
 annotations (an empty validation file only warns: all-background images are a plausible test
@@ -30,6 +31,7 @@ from typing import Any
 from segdet._suggest import did_you_mean
 from segdet.data.coco import CocoDataset
 from segdet.data.folder import FolderSegmentation
+from segdet.data.folder_instances import FolderInstances
 from segdet.data.folder_multilabel import FolderMultilabel
 from segdet.data.synthetic import SyntheticShapes
 from segdet.data.voc import VocDataset
@@ -42,8 +44,10 @@ __all__ = ["KINDS", "Sources", "open_sources"]
 #: dataset kinds by what the task reads from them
 KINDS: dict[str, tuple[str, ...]] = {
     "mask": ("synthetic", "folder", "coco"),
-    "boxes": ("synthetic", "coco", "voc", "yolo"),
+    "boxes": ("synthetic", "folder", "coco", "voc", "yolo"),
 }
+#: the kinds whose boxes come without instance masks
+_BOXES_ONLY = ("voc",)
 _TASK_OF = {"mask": "segmentation", "boxes": "detection"}
 
 
@@ -64,7 +68,8 @@ def open_sources(data_cfg: Mapping[str, Any], *, target: str, instance_masks: bo
             ``ignore_index`` and the kind's own section).
         target: ``"mask"`` (semantic masks; class 0 is the background) or ``"boxes"`` (boxes
             with 0-based labels).
-        instance_masks: with ``target="boxes"``, also read one instance mask per box.
+        instance_masks: with ``target="boxes"``, also read one instance mask per box (a mask
+            head, or CopyPaste, needs them).
 
     Returns:
         The splits and their :class:`DataSpec` (``data.classes`` when set, else the names the
@@ -73,8 +78,8 @@ def open_sources(data_cfg: Mapping[str, Any], *, target: str, instance_masks: bo
     Raises:
         ValueError: a kind the target has no loader for, COCO splits with different categories,
             a ``data.classes`` list of the wrong length, a ``data.ignore_index`` that is a class
-            index of a class-index mask, or any dataset error (missing files, bad masks), each
-            naming the key or file.
+            index of a class-index mask, instance masks asked of a kind without them, or any
+            dataset error (missing files, bad masks), each naming the key or file.
     """
     if target not in KINDS:
         raise ValueError(f"target must be one of {', '.join(KINDS)}, got {target!r}")
@@ -94,6 +99,12 @@ def open_sources(data_cfg: Mapping[str, Any], *, target: str, instance_masks: bo
         )
     if target == "mask" and mode != "multilabel" and data_cfg.get("classes"):  # before any file is read
         _check_ignore_index(int(data_cfg["ignore_index"]), tuple(data_cfg["classes"]))
+    if target == "boxes" and instance_masks and kind in _BOXES_ONLY:
+        raise ValueError(
+            f"the model's mask head (Mask R-CNN) or CopyPaste needs instance masks, but data.kind {kind} holds "
+            "boxes only; use data with masks (data.kind coco with segmentation, folder with instances/, or yolo "
+            "with polygon labels), or a box-only detector (model.arch fasterrcnn_..., retinanet_...) without CopyPaste"
+        )
     train, val, names, cat_ids, what = _OPENERS[kind](data_cfg, target, instance_masks)
     classes = _named(data_cfg.get("classes"), names, what)
     if target == "boxes":
@@ -131,6 +142,8 @@ def _synthetic(data: Mapping[str, Any], target: str, instance_masks: bool):
 
 def _folder(data: Mapping[str, Any], target: str, instance_masks: bool):
     f, ignore = data["folder"], int(data["ignore_index"])
+    if target == "boxes":
+        return _folder_instances(f, data.get("classes"), instance_masks)
     mode = data.get("mode") or "multiclass"
     if mode == "multilabel":
         if f.get("mask_values"):
@@ -163,6 +176,17 @@ def _folder(data: Mapping[str, Any], target: str, instance_masks: bool):
         **common,
     )
     return train, val, tuple(train.classes), None, f"the folder {f['train']}"
+
+
+def _folder_instances(f: Mapping[str, Any], classes, instance_masks: bool):
+    common = {"class_map": f.get("class_map"), "with_masks": instance_masks}
+    train = FolderInstances(
+        f["train"], split=f.get("train_split"), classes=classes, split_key="data.folder.train_split", **common
+    )
+    val = FolderInstances(
+        f["val"], split=f.get("val_split"), classes=train.classes, split_key="data.folder.val_split", **common
+    )
+    return train, val, tuple(train.classes), None, f"the instance folder {f['train']}"
 
 
 def _coco(data: Mapping[str, Any], target: str, instance_masks: bool):
@@ -207,8 +231,8 @@ def _voc(data: Mapping[str, Any], target: str, instance_masks: bool):
 
 def _yolo(data: Mapping[str, Any], target: str, instance_masks: bool):
     y = data["yolo"]
-    train = YoloDataset(y["train"], data.get("classes"))
-    val = YoloDataset(y["val"], train.classes)
+    train = YoloDataset(y["train"], data.get("classes"), instance_masks=instance_masks)
+    val = YoloDataset(y["val"], train.classes, instance_masks=instance_masks)
     return train, val, tuple(train.classes), None, f"the YOLO folder {y['train']}"
 
 

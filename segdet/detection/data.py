@@ -12,6 +12,7 @@ import augment
 from augment.sample import normalise_sample
 from segdet.data.mixers import build_mixers
 from segdet.data.sources import open_sources
+from segdet.data.synthetic import boxes_from_masks
 from segdet.data.transforms import build_pipeline
 from segdet.task import DataSpec
 
@@ -33,6 +34,9 @@ def build_detection_data(
     ``augment.train``, the mixers of ``augment.mix`` (off for the last
     ``augment.mix_off_last_epochs`` of ``epochs``) and ``augment.post``; the validation set runs
     ``augment.val``. Pipelines keep ``labels`` and MixUp's ``weights`` in step with the boxes.
+    With instance masks, each box is made tight to its mask after the pipelines (a crop clips a
+    round object's box to the crop, not to what stays visible of it), and an instance whose
+    mask a crop emptied is dropped with its box.
 
     Args:
         data_cfg: the ``data`` section of a validated config.
@@ -42,7 +46,9 @@ def build_detection_data(
         instance_masks: read and keep one instance mask per box (Mask R-CNN, CopyPaste).
 
     Returns:
-        ``(train_dataset, val_dataset, spec)``: the training set has ``set_epoch(epoch)``.
+        ``(train_dataset, val_dataset, spec)``: the training set has ``set_epoch(epoch)``, and
+        its ``source`` and ``train_pipeline`` (the ``augment.train`` pipeline) for the anchor
+        check (:mod:`segdet.detection.anchors`).
 
     Raises:
         ValueError: a bad dataset, transform or mixer, each naming the key or file; a split
@@ -66,7 +72,8 @@ def build_detection_data(
         _DetectionSource(sources.train, instance_masks), mixers, pre=pipeline("train"), post=pipeline("post"), seed=seed
     )
     val = augment.MixDataset(_DetectionSource(sources.val, instance_masks), [], pre=pipeline("val"), seed=seed)
-    return _MixSchedule(train, epochs - augment_cfg["mix_off_last_epochs"]), val, sources.spec
+    schedule = _MixSchedule(train, epochs - augment_cfg["mix_off_last_epochs"], sources.train, pipeline("train"))
+    return schedule, (_TightBoxes(val) if instance_masks else val), sources.spec
 
 
 #: the config key naming each split's annotations, per data.kind (synthetic data always has boxes)
@@ -120,12 +127,18 @@ class _DetectionSource:
 
 
 class _MixSchedule(Dataset):
-    """A :class:`augment.MixDataset` whose mixers are off from epoch ``off_from`` (0-based) on."""
+    """A :class:`augment.MixDataset` whose mixers are off from epoch ``off_from`` (0-based) on.
 
-    def __init__(self, mix: Any, off_from: int) -> None:
+    ``source`` is the dataset before any pipeline and ``train_pipeline`` the pipeline run on it
+    before mixing (``None`` for none): what the anchor check reads the training boxes through.
+    """
+
+    def __init__(self, mix: Any, off_from: int, source: Any = None, train_pipeline: Any = None) -> None:
         self.mix = mix
         self.mixers = list(mix.mixers)
         self.off_from = off_from
+        self.source = source
+        self.train_pipeline = train_pipeline
 
     def set_epoch(self, epoch: int) -> None:
         self.mix.set_epoch(epoch)
@@ -135,4 +148,34 @@ class _MixSchedule(Dataset):
         return len(self.mix)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return self.mix[index]
+        return tight_boxes(self.mix[index])
+
+
+class _TightBoxes:
+    """``dataset[i]`` with :func:`tight_boxes` applied."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return tight_boxes(self.dataset[index])
+
+
+def tight_boxes(sample: dict[str, Any]) -> dict[str, Any]:
+    """The sample with each box the tight box of its instance mask; empty masks dropped with their box.
+
+    A sample without ``masks`` is returned as it is.
+    """
+    masks = sample.get("masks")
+    if masks is None or len(masks) == 0:
+        return sample
+    keep = masks.reshape(len(masks), -1).any(axis=1)
+    out = dict(sample)
+    for key in ("masks", "labels", "weights"):
+        if key in out:
+            out[key] = np.asarray(out[key])[keep]
+    out["bboxes"] = boxes_from_masks(masks[keep])
+    return out

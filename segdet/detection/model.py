@@ -109,6 +109,52 @@ class Detector(nn.Module):
             out["labels"] = out["labels"] - self.label_offset
         return outputs
 
+    def set_anchor_sizes(self, sizes: tuple[tuple[float, ...], ...]) -> None:
+        """Give the anchor generator new sizes (per FPN level), kept in the weights as ``anchor_sizes``.
+
+        The aspect ratios and the number of anchors per level stay, so the heads fit unchanged.
+        The sizes are a buffer of the state dict: loading weights that hold one (a run trained
+        with ``model.anchors: fit``) sets the generator to them, whatever this model's sizes were.
+
+        Raises:
+            ValueError: a detector without an anchor generator, or sizes of another layout.
+        """
+        import torch
+        from torchvision.models.detection.anchor_utils import AnchorGenerator
+
+        owner, gen = self._anchor_owner()
+        old = tuple(len(level) for level in gen.sizes)
+        tensor = torch.tensor(sizes, dtype=torch.float32)  # float32: the values a checkpoint gives back exactly
+        sizes = tuple(tuple(level) for level in tensor.tolist())
+        if tuple(len(level) for level in sizes) != old:
+            raise ValueError(f"anchor sizes {sizes} do not have the layout {old} (sizes per level) of this detector")
+        if "anchor_sizes" not in self._buffers:
+            self._built_anchor_sizes = tuple(tuple(level) for level in gen.sizes)
+        owner.anchor_generator = AnchorGenerator(sizes, gen.aspect_ratios)
+        self.register_buffer("anchor_sizes", tensor)
+
+    def _anchor_owner(self) -> tuple[nn.Module, Any]:
+        from torchvision.models.detection.anchor_utils import AnchorGenerator
+
+        for owner in (getattr(self.model, "rpn", None), self.model):
+            gen = getattr(owner, "anchor_generator", None)
+            if isinstance(gen, AnchorGenerator):
+                return owner, gen
+        raise ValueError(f"{type(self.model).__name__} has no anchor generator whose sizes could be set")
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, errors):
+        """Weights holding ``anchor_sizes`` (a fitted run) set the generator before the tensors are copied."""
+        key = prefix + "anchor_sizes"
+        if key in state_dict:
+            self.set_anchor_sizes(tuple(tuple(level) for level in state_dict[key].tolist()))
+        elif "anchor_sizes" in self._buffers:  # weights trained with the sizes this model was built with
+            from torchvision.models.detection.anchor_utils import AnchorGenerator
+
+            owner, gen = self._anchor_owner()
+            owner.anchor_generator = AnchorGenerator(self._built_anchor_sizes, gen.aspect_ratios)
+            del self._buffers["anchor_sizes"]
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, errors)
+
 
 def build_detector(
     name: str,

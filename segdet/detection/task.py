@@ -34,6 +34,7 @@ from segdet.checkpoint import load_weights
 from segdet.data.mixers import build_mixers
 from segdet.task import EXPORT_FORMATS, DataSpec, Evaluator, Exportable, Task
 
+from .anchors import check_anchors
 from .collate import detection_collate
 from .data import build_detection_data
 from .evaluator import STAT_NAMES, DetectionEvaluator
@@ -77,21 +78,31 @@ class DetectionTask(Task):
         return needs_masks(self.cfg["model"]["arch"]) or "CopyPaste" in mixers
 
     def build_datasets(self) -> tuple[Dataset, Dataset, DataSpec]:
-        """Training set (pipeline, mixers and their schedule), validation set, and the class names."""
-        return build_detection_data(
+        """Training set (pipeline, mixers and their schedule), validation set, and the class names.
+
+        The training set is kept for the anchor check of :meth:`build_model` (its boxes only).
+        """
+        train, val, spec = build_detection_data(
             self.cfg["data"],
             self.cfg["augment"],
             seed=self.cfg["seed"],
             epochs=self.cfg["train"]["epochs"],
             instance_masks=self.needs_masks,
         )
+        self._anchor_boxes = train
+        return train, val, spec
 
     def collate_fn(self, spec: DataSpec) -> Callable[[list[dict]], dict[str, Any]]:
         """:func:`detection_collate`: image tensors and per-image target dicts."""
         return detection_collate
 
     def build_model(self, spec: DataSpec) -> nn.Module:
-        """The torchvision detector of ``model.arch`` for the spec's classes (random init or ``model.weights``)."""
+        """The torchvision detector of ``model.arch`` for the spec's classes (random init or ``model.weights``).
+
+        After :meth:`build_datasets` it prints how well the anchors cover the training boxes and,
+        with ``model.anchors: fit``, fits their sizes (:mod:`segdet.detection.anchors`); weights
+        loaded afterwards that hold fitted sizes set them back.
+        """
         m = self.cfg["model"]
         model = build_detector(
             m["arch"],
@@ -102,6 +113,8 @@ class DetectionTask(Task):
             detections_per_img=m["detections_per_img"],
             **(m.get("detector_args") or {}),
         )
+        if getattr(self, "_anchor_boxes", None) is not None:  # the datasets were built: check (and fit) the anchors
+            check_anchors(model, self._anchor_boxes, m["anchors"], seed=self.cfg["seed"])
         if m.get("weights"):
             load_weights(model, m["weights"])
         return model
