@@ -186,8 +186,9 @@ def _soft_from_hard(
     va, vb = valid(a), valid(b)
     lam = lam.to(dtype)[:, None, None]
     one = torch.ones((), dtype=dtype, device=a.device)
-    wa = torch.where(vb, lam, one) * va
-    wb = torch.where(va, 1 - lam, one) * vb
+    # a sample with no weight in the blend (lam = 0 or 1: not mixed) lends no label to the other's holes
+    wa = torch.where(vb, lam, one) * (va & (lam > 0))
+    wb = torch.where(va, 1 - lam, one) * (vb & (lam < 1))
     out = torch.zeros((a.shape[0], num_classes) + tuple(a.shape[1:]), dtype=dtype, device=a.device)
     out.scatter_(1, torch.where(va, a, 0).long()[:, None], wa[:, None])
     out.scatter_add_(1, torch.where(vb, b, 0).long()[:, None], wb[:, None])
@@ -212,8 +213,9 @@ def batch_mixup(
     Images are blended in floating point (integer images become float32). The target becomes
     soft (B, K, H, W) probabilities, the same rule as the sample-level :func:`augment.mixup`:
     a pixel labelled in both samples gets ``lam * onehot_a + (1 - lam) * onehot_b``; a pixel
-    unlabelled in one sample takes the other's label with weight 1; unlabelled in both, the
-    all-zero vector. For hard masks "unlabelled" is ``ignore_index`` or any value outside
+    unlabelled in one sample takes the other's label with weight 1 when the other is blended in
+    (``0 < lam < 1``); otherwise (unlabelled in both, or in the one sample of an unmixed pair)
+    the all-zero vector. For hard masks "unlabelled" is ``ignore_index`` or any value outside
     ``[0, num_classes)`` (checking would need a host sync); for soft targets it is an all-zero
     vector. A single-channel soft target (binary) is blended linearly.
 
@@ -267,7 +269,8 @@ def batch_mixup(
         else:
             va = t.sum(1, keepdim=True) > 0
             vb = t2.sum(1, keepdim=True) > 0
-            mixed_target = torch.where(va & vb, both, torch.where(va, t, t2))
+            la, lb = lt > 0, lt < 1  # a sample with no weight (not mixed) lends no label to the other's holes
+            mixed_target = torch.where(va & vb, both, torch.where(va & la, t, torch.where(vb & lb, t2, 0 * t)))
     return BatchMix(mixed, mixed_target, lam.contiguous(), index)
 
 

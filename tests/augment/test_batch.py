@@ -289,3 +289,19 @@ def test_docstring_examples():
     for module in (augment.batch, augment._torch_beta):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0
+
+
+def test_batch_mixup_unmixed_sample_keeps_its_unlabelled_pixels():
+    """p=0 (lam = 1): an ignored pixel stays unlabelled instead of taking the partner's class."""
+    g = torch.Generator().manual_seed(0)
+    target = torch.tensor([[[255, 1]], [[1, 0]]])  # (2, 1, 2)
+    out = batch_mixup(torch.rand(2, 3, 1, 2), target, generator=g, num_classes=2, p=0.0)
+    expected = torch.zeros(2, 2, 1, 2)
+    expected[0, 1, 0, 1] = 1  # sample 0: pixel 0 unlabelled, pixel 1 class 1
+    expected[1, 1, 0, 0] = 1
+    expected[1, 0, 0, 1] = 1
+    assert torch.equal(out.target, expected)
+    soft = torch.nn.functional.one_hot(target.clamp(max=1), 2).permute(0, 3, 1, 2).float()
+    soft[0, :, 0, 0] = 0  # the same hole as an all-zero soft vector
+    out = batch_mixup(torch.rand(2, 3, 1, 2), soft, generator=g, p=0.0)
+    assert torch.equal(out.target, expected)
