@@ -42,8 +42,10 @@ _SPECS: dict[str, _Spec] = {
     "fasterrcnn_resnet50_fpn_v2": _Spec("fasterrcnn_resnet50_fpn_v2", **_RCNN),
     "fasterrcnn_mobilenet_v3_large_fpn": _Spec("fasterrcnn_mobilenet_v3_large_fpn", **_RCNN),
     "fasterrcnn_mobilenet_v3_large_320_fpn": _Spec("fasterrcnn_mobilenet_v3_large_320_fpn", **_RCNN),
+    "fasterrcnn_mobilenet_v3_large_p3_fpn": _Spec("fasterrcnn_mobilenet_v3_large_p3_fpn", **_RCNN),
     "maskrcnn_resnet50_fpn": _Spec("maskrcnn_resnet50_fpn", masks=True, **_RCNN),
     "maskrcnn_resnet50_fpn_v2": _Spec("maskrcnn_resnet50_fpn_v2", masks=True, **_RCNN),
+    "maskrcnn_mobilenet_v3_large_p3_fpn": _Spec("maskrcnn_mobilenet_v3_large_p3_fpn", masks=True, **_RCNN),
     "retinanet_resnet50_fpn": _Spec("retinanet_resnet50_fpn", **_DENSE),
     "retinanet_resnet50_fpn_v2": _Spec("retinanet_resnet50_fpn_v2", **_DENSE),
     "fcos_resnet50_fpn": _Spec("fcos_resnet50_fpn", **_DENSE),
@@ -204,8 +206,6 @@ def build_detector(
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int (classes in the data), got {num_classes!r}")
     spec = _SPECS[name]
-    import torchvision.models.detection as tvd
-
     args: dict[str, Any] = dict(weights=None, weights_backbone=None, num_classes=num_classes + spec.label_offset)
     if spec.resizable:
         if min_size is not None:
@@ -223,7 +223,7 @@ def build_detector(
     if light and spec.score_key != "box_score_thresh":
         raise ValueError(f"box_head_size/box_roi_size apply to Faster/Mask R-CNN only, not {name}")
     try:
-        model = getattr(tvd, spec.builder)(**args)
+        model = _builder(spec.builder)(**args)
     except TypeError as exc:
         raise ValueError(
             f"{name} does not accept the arguments {sorted(kwargs)} (model.detector_args): {exc}"
@@ -248,6 +248,15 @@ def _light_box_head(num_labels: int, size: int, roi: int) -> dict[str, nn.Module
     }
 
 
+def _builder(name: str) -> Any:
+    """The torchvision builder of that name, or segdet's for the MobileNetV3 P3 detectors (``backbones.py``)."""
+    import torchvision.models.detection as tvd
+
+    from . import backbones
+
+    return getattr(backbones, name, None) or getattr(tvd, name)
+
+
 _MODEL_CLASSES = {
     "fasterrcnn": "FasterRCNN",
     "maskrcnn": "MaskRCNN",
@@ -270,7 +279,7 @@ def _check_kwargs(name: str, spec: _Spec, kwargs: dict[str, Any]) -> None:
     cls = getattr(tvd, _MODEL_CLASSES[prefix], None) or getattr(tvd.ssd, _MODEL_CLASSES[prefix])
     allowed: set[str] = set()
     for fn in [
-        getattr(tvd, spec.builder),
+        _builder(spec.builder),
         GeneralizedRCNNTransform.__init__,
         *(c.__init__ for c in cls.__mro__ if c.__module__.startswith("torchvision")),
     ]:
