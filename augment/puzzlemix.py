@@ -20,11 +20,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._paste import paste
-from ._sample import check_count, check_rng, check_sources
 from .cutmix import _check_filter
 from .saliency import block_region, spectral_residual_saliency
-from .saliencymix import _check_common
+from .saliencymix import _check_common, _SaliencyPaste
 
 __all__ = ["PuzzleMix"]
 
@@ -40,7 +38,7 @@ def _check_grid(grid) -> tuple[int, ...]:
     return tuple(int(g) for g in out)
 
 
-class PuzzleMix:
+class PuzzleMix(_SaliencyPaste):
     """PuzzleMix with a saliency-ranked block mask and no transport (module docstring says how).
 
     ``lam ~ Beta(alpha, alpha)``; a grid ``g`` is drawn uniformly from ``grid``; the region is
@@ -96,31 +94,6 @@ class PuzzleMix:
         a = spectral_residual_saliency(primary["image"], self.saliency_size)
         b = spectral_residual_saliency(partner["image"], self.saliency_size)
         return block_region(a, b, grid, lam, rng)
-
-    def mix(self, samples: Sequence[dict], rng: np.random.Generator) -> tuple[dict, float]:
-        """Like ``__call__`` but also returns the exact ``lam`` (fraction of primary pixels)."""
-        check_count(samples, 2, "PuzzleMix")
-        check_rng(rng, "PuzzleMix")
-        primary, partner = check_sources(samples, 2, "PuzzleMix")
-        return paste(
-            primary,
-            partner,
-            self.region(primary, partner, rng),
-            min_visibility=self.min_visibility,
-            min_area=self.min_area,
-            num_classes=self.num_classes,
-            ignore_index=self.ignore_index,
-            name="PuzzleMix",
-        )
-
-    def __call__(self, samples: Sequence[dict], rng: np.random.Generator) -> dict:
-        """Mixes ``samples = [primary, partner]``; returns a new sample, inputs are untouched.
-
-        Raises:
-            TypeError: ``rng`` is not a ``numpy.random.Generator``.
-            ValueError: not 2 samples, or samples outside the contract (see :mod:`augment.sample`).
-        """
-        return self.mix(samples, rng)[0]
 
     def __repr__(self) -> str:
         return (

@@ -29,7 +29,46 @@ def _check_common(name: str, p: float, alpha: float, saliency_size: int) -> None
         raise ValueError(f"{name} saliency_size must be an integer >= 1 (grid pixels), got {saliency_size!r}")
 
 
-class SaliencyMix:
+class _SaliencyPaste:
+    """``mix`` and ``__call__`` of the saliency mixers: check the pair, paste :meth:`region` as CutMix does."""
+
+    min_visibility: float
+    min_area: float
+    num_classes: int | None
+    ignore_index: int | None
+
+    def region(self, primary: dict, partner: dict, rng: np.random.Generator) -> np.ndarray:
+        """The (H, W) bool region the partner shows in."""
+        raise NotImplementedError
+
+    def mix(self, samples: Sequence[dict], rng: np.random.Generator) -> tuple[dict, float]:
+        """Like ``__call__`` but also returns the exact ``lam`` (fraction of primary pixels)."""
+        name = type(self).__name__
+        check_count(samples, 2, name)
+        check_rng(rng, name)
+        primary, partner = check_sources(samples, 2, name)
+        return paste(
+            primary,
+            partner,
+            self.region(primary, partner, rng),
+            min_visibility=self.min_visibility,
+            min_area=self.min_area,
+            num_classes=self.num_classes,
+            ignore_index=self.ignore_index,
+            name=name,
+        )
+
+    def __call__(self, samples: Sequence[dict], rng: np.random.Generator) -> dict:
+        """Mixes ``samples = [primary, partner]``; returns a new sample, inputs are untouched.
+
+        Raises:
+            TypeError: ``rng`` is not a ``numpy.random.Generator``.
+            ValueError: not 2 samples, or samples outside the contract (see :mod:`augment.sample`).
+        """
+        return self.mix(samples, rng)[0]
+
+
+class SaliencyMix(_SaliencyPaste):
     """SaliencyMix: a rectangle around the peak of the partner's spectral-residual saliency.
 
     ``lam ~ Beta(alpha, alpha)`` sets the rectangle's size (``round(H sqrt(1 - lam))`` by
@@ -86,31 +125,6 @@ class SaliencyMix:
         lam = float(rng.beta(self.alpha, self.alpha))
         saliency = spectral_residual_saliency(partner["image"], self.saliency_size)
         return saliency_rect(saliency, lam, rng)
-
-    def mix(self, samples: Sequence[dict], rng: np.random.Generator) -> tuple[dict, float]:
-        """Like ``__call__`` but also returns the exact ``lam`` (fraction of primary pixels)."""
-        check_count(samples, 2, "SaliencyMix")
-        check_rng(rng, "SaliencyMix")
-        primary, partner = check_sources(samples, 2, "SaliencyMix")
-        return paste(
-            primary,
-            partner,
-            self.region(primary, partner, rng),
-            min_visibility=self.min_visibility,
-            min_area=self.min_area,
-            num_classes=self.num_classes,
-            ignore_index=self.ignore_index,
-            name="SaliencyMix",
-        )
-
-    def __call__(self, samples: Sequence[dict], rng: np.random.Generator) -> dict:
-        """Mixes ``samples = [primary, partner]``; returns a new sample, inputs are untouched.
-
-        Raises:
-            TypeError: ``rng`` is not a ``numpy.random.Generator``.
-            ValueError: not 2 samples, or samples outside the contract (see :mod:`augment.sample`).
-        """
-        return self.mix(samples, rng)[0]
 
     def __repr__(self) -> str:
         return (
