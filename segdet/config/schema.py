@@ -310,3 +310,18 @@ TASK_ONLY: dict[str, tuple[str, str]] = {
     "train.eval_backend": ("detection", "segmentation is scored by its own confusion matrix"),
     "augment.mix_off_last_epochs": ("detection", "segmentation mixes in every epoch"),
 }
+
+# --- checkpoints inside an epoch, exact resume, unreadable samples -----------------------------
+SCHEMA["train"]["checkpoint_every"] = Field(
+    int,
+    None,
+    nullable=True,
+    minimum=1,
+    help="also write weights/last.pt every N optimizer steps inside an epoch (--resume continues from that step); "
+    "null = at epoch ends only",
+)
+SCHEMA["data"]["skip_bad"] = Field(
+    bool,
+    False,
+    help="skip training samples that cannot be read (counted in the epoch line) instead of stopping with the file",
+)

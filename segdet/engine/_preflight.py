@@ -14,12 +14,34 @@ from typing import Any
 import torch
 from torch import nn
 
+from segdet.checkpoint import load_checkpoint, newest_readable_checkpoint
 from segdet.task import Task
 
-__all__ = ["RESUME_KEYS", "check_metric", "check_resume_checkpoint", "load_resumed_state"]
+__all__ = ["RESUME_KEYS", "check_metric", "check_resume_checkpoint", "load_resume_checkpoint", "load_resumed_state"]
 
 #: what ``--resume`` reads from a checkpoint (``segdet train`` writes them all to ``weights/last.pt``)
 RESUME_KEYS = ("model", "optimizer", "scheduler", "epoch", "rng")
+
+
+def load_resume_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load the checkpoint given to ``--resume``; a corrupt or truncated one names the newest readable one beside it.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` cannot be read; the message names it and offers the newest checkpoint
+            of its folder that loads (usually ``best.pt``), or says there is none.
+    """
+    try:
+        return load_checkpoint(path)
+    except ValueError as exc:
+        folder = Path(path).parent
+        good = newest_readable_checkpoint(folder, exclude=path)
+        offer = (
+            f"; the newest readable checkpoint there is {good}: resume with --resume {good}"
+            if good is not None
+            else f"; {folder} holds no other readable checkpoint, so start a new run without --resume"
+        )
+        raise ValueError(f"--resume: {exc}{offer}") from None
 
 
 def check_resume_checkpoint(ckpt: dict[str, Any], path: str | Path, cfg: dict[str, Any]) -> None:
