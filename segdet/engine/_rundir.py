@@ -134,27 +134,43 @@ def _now() -> str:
     return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-def _unwritable(folder: Path, exc: OSError) -> ValueError:
+def _fix(what: str) -> str:
+    return "output_dir=PATH" if what == "output_dir" else f"{what} PATH"
+
+
+def _unwritable(folder: Path, exc: OSError, what: str = "output_dir") -> ValueError:
     reason = {errno.EROFS: "the file system is read-only", errno.ENOSPC: "no space left on the device"}.get(
         exc.errno, exc.strerror or str(exc)
     )
-    return ValueError(f"output_dir {folder} is not writable ({reason}); choose a writable folder with output_dir=PATH")
+    return ValueError(f"{what} {folder} is not writable ({reason}); choose a writable folder with {_fix(what)}")
 
 
-def check_output_dir(output_dir: str | Path) -> Path:
-    """Create ``output_dir`` (a run folder or the parent of one), or stop with one clear line.
+def check_output_dir(output_dir: str | Path, what: str = "output_dir", create: bool = True) -> Path:
+    """Make sure ``output_dir`` can be a folder segdet writes into, or stop with one clear line.
+
+    Args:
+        output_dir: the folder (a run folder, a report or prediction folder).
+        what: how the message names it (``output_dir``, ``--output``).
+        create: create it now; ``False`` only checks that it could be (no file in the way, the
+            nearest existing folder above it writable), for a command that writes at its end.
 
     Raises:
-        ValueError: ``output_dir`` (or a folder above it) is a file, or cannot be created.
+        ValueError: ``output_dir`` (or a folder above it) is a file, or it cannot be created or
+            written (read-only file system, no permission).
     """
     base = Path(output_dir)
     for folder in (base, *base.parents):
         if folder.exists() and not folder.is_dir():
-            raise ValueError(f"output_dir {base}: {folder} is a file, not a folder; give a folder with output_dir=PATH")
+            raise ValueError(f"{what} {base}: {folder} is a file, not a folder; give a folder with {_fix(what)}")
+    if not create:
+        existing = next(f for f in (base, *base.parents, Path(".")) if f.exists())
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise _unwritable(base, OSError(errno.EACCES, f"{existing} is not writable"), what)
+        return base
     try:
         base.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise _unwritable(base, exc) from None
+        raise _unwritable(base, exc, what) from None
     return base
 
 
