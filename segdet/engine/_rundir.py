@@ -175,7 +175,7 @@ def check_output_dir(output_dir: str | Path, what: str = "output_dir", create: b
 
 
 def claim_new_run_dir(output_dir: str | Path) -> tuple[Path, RunLock]:
-    """``output_dir`` if it holds no run and no lock, else the first free ``output_dir-2``, ``-3``, ..., locked.
+    """``output_dir`` if it holds no run and no live lock, else the first free ``output_dir-2``, ``-3``, ..., locked.
 
     Returns:
         The run folder and its (held) lock.
@@ -186,7 +186,7 @@ def claim_new_run_dir(output_dir: str | Path) -> tuple[Path, RunLock]:
     base = Path(output_dir)
     candidate, i = base, 2
     while True:
-        if not _has_run(candidate) and not (candidate / LOCK_NAME).exists():
+        if not _has_run(candidate):  # a stale lock of a run killed before its first checkpoint is taken over
             check_output_dir(candidate)
             try:
                 return candidate, RunLock(candidate).acquire()
