@@ -22,7 +22,9 @@ Extra keys written by ``segdet train``: ``position`` (a checkpoint written insid
 ``batch_mix_rng`` (the state of the device generator of ``augment.batch_mix``); resuming continues
 with the next batch), ``interrupted`` (stopped by Ctrl-C; a checkpoint of segdet 0.1 marked so has
 no ``position`` and restarts epoch ``epoch + 1``), ``ema_state`` (EMA weights with its update
-count), ``stale_epochs`` (for early stopping), ``classes`` and ``cat_ids`` (the :class:`~segdet.task.DataSpec`, so
+count), ``input_size`` (``[H, W]`` of the stacked training batches, for the size warning of
+``segdet predict``; ``None`` for tasks whose batches are lists), ``stale_epochs`` (for early
+stopping), ``classes`` and ``cat_ids`` (the :class:`~segdet.task.DataSpec`, so
 ``segdet predict`` needs no dataset; ``cat_ids`` is absent from checkpoints of segdet 0.1).
 Readers ignore keys they do not use.
 

@@ -7,6 +7,7 @@ Both would otherwise fail late or unreadably: a plain state dict given to ``--re
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,19 @@ from typing import Any
 import torch
 from torch import nn
 
+from segdet._images import image_size
 from segdet.checkpoint import load_checkpoint, newest_readable_checkpoint
 from segdet.task import Task
 
-__all__ = ["RESUME_KEYS", "check_metric", "check_resume_checkpoint", "load_resume_checkpoint", "load_resumed_state"]
+__all__ = [
+    "LARGE_INPUT_FACTOR",
+    "RESUME_KEYS",
+    "check_metric",
+    "warn_large_inputs",
+    "check_resume_checkpoint",
+    "load_resume_checkpoint",
+    "load_resumed_state",
+]
 
 #: what ``--resume`` reads from a checkpoint (``segdet train`` writes them all to ``weights/last.pt``)
 RESUME_KEYS = ("model", "optimizer", "scheduler", "epoch", "rng")
@@ -128,3 +138,47 @@ def check_metric(metric: str, task: Task, classes: Sequence[str] | None = None) 
         f"train.metric {metric!r} is not computed by the {task.name} task, so no epoch could pick best.pt by it; "
         f"choose one of {', '.join(task.metrics)}{hint}"
     )
+
+
+#: an input image with more than this many times the training input's pixels gets predict's warning
+LARGE_INPUT_FACTOR = 4
+
+
+def warn_large_inputs(paths: Sequence[Path], ckpt: dict[str, Any], inference: dict[str, Any] | None) -> int:
+    """Warn once when whole-image prediction gets images far larger than the model was trained on.
+
+    A whole 4000x3000 image through a U-Net trained on 512x512 crops took 6.4 GB of memory; a
+    sliding window bounds it. Reads the file headers only. Nothing is checked for a checkpoint
+    without ``input_size`` (detection, whose models resize their input; older checkpoints) or
+    with ``inference.mode: slide``.
+
+    Args:
+        paths: the images to predict.
+        ckpt: the checkpoint (its ``input_size``, ``[H, W]`` of the training batches).
+        inference: the config's ``inference`` section, or ``None``.
+
+    Returns:
+        How many images are over :data:`LARGE_INPUT_FACTOR` times the training area.
+    """
+    size = ckpt.get("input_size")
+    if not size or (inference or {}).get("mode", "whole") != "whole":
+        return 0
+    limit = LARGE_INPUT_FACTOR * int(size[0]) * int(size[1])
+    large = []
+    for path in paths:
+        try:
+            h, w = image_size(path)
+        except ValueError:
+            continue  # the predictor names an unreadable file itself
+        if h * w > limit:
+            large.append((path, h, w))
+    if large:
+        path, h, w = large[0]
+        warnings.warn(
+            f"{len(large)} of {len(paths)} input images have more than {LARGE_INPUT_FACTOR}x the pixels the model was "
+            f"trained on ({size[0]}x{size[1]}), e.g. {path} ({h}x{w}); whole-image prediction of those needs memory "
+            f"in proportion (a 4000x3000 image took 6.4 GB); predict in tiles with inference.mode=slide "
+            f"inference.tile=[{size[0]},{size[1]}]",
+            stacklevel=2,
+        )
+    return len(large)

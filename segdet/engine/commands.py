@@ -14,6 +14,7 @@ from segdet.checkpoint import inference_state_dict, load_checkpoint
 from segdet.task import DataSpec, Task, build_task
 
 from . import _dist, distributed
+from ._preflight import warn_large_inputs
 from ._rundir import check_output_dir, run_dir_of
 from ._runtime import select_amp, select_device
 from .loader import auto_num_workers, make_val_loader
@@ -170,6 +171,7 @@ def predict(cfg: dict[str, Any], checkpoint: str | Path, inputs: str | Path, out
     spec = inference_spec(task, cfg, ckpt)
     device = select_device(cfg["train"]["device"])
     model = load_trained_model(task, spec, ckpt, checkpoint).to(device)
+    warn_large_inputs(paths, ckpt, cfg.get("inference"))  # whole images far above the training size
     out = check_output_dir(output, "--output")
     task.predict(model, spec, paths, out, device, select_amp(cfg["train"]["amp"], device))
     return paths

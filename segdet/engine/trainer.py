@@ -241,6 +241,7 @@ def _train_in(
     done_steps = start_epoch * steps_per_epoch + (position["batch"] // t["accumulate"] if position else 0)
     tb = TensorBoardLog(run_dir / "tensorboard", start_step=done_steps) if tb_on else None
     saved = {"where": None}  # what weights/last.pt holds: named by the errors that offer a resume
+    input_size = ckpt.get("input_size") if ckpt else None  # (H, W) of the training batches, for predict
 
     def checkpoint(epoch_done: int, position: dict[str, Any] | None = None) -> dict[str, Any]:
         return {
@@ -256,6 +257,7 @@ def _train_in(
             "stale_epochs": stale,
             "rng": rng_state(),
             "config": cfg,
+            "input_size": input_size,
             "interrupted": stop.requested,
             **spec.to_checkpoint(),
         }
@@ -326,6 +328,7 @@ def _train_in(
                 raise UnreadableSampleError(f"{exc} (epoch {epoch + 1}); {where}{then}", checkpoint=last) from None
             stats["data_wait"] = round(waits.fraction(), 4)  # share of the epoch spent waiting for batches
             skipped = stats.pop("skipped")
+            input_size = stats.pop("input_size") or input_size
             validated = is_validation_epoch(epoch, t["epochs"], t["val_interval"])
             metrics, improved = {}, False
             if validated:
@@ -404,7 +407,10 @@ def train_one_epoch(
     start: dict[str, Any] | None = None,
     save: Callable[[dict[str, Any]], Path | None] | None = None,
 ) -> dict[str, float]:
-    """One pass over ``loader``; returns mean loss terms, the last LR and the count of skipped samples.
+    """One pass over ``loader``; returns mean loss terms, the last LR, the skipped samples and the input size.
+
+    ``skipped`` counts the samples ``data.skip_bad`` left out; ``input_size`` is ``[H, W]`` of the
+    first batch when batches are one stacked image tensor (else ``None``); the caller pops both.
 
     The loss stays on the device: it is read back to the host only when the progress bar or a
     plain progress line shows it, before a checkpoint and at the end of the epoch. A NaN/inf loss
@@ -446,9 +452,12 @@ def train_one_epoch(
     n, images = (int(start["n"]), int(start["images"])) if start else (0, 0)
     skipped_before = int(start.get("skipped", 0)) if start else 0
     watch, total, timed, begin = _FiniteWatch(device), len(loader), 0, time.perf_counter()
+    input_size = None
     bar = Progress(loader, f"epoch {epoch + 1}/{t['epochs']}", enabled=t["progress"] and _dist.is_main(), start=first)
     for i, batch in enumerate(bar, start=first):
         batch = to_device(batch, device, t["channels_last"])
+        if input_size is None and isinstance(batch, dict) and isinstance(batch.get("image"), torch.Tensor):
+            input_size = list(batch["image"].shape[-2:])  # what the model is trained on (stacked batches)
         if batch_mix is not None:
             batch = batch_mix(batch)
         with autocast(device, amp):
@@ -505,6 +514,7 @@ def train_one_epoch(
     stats["lr"] = optimizer.param_groups[0]["lr"]
     stats["images_per_s"] = round(timed / (time.perf_counter() - begin), 2)
     stats["skipped"] = skipped_before + len(_skipped(loader))
+    stats["input_size"] = input_size
     return stats
 
 

@@ -1,4 +1,4 @@
-"""Ctrl-C and faults through the command line: exit codes, one-line messages, and a resume command that works."""
+"""The command line under faults and bad input: Ctrl-C, full disk, output folders, bad images, large inputs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import shlex
 import signal
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -123,3 +124,77 @@ def test_a_read_only_output_folder_is_named_before_any_work(tmp_path, command, m
         f"segdet: error: --output {tmp_path / 'o'} is not writable ({tmp_path} is not writable); "
         "choose a writable folder with --output PATH"
     )
+
+
+def _folder_data(root: Path, n: int = 8) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        (root / split / "images").mkdir(parents=True)
+        (root / split / "masks").mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
+                root / split / "images" / f"{i}.png"
+            )
+            Image.fromarray(rng.integers(0, 2, (32, 32), dtype=np.uint8)).save(root / split / "masks" / f"{i}.png")
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_truncated_training_image_is_one_line_naming_it_with_or_without_workers(tmp_path, workers, capsys):
+    _folder_data(tmp_path / "data")
+    bad = tmp_path / "data/train/images/3.png"
+    bad.write_bytes(bad.read_bytes()[:120])  # the header (and size) still reads: only decoding fails
+    argv = [
+        "train", str(CONFIG), *TINY, f"output_dir={tmp_path / 'run'}", "data.kind=folder",
+        f"data.folder.train={tmp_path / 'data/train'}", f"data.folder.val={tmp_path / 'data/val'}",
+        "data.classes=[background, object]", f"data.num_workers={workers}", "augment.mix=[]", "train.epochs=1",
+    ]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err, err[-3000:]
+    assert err.startswith("segdet: error: training sample ") and f"cannot read image file {bad}" in err
+    assert "data.skip_bad=true" in err and "no checkpoint written yet" in err
+
+    assert main([*argv, "data.skip_bad=true", f"output_dir={tmp_path / 'skipped'}"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped 1 unreadable samples" in out
+
+
+@pytest.mark.parametrize("order", ["kind-first", "paths-first"])
+def test_switching_data_kind_on_the_command_line_works_in_either_order(tmp_path, order):
+    from segdet.config import load_config
+
+    paths = [f"data.folder.train={tmp_path}", f"data.folder.val={tmp_path}"]
+    overrides = ["data.kind=folder", *paths] if order == "kind-first" else [*paths, "data.kind=folder"]
+    cfg = load_config(CONFIG, overrides)
+    assert cfg["data"]["kind"] == "folder" and cfg["data"]["folder"]["train"] == str(tmp_path)
+
+
+def test_predict_warns_before_whole_images_over_4x_the_training_area(tmp_path, capsys):
+    from PIL import Image
+
+    run = tmp_path / "run"
+    assert main(["train", str(CONFIG), f"output_dir={run}", *TINY, "train.epochs=1"]) == 0
+    assert load_checkpoint(run / "weights/best.pt")["input_size"] == [32, 32]
+    inputs = tmp_path / "photos"
+    inputs.mkdir()
+    for name, (h, w) in {"big": (70, 60), "edge": (64, 64), "small": (32, 48)}.items():  # 4200 > 4 * 1024
+        Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(inputs / f"{name}.png")
+    predict = ["predict", str(CONFIG), *TINY, "--checkpoint", str(run / "weights/best.pt"), "--input", str(inputs)]
+    with pytest.warns(UserWarning) as record:
+        assert main([*predict, "--output", str(tmp_path / "out")]) == 0
+    messages = [str(w.message) for w in record if "more than 4x the pixels" in str(w.message)]
+    assert messages == [
+        f"1 of 3 input images have more than 4x the pixels the model was trained on (32x32), e.g. {inputs / 'big.png'} "
+        "(70x60); whole-image prediction of those needs memory in proportion (a 4000x3000 image took 6.4 GB); "
+        "predict in tiles with inference.mode=slide inference.tile=[32,32]"
+    ]
+    assert (tmp_path / "out" / "big.png").exists()  # a warning: the prediction still runs
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # none with a sliding window
+        slide = ["inference.mode=slide", "inference.tile=[32,32]"]
+        assert main([*predict[:3], *slide, *predict[3:], "--output", str(tmp_path / "tiles")]) == 0
