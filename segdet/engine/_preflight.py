@@ -59,8 +59,9 @@ def check_resume_checkpoint(ckpt: dict[str, Any], path: str | Path, cfg: dict[st
 
     Raises:
         ValueError: ``ckpt`` lacks a key of :data:`RESUME_KEYS` (a plain state dict, an exported
-            or hand-made file), or its run trained another task; the message names the file,
-            what it holds and what to do instead.
+            or hand-made file), its run trained another task, or another ``optim.name`` (whose
+            state would not carry over); the message names the file, what it holds and what to
+            do instead.
     """
     missing = [k for k in RESUME_KEYS if k not in ckpt]
     if missing:
@@ -73,7 +74,15 @@ def check_resume_checkpoint(ckpt: dict[str, Any], path: str | Path, cfg: dict[st
             f"--resume {path} holds {what}, not a segdet training checkpoint: --resume continues a run from the "
             f"weights/last.pt that segdet train wrote; to start a new run from these weights, set model.weights={path}"
         )
-    trained = (ckpt.get("config") or {}).get("task")
+    old = ckpt.get("config") or {}
+    was, now = (old.get("optim") or {}).get("name"), cfg["optim"]["name"]
+    if was is not None and was != now and old.get("task", cfg["task"]) == cfg["task"]:
+        raise ValueError(
+            f"--resume {path} was trained with optim.name {was}, and its optimizer state ({was}'s moments) does not "
+            f"carry over to {now}: resume with optim.name={was}, or start a new run from these weights with "
+            f"model.weights={path} optim.name={now}"
+        )
+    trained = old.get("task")
     if trained is not None and trained != cfg["task"]:
         raise ValueError(
             f"--resume {path} is a checkpoint of a {trained} run ({describe_model(ckpt['config'])}), but this config "
@@ -86,14 +95,21 @@ def load_resumed_state(
 ) -> None:
     """Load the checkpoint's model and optimizer state, or stop with what the checkpoint was trained as.
 
+    The optimizer's state (moments, step counts) comes from the checkpoint; its hyperparameters
+    (``lr``, ``weight_decay``, ``momentum``/betas, ``initial_lr``) stay those of this config, so a
+    changed ``optim.lr`` on ``--resume`` takes effect instead of being announced and ignored.
+
     Raises:
         ValueError: the weights or the optimizer state do not fit this config's model (another
             ``model.arch``, encoder or class count); the message names the file, both models and
             the first mismatch.
     """
+    configured = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
     try:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        for group, values in zip(optimizer.param_groups, configured, strict=True):
+            group.update(values)
     except (RuntimeError, ValueError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         trained = ckpt.get("config")

@@ -203,8 +203,8 @@ def _train_in(
 
     start_epoch, best, stale, position = 0, None, 0, None
     if ckpt is not None:
-        load_resumed_state(model, optimizer, ckpt, resume, cfg)
-        scheduler.load_state_dict(ckpt["scheduler"])
+        load_resumed_state(model, optimizer, ckpt, resume, cfg)  # this config's lr, the checkpoint's moments
+        set_scheduler_step(scheduler, ckpt["scheduler"]["last_epoch"])  # this config's schedule, at that step
         if ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
         if ema is not None and ckpt.get("ema_state"):
@@ -229,6 +229,13 @@ def _train_in(
                 f"note: the config differs from the checkpoint's in {', '.join(changed)}; "
                 "continuing with the new values"
             )
+        if start_epoch >= t["epochs"] and position is None:  # nothing to train: leave the record as it is
+            if _dist.is_main():
+                print(
+                    f"nothing to train: {resume} finished all {start_epoch} epochs of its run; to train longer, "
+                    f"resume with train.epochs={start_epoch + max(start_epoch // 2, 1)} (the run folder is unchanged)"
+                )
+            return run_dir
     model = distributed.wrap_model(model, device, find_unused_parameters=task.ddp_find_unused_parameters)
 
     if _dist.is_main():

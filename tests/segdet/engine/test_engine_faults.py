@@ -143,3 +143,37 @@ def test_output_dir_that_is_a_file_or_not_writable_stops_before_the_data(tmp_pat
     cfg = fake_config(tmp_path / "ro" / "run", epochs=1)
     with pytest.raises(ValueError, match=r"output_dir .*ro/run is not writable \(the file system is read-only\)"):
         train(cfg, task=FakeTask(cfg))
+
+
+def test_resume_with_another_optimizer_stops_before_touching_the_run(tmp_path):
+    cfg = fake_config(tmp_path / "run", epochs=2)
+    last = train(cfg, task=FakeTask(cfg)) / "weights/last.pt"
+    record = (tmp_path / "run/config.yaml").read_bytes()
+    cfg["optim"]["name"] = "sgd"
+    with pytest.raises(ValueError, match=r"was trained with optim.name adamw, and its optimizer state .* to sgd"):
+        train(cfg, resume=last, task=FakeTask(cfg))
+    assert (tmp_path / "run/config.yaml").read_bytes() == record
+
+
+def test_a_new_lr_on_resume_takes_effect(tmp_path):
+    cfg = fake_config(tmp_path / "run", epochs=1)
+    cfg["schedule"].update(name="constant", warmup_epochs=0.0)
+    last = train(cfg, task=FakeTask(cfg)) / "weights/last.pt"
+    assert load_checkpoint(last)["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.01)
+    cfg["optim"]["lr"], cfg["train"]["epochs"] = 0.001, 2
+    resumed = load_checkpoint(train(cfg, resume=last, task=FakeTask(cfg)) / "weights/last.pt")
+    groups = resumed["optimizer"]["param_groups"]
+    assert [g["lr"] for g in groups] == pytest.approx([0.001] * len(groups))  # constant schedule: the new peak
+    assert resumed["scheduler"]["last_epoch"] == 8 and resumed["optimizer"]["state"][0]["step"] == 8
+
+
+def test_resume_of_a_finished_run_leaves_its_record_alone(tmp_path, capsys):
+    cfg = fake_config(tmp_path / "run", epochs=1)
+    last = train(cfg, task=FakeTask(cfg)) / "weights/last.pt"
+    files = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
+    cfg["optim"]["lr"] = 0.5
+    capsys.readouterr()
+    train(cfg, resume=last, task=FakeTask(cfg))
+    out = capsys.readouterr().out
+    assert f"nothing to train: {last} finished all 1 epochs" in out and "resume with train.epochs=2" in out
+    assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == files
