@@ -24,8 +24,9 @@ too; without workers those draws come from the training loop's generators, which
 saves. Either way a run resumed in the middle of an epoch (``EpochSampler.set_epoch(epoch,
 skip)``) loads exactly the samples the uninterrupted run would have loaded.
 
-Unreadable samples: an exception (``ValueError`` or ``OSError``, which is what a missing,
-truncated or undecodable file raises) inside the dataset does not travel back as a worker's
+Unreadable samples: a file that cannot be read (an ``OSError`` or PIL's ``SyntaxError`` for a
+missing, truncated or undecodable file, raised as such or as the cause of the dataset's own
+error, e.g. :class:`segdet._images.UnreadableImageError`) does not travel back as a worker's
 traceback. The sample comes back as a marker; :class:`TrainLoader` raises one
 :class:`UnreadableSampleError` naming it, or, with ``skip_bad``, drops it from its batch and
 counts it (``TrainLoader.skipped``). Both behave the same with and without loader workers.
@@ -59,6 +60,7 @@ __all__ = [
     "DataWaitMeter",
     "CheckedCollate",
     "stop_workers",
+    "is_unreadable_file",
 ]
 
 #: batches queued per worker when workers are used
@@ -133,8 +135,9 @@ class EpochDataset(Dataset):
     sample whichever worker loads it, with persistent workers, after a resume at an epoch
     boundary and after one in the middle of an epoch.
 
-    A sample whose reading raises ``ValueError`` or ``OSError`` is returned as a marker that
-    :class:`CheckedCollate` and :class:`TrainLoader` turn into one clear error or a skipped sample.
+    A sample whose file cannot be read (see :func:`is_unreadable_file`) is returned as a marker
+    that :class:`CheckedCollate` and :class:`TrainLoader` turn into one clear error or a skipped
+    sample; any other exception propagates as it is (a bug or a bad option is not a bad file).
     """
 
     def __init__(self, dataset: Any, seed: int = 0, rank: int = 0) -> None:
@@ -160,8 +163,26 @@ class EpochDataset(Dataset):
             torch.manual_seed(int(state[2]))
         try:
             return self.dataset[index]
-        except (ValueError, OSError) as exc:
+        except Exception as exc:
+            if not is_unreadable_file(exc):
+                raise
             return _Unreadable(index, " ".join(str(exc).split()) or type(exc).__name__)
+
+
+def is_unreadable_file(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) says a file could not be read.
+
+    That is an :class:`~segdet._images.UnreadableImageError`, an ``OSError`` (missing file, I/O
+    error, PIL's truncated or unidentified image) or a ``SyntaxError`` (PIL's broken PNG chunk).
+    """
+    from segdet._images import UnreadableImageError
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (UnreadableImageError, OSError, SyntaxError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class CheckedCollate:
@@ -423,8 +444,9 @@ class DataWaitMeter:
     """Iterates ``loader`` and measures the share of wall time spent blocked in ``next()``.
 
     Wrap the training loader for one epoch; after the loop, :meth:`fraction` is the data-wait
-    share of that epoch (0 = the model never waited for data). On CUDA the loop synchronises every
-    step (it reads the loss), so the time between batches is the device's step time.
+    share of that epoch (0 = the model never waited for data). On CUDA the loop does not wait for
+    the device every step (it reads the loss only when it shows it), so the host may run a few
+    queued steps ahead; over an epoch its pace is the device's, which the share is measured against.
 
     Example:
         >>> meter = DataWaitMeter(loader)

@@ -138,7 +138,10 @@ class _BadFile(NoiseSegmentation):
 
     def __getitem__(self, i):
         if i == 5 and self.epoch >= 1:
-            raise ValueError("cannot read image file /data/images/0005.png: image file is truncated")
+            try:  # how segdet's sources report it: their own error, raised from Pillow's
+                raise OSError("image file is truncated (12 bytes not processed)")
+            except OSError as exc:
+                raise ValueError("cannot read image file /data/images/0005.png: image file is truncated") from exc
         return super().__getitem__(i)
 
 
@@ -168,3 +171,24 @@ def test_skip_bad_skips_and_counts_the_sample(tmp_path, workers, capsys):
     train(cfg, task=BadFileTask(cfg))
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
     assert "skipped" not in lines[0] and "skipped 1 unreadable samples" in lines[1]
+
+
+class _BadOption(NoiseSegmentation):
+    def __getitem__(self, i):
+        if i == 5:
+            raise ValueError("crop size (32, 32) is larger than the image (16, 16)")  # a bad option, not a bad file
+        return super().__getitem__(i)
+
+
+class BadOptionTask(FakeTask):
+    def build_datasets(self):
+        train_ds, val_ds, spec = super().build_datasets()
+        return _BadOption(16, 1), val_ds, spec
+
+
+def test_an_error_that_is_not_a_bad_file_is_neither_disguised_nor_skipped(tmp_path):
+    cfg = _config(tmp_path / "opt", 0, checkpoint_every=None)
+    cfg["data"]["skip_bad"] = True
+    with pytest.raises(ValueError, match=r"^crop size \(32, 32\) is larger") as err:
+        train(cfg, task=BadOptionTask(cfg))
+    assert not isinstance(err.value, UnreadableSampleError)
