@@ -18,9 +18,11 @@ key                     value
 
 Extra keys written by ``segdet train``: ``position`` (a checkpoint written inside epoch
 ``epoch + 1``, by ``train.checkpoint_every`` or Ctrl-C: ``batch`` (batches of that epoch done),
-``sums``, ``n``, ``images`` and ``skipped`` (the epoch's running loss sums and counts) and
-``batch_mix_rng`` (the state of the device generator of ``augment.batch_mix``); resuming continues
-with the next batch), ``interrupted`` (stopped by Ctrl-C; a checkpoint of segdet 0.1 marked so has
+``sums``, ``n``, ``images`` and ``skipped`` (the epoch's running loss sums and counts),
+``samples`` and ``batch_size`` (what the epoch's order depends on besides seed and epoch) and
+``batch_mix_rng`` (the state of the device generator of ``augment.batch_mix``); always written at
+the end of an optimizer step, so no accumulated gradient is pending; resuming continues with the
+next batch), ``interrupted`` (stopped by Ctrl-C; a checkpoint of segdet 0.1 marked so has
 no ``position`` and restarts epoch ``epoch + 1``), ``ema_state`` (EMA weights with its update
 count), ``input_size`` (``[H, W]`` of the stacked training batches, for the size warning of
 ``segdet predict``; ``None`` for tasks whose batches are lists), ``stale_epochs`` (for early

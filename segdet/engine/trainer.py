@@ -211,11 +211,12 @@ def _train_in(
             ema.load_state_dict(ckpt["ema_state"])
         start_epoch, best, stale = ckpt["epoch"], ckpt.get("best_metric"), ckpt.get("stale_epochs", 0)
         position = ckpt.get("position")  # written inside epoch start_epoch + 1: continue after its batch
-        if position is not None and position["batch"] > len(train_loader):
+        then = (position or {}).get("samples"), (position or {}).get("batch_size")
+        if position is not None and (then != (len(train_ds), bs) or position["batch"] > len(train_loader)):
             raise ValueError(
-                f"--resume {resume} was written after batch {position['batch']} of an epoch, but this config's "
-                f"epochs have {len(train_loader)} batches (data or data.batch_size changed?); resume with the run's "
-                "config.yaml"
+                f"--resume {resume} was written inside an epoch of {then[0]} training samples in batches of "
+                f"{then[1]}, but this run has {len(train_ds)} in batches of {bs}: the epoch's order would differ, so "
+                "it cannot continue that epoch; resume with the run's config.yaml and data"
             )
         if ckpt.get("interrupted") and "position" not in ckpt:  # segdet 0.1: redo that epoch from its first step
             set_scheduler_step(scheduler, start_epoch * steps_per_epoch)
@@ -273,6 +274,7 @@ def _train_in(
         """``train_one_epoch``'s checkpoint after an optimizer step of epoch ``epoch`` (rank 0 writes it)."""
         if not _dist.is_main():
             return None
+        position = {**position, "samples": len(train_ds), "batch_size": bs}  # what the epoch's order depends on
         path = save_checkpoint(checkpoint(epoch, position), weights_dir / "last.pt")
         saved["where"] = f"epoch {epoch + 1}, step {position['batch'] // t['accumulate']}"
         return path

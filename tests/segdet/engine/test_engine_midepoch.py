@@ -192,3 +192,14 @@ def test_an_error_that_is_not_a_bad_file_is_neither_disguised_nor_skipped(tmp_pa
     with pytest.raises(ValueError, match=r"^crop size \(32, 32\) is larger") as err:
         train(cfg, task=BadOptionTask(cfg))
     assert not isinstance(err.value, UnreadableSampleError)
+
+
+def test_resume_inside_an_epoch_with_other_data_or_batch_size_stops(tmp_path):
+    cfg = _config(tmp_path / "run")
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(cfg, task=FakeTask(cfg, fail_at_call=6))
+    last = tmp_path / "run/weights/last.pt"
+    cfg["data"]["batch_size"] = 2
+    with pytest.raises(ValueError, match=r"inside an epoch of 16 training samples in batches of 4, but this run has "
+                                         r"16 in batches of 2: the epoch's order would differ"):  # fmt: skip
+        train(cfg, resume=last, task=FakeTask(cfg))
