@@ -81,13 +81,13 @@ def test_a_full_disk_is_one_line_with_the_resume_command(tmp_path, monkeypatch, 
 
     monkeypatch.setattr(checkpoint_module.torch, "save", save)
     out = tmp_path / "run"
-    assert main(["train", str(CONFIG), f"output_dir={out}", *TINY]) == 1
+    run = [f"output_dir={out}", *TINY, "train.epochs=1", "train.checkpoint_every=1"]  # step 1 saved, the end not
+    assert main(["train", str(CONFIG), *run]) == 1
     err = capsys.readouterr().err.strip()
     last = out / "weights/last.pt"
     assert err.count("\n") == 0 and err.startswith(f"segdet: error: cannot write checkpoint {last}: no space left")
-    assert err.endswith(
-        f"resume with: segdet train {CONFIG} {shlex.join([f'output_dir={out}', *TINY])} --resume {last}"
-    )
+    assert err.endswith(f"resume with: segdet train {CONFIG} {shlex.join(run)} --resume {last}")
+    assert load_checkpoint(last)["position"]["batch"] == 1  # the checkpoint it offers is whole
 
 
 @pytest.mark.parametrize("command", ["train", "eval", "predict"])
