@@ -12,17 +12,22 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["IMAGE_EXTENSIONS", "image_size", "read_image"]
+__all__ = ["IMAGE_EXTENSIONS", "UnreadableImageError", "image_size", "read_image"]
 
 #: file endings recognised as images or masks (compared case-insensitively)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+class UnreadableImageError(ValueError):
+    """An image file is missing, empty, truncated or not an image; the message names it and the fix."""
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """(height, width) read from the file header only (no pixel decoding).
 
     Raises:
-        ValueError: the file is missing or not an image; the message names it and the fix.
+        UnreadableImageError: (a ``ValueError``) the file is missing or not an image; the message
+            names it and the fix.
     """
     from PIL import Image
 
@@ -38,7 +43,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """Decode an image file to a writable (H, W, 3) uint8 RGB array.
 
     Raises:
-        ValueError: the file is missing, empty, truncated or not an image; the message names it.
+        UnreadableImageError: (a ``ValueError``) the file is missing, empty, truncated or not an
+            image; the message names it.
 
     Example:
         >>> read_image("photos/0001.jpg").shape
@@ -58,7 +64,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise _unreadable(path, exc) from exc
 
 
-def _unreadable(path: str | os.PathLike, exc: Exception) -> ValueError:
+def _unreadable(path: str | os.PathLike, exc: Exception) -> UnreadableImageError:
     if isinstance(exc, FileNotFoundError):
-        return ValueError(f"image file {Path(path)} does not exist; restore it or remove it from the dataset")
-    return ValueError(f"cannot read image file {Path(path)}: {exc}; re-export it as PNG or JPEG, or remove it")
+        return UnreadableImageError(f"image file {Path(path)} does not exist; restore it or remove it from the dataset")
+    return UnreadableImageError(
+        f"cannot read image file {Path(path)}: {exc}; re-export it as PNG or JPEG, or remove it"
+    )

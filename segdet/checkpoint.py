@@ -16,9 +16,17 @@ key                     value
 ``config``              the resolved config (plain nested dict)
 ======================  ==========================================================
 
-Extra keys written by ``segdet train``: ``interrupted`` (Ctrl-C mid-epoch: resuming restarts
-epoch ``epoch + 1``), ``ema_state`` (EMA weights with its update count), ``stale_epochs`` (for
-early stopping), ``classes`` and ``cat_ids`` (the :class:`~segdet.task.DataSpec`, so
+Extra keys written by ``segdet train``: ``position`` (a checkpoint written inside epoch
+``epoch + 1``, by ``train.checkpoint_every`` or Ctrl-C: ``batch`` (batches of that epoch done),
+``sums``, ``n``, ``images`` and ``skipped`` (the epoch's running loss sums and counts),
+``samples`` and ``batch_size`` (what the epoch's order depends on besides seed and epoch) and
+``batch_mix_rng`` (the state of the device generator of ``augment.batch_mix``); always written at
+the end of an optimizer step, so no accumulated gradient is pending; resuming continues with the
+next batch), ``interrupted`` (stopped by Ctrl-C; a checkpoint of segdet 0.1 marked so has
+no ``position`` and restarts epoch ``epoch + 1``), ``ema_state`` (EMA weights with its update
+count), ``input_size`` (``[H, W]`` of the stacked training batches, for the size warning of
+``segdet predict``; ``None`` for tasks whose batches are lists), ``stale_epochs`` (for early
+stopping), ``classes`` and ``cat_ids`` (the :class:`~segdet.task.DataSpec`, so
 ``segdet predict`` needs no dataset; ``cat_ids`` is absent from checkpoints of segdet 0.1).
 Readers ignore keys they do not use.
 
@@ -29,7 +37,9 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,14 +51,82 @@ from segdet._atomic import atomic_write, fsync_dir
 
 __all__ = [
     "CHECKPOINT_KEYS",
+    "CheckpointWriteError",
     "copy_checkpoint",
     "inference_state_dict",
     "load_checkpoint",
     "load_weights",
+    "newest_readable_checkpoint",
     "save_checkpoint",
 ]
 
 CHECKPOINT_KEYS = ("model", "ema", "optimizer", "scheduler", "scaler", "epoch", "best_metric", "rng", "config")
+
+
+#: errno values of a write that the file system refused, and how the message says it
+_REFUSED = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EFBIG: "the file is too large for the file system",
+    errno.EIO: "an input/output error of the device",
+}
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (full disk, read-only folder, ...); the file there before is intact.
+
+    Attributes:
+        path: the checkpoint that was being written.
+    """
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _refusal(exc: BaseException) -> str | None:
+    """Why the file system refused a write, from ``exc`` or its chain; ``None``: not a refused write.
+
+    ``torch.save`` reports a failed write of its zip container as a ``RuntimeError`` (``enforce
+    fail at inline_container.cc``, ``file write failed``) and drops the errno, so those are read
+    as a failed write whose cause the free space then tells.
+    """
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _REFUSED:
+            return _REFUSED[seen.errno]
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc)
+    if isinstance(exc, RuntimeError) and ("inline_container" in text or "write failed" in text):
+        return "the write failed"
+    return None
+
+
+def _free_space(folder: Path) -> str:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return ""
+    return f" ({free / 2**20:.0f} MiB free on {folder})"
+
+
+def _write_error(exc: BaseException, path: Path, what: str) -> CheckpointWriteError | None:
+    reason = _refusal(exc)
+    if reason is None:
+        return None
+    return CheckpointWriteError(
+        f"cannot write {what} {path}: {reason}{_free_space(path.parent)}; the {path.name} that was there before "
+        f"(if any) is intact and loadable. Free disk space or make {path.parent} writable",
+        path,
+    )
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -64,8 +142,19 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
 
     Returns:
         The destination path.
+
+    Raises:
+        CheckpointWriteError: the file system refused the write (full disk, quota, read-only or
+            not writable folder); the message names the file, the reason and the free space.
     """
-    return atomic_write(path, lambda f: torch.save(state, f))
+    path = Path(path)
+    try:
+        return atomic_write(path, lambda f: torch.save(state, f))
+    except (OSError, RuntimeError) as exc:
+        error = _write_error(exc, path, "checkpoint")
+        if error is None:
+            raise
+        raise error from exc
 
 
 def copy_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
@@ -81,18 +170,19 @@ def copy_checkpoint(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
         try:
             os.link(src, tmp)
         except OSError:
-            import shutil
-
             shutil.copyfile(src, tmp)
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
         os.replace(tmp, dst)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-        raise
+        error = _write_error(exc, dst, "checkpoint") if isinstance(exc, OSError) else None
+        if error is None:
+            raise
+        raise error from exc
     fsync_dir(dst.parent)
     return dst
 
@@ -109,7 +199,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
     Raises:
         FileNotFoundError: the file does not exist (the message names it).
-        ValueError: the file is not a readable checkpoint dict (the message names it).
+        ValueError: the file is not a readable checkpoint dict (the message names it; see
+            :func:`newest_readable_checkpoint` for offering another one).
     """
     path = Path(path)
     if not path.is_file():
@@ -125,6 +216,31 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(ckpt, dict):
         raise ValueError(f"checkpoint {path} holds a {type(ckpt).__name__}, expected a dict")
     return ckpt
+
+
+def newest_readable_checkpoint(folder: str | os.PathLike, exclude: str | os.PathLike | None = None) -> Path | None:
+    """The most recently written ``*.pt`` of ``folder`` that loads as a training checkpoint, or ``None``.
+
+    What ``--resume`` offers when the checkpoint it was given is corrupt or truncated (usually
+    ``best.pt`` beside a damaged ``last.pt``).
+
+    Args:
+        folder: where to look (``RUN/weights``).
+        exclude: a file to leave out (the damaged one).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    skip = Path(exclude).resolve() if exclude is not None else None
+    files = [p for p in folder.glob("*.pt") if p.is_file() and p.resolve() != skip]
+    for candidate in sorted(files, key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            ckpt = load_checkpoint(candidate)
+        except (ValueError, FileNotFoundError):
+            continue
+        if "model" in ckpt and "optimizer" in ckpt:
+            return candidate
+    return None
 
 
 def inference_state_dict(ckpt: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -15,14 +15,16 @@ Examples::
     segdet init data/nuclei --output nuclei.yaml --minutes 10   # a config planned from the data
 
 Bad input (config, paths, names) prints one ``segdet: error: ...`` message and exits with status 2;
-set ``SEGDET_DEBUG=1`` to see the traceback. Ctrl-C during training saves ``weights/last.pt`` and
-exits with status 130.
+set ``SEGDET_DEBUG=1`` to see the traceback. Ctrl-C during training finishes the optimizer step,
+saves ``weights/last.pt`` and exits with status 130; every message that offers a resume prints the
+whole command, the run's overrides included.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -96,26 +98,42 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:  # bad input; ConfigError is a ValueError
         if os.environ.get("SEGDET_DEBUG"):
             raise
-        print(f"segdet: error: {exc}", file=sys.stderr)
+        checkpoint = getattr(exc, "checkpoint", None)  # an unreadable sample mid-epoch
+        print(f"segdet: error: {exc}{_resume_with(args, checkpoint)}", file=sys.stderr)
         return 2
     except BaseException as exc:  # imported here so that config errors never wait for torch
+        from .checkpoint import CheckpointWriteError
         from .engine import NonFiniteLossError, TrainingInterrupted
         from .engine.distributed import DistributedTimeout
 
         if isinstance(exc, NonFiniteLossError):
-            print(f"segdet: stopped: {exc}", file=sys.stderr)
+            print(f"segdet: stopped: {exc}{_resume_with(args, exc.checkpoint)}", file=sys.stderr)
+            return 1
+        if isinstance(exc, CheckpointWriteError) and not os.environ.get("SEGDET_DEBUG"):
+            previous = exc.path if exc.path.name == "last.pt" and exc.path.is_file() else None
+            print(f"segdet: error: {exc}{_resume_with(args, previous)}", file=sys.stderr)
             return 1
         if isinstance(exc, DistributedTimeout) and not os.environ.get("SEGDET_DEBUG"):
             print(f"segdet: stalled: {exc}", file=sys.stderr)
             return 1
         if isinstance(exc, TrainingInterrupted):
-            where = f"; resume with: segdet train {args.config} --resume {exc.checkpoint}" if exc.checkpoint else ""
-            print(f"segdet: interrupted{where}", file=sys.stderr)
+            print(f"segdet: interrupted{_resume_with(args, exc.checkpoint)}", file=sys.stderr)
             return 130
         if isinstance(exc, KeyboardInterrupt):
             print("segdet: interrupted", file=sys.stderr)
             return 130
         raise
+
+
+def _resume_with(args: argparse.Namespace, checkpoint: Path | None) -> str:
+    """``; resume with: segdet train CONFIG OVERRIDES --resume CHECKPOINT`` (empty without a checkpoint).
+
+    The overrides are the ones this command was given, so the resumed run trains the same config.
+    """
+    if checkpoint is None or getattr(args, "command", None) != "train":
+        return ""
+    words = ["segdet", "train", str(args.config), *getattr(args, "all_overrides", args.overrides)]
+    return "; resume with: " + shlex.join([*words, "--resume", str(checkpoint)])
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -132,6 +150,7 @@ def _run(args: argparse.Namespace) -> int:
     if resume is not None and resume != _RESUME_LATEST and "=" in resume and not Path(resume).exists():
         overrides.append(resume)  # `--resume key=value`: the value was an override, not a path
         resume = _RESUME_LATEST
+    args.all_overrides = overrides  # what a printed resume command repeats
     cfg = load_config(args.config, overrides)
 
     if args.command == "train":

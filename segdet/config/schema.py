@@ -358,3 +358,18 @@ TASK_ONLY: dict[str, tuple[str, str]] = {
     "data.folder.class_map": ("detection", "segmentation reads the class of each pixel from masks/"),
     "data.folder.mask_values": ("segmentation", "instances/ PNGs hold object ids; data.folder.class_map names them"),
 }
+
+# --- checkpoints inside an epoch, exact resume, unreadable samples -----------------------------
+SCHEMA["train"]["checkpoint_every"] = Field(
+    int,
+    None,
+    nullable=True,
+    minimum=1,
+    help="also write weights/last.pt every N optimizer steps inside an epoch (--resume continues from that step); "
+    "null = at epoch ends only",
+)
+SCHEMA["data"]["skip_bad"] = Field(
+    bool,
+    False,
+    help="skip training samples that cannot be read (counted in the epoch line) instead of stopping with the file",
+)

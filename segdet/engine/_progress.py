@@ -17,15 +17,19 @@ Example:
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
 
-__all__ = ["LONG_PASS", "Progress", "batch_size", "is_terminal"]
+__all__ = ["BAR_INTERVAL", "LONG_PASS", "Progress", "batch_size", "is_terminal"]
 
 #: a pass of at least this many steps prints a plain line at every tenth of it, not only at its end
 LONG_PASS = 100
+
+#: seconds between two refreshes of a terminal bar's numbers (each costs the loop one read of the loss)
+BAR_INTERVAL = 0.5
 
 #: how a plain line writes a field, and under which name
 _FORMATS = {"loss": ("loss", "{:.4f}"), "lr": ("lr", "{:.2e}"), "img_s": ("img/s", "{:.1f}")}
@@ -53,6 +57,7 @@ class Progress:
         enabled: ``False`` shows nothing (``train.progress: false``, ranks other than 0).
         unit: the word before ``i/n`` in a plain line (``step``, ``batch``).
         terminal: draw a tqdm bar; ``None``: :func:`is_terminal`.
+        start: steps already done before this pass (a resumed epoch); the bar starts there.
     """
 
     def __init__(
@@ -62,15 +67,17 @@ class Progress:
         enabled: bool = True,
         unit: str = "step",
         terminal: bool | None = None,
+        start: int = 0,
     ) -> None:
         self.iterable, self.desc, self.unit = iterable, desc, unit
         self.total = len(iterable)
         self.bar = None
         self.lines = False
+        self._shown = 0.0
         if enabled and (is_terminal() if terminal is None else terminal):
             from tqdm import tqdm
 
-            self.bar = tqdm(iterable, desc=desc, total=self.total, leave=False, dynamic_ncols=True)
+            self.bar = tqdm(iterable, desc=desc, total=self.total, initial=start, leave=False, dynamic_ncols=True)
         elif enabled:
             self.lines = True
             tenths = range(1, 11) if self.total >= LONG_PASS else [10]
@@ -82,6 +89,16 @@ class Progress:
     def __iter__(self) -> Iterator:
         return iter(self.bar if self.bar is not None else self.iterable)
 
+    def due(self, done: int) -> bool:
+        """Whether :meth:`update` after ``done`` steps would show anything (so the caller reads its numbers).
+
+        A terminal bar refreshes its numbers every :data:`BAR_INTERVAL` seconds and at the last
+        step; plain lines are due at their tenths; a disabled pass never.
+        """
+        if self.bar is not None:
+            return done == self.total or time.monotonic() - self._shown >= BAR_INTERVAL
+        return self.lines and done in self._due
+
     def update(self, done: int, **fields: float) -> None:
         """After ``done`` of the pass's steps: refresh the bar's numbers, or print a line when one is due.
 
@@ -90,6 +107,7 @@ class Progress:
             **fields: numbers to show: ``loss``, ``lr``, ``img_s`` (others as ``name value``).
         """
         if self.bar is not None:
+            self._shown = time.monotonic()
             self.bar.set_postfix({k: _format(k, v)[1] for k, v in fields.items()}, refresh=False)
         elif self.lines and done in self._due:
             text = "  ".join(" ".join(_format(k, v)) for k, v in fields.items())

@@ -88,14 +88,16 @@ class TensorBoardLog:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def batch(self, loss: float, terms: Mapping[str, torch.Tensor]) -> None:
-        """Record one batch's loss (already on the host) and its terms (left on the device).
+    def batch(self, loss: float | torch.Tensor, terms: Mapping[str, torch.Tensor]) -> None:
+        """Record one batch's loss and its terms, both left on the device when they are tensors.
 
-        Call it right after the loop read the loss (``loss.item()``): when ``flush_every`` steps
-        are buffered, their terms are copied to the host here, while the device has nothing queued.
+        When ``flush_every`` steps are buffered, their losses and terms are copied to the host
+        here, in one transfer each (the loop itself reads the loss only when it shows it).
         """
         if len(self._steps) >= self.flush_every:
             self._flush_steps()
+        if isinstance(loss, torch.Tensor):
+            loss = loss.detach().float().reshape(())
         names = tuple(terms)
         values = torch.stack([v.detach().float().reshape(()) for v in terms.values()]) if names else None
         self._batches.append((loss, names, values))
@@ -158,8 +160,11 @@ class TensorBoardLog:
             return
         vectors = [s[4] for s in self._steps if s[4] is not None]
         host = torch.cat(vectors).cpu().tolist() if vectors else []  # one transfer for every buffered step
+        on_device = [s[1] for s in self._steps if isinstance(s[1], torch.Tensor)]
+        losses = iter(torch.stack(on_device).cpu().tolist() if on_device else [])
         offset = 0
         for step, loss, lr, names, values in self._steps:
+            loss = next(losses) if isinstance(loss, torch.Tensor) else loss
             self.writer.add_scalar("step/loss", loss, step)
             self.writer.add_scalar("step/lr", lr, step)
             if values is not None:

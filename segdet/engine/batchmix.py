@@ -3,8 +3,9 @@
 The sample-level mixers of ``augment.mix`` run in the loader workers on numpy arrays; these run
 in the training loop on the batch after it reached the device (``augment.batch``: no host sync,
 every random number from a ``torch.Generator`` on the device). The generator of each epoch is
-seeded from ``(seed, epoch, rank)``, so a resumed run (which restarts at an epoch boundary)
-repeats the same mixes. CutMix keeps hard masks hard; MixUp turns the target into soft (B, C, H, W)
+seeded from ``(seed, epoch, rank)``, and a checkpoint written inside an epoch saves its state
+(``position["batch_mix_rng"]``), so a resumed run repeats the same mixes from the same batch on.
+CutMix keeps hard masks hard; MixUp turns the target into soft (B, C, H, W)
 probabilities, which ``losses.ComboLoss`` takes directly.
 
 Config (same spelling as ``augment.mix``; names and options in :func:`segdet.data.mixers.build_batch_mixers`)::

@@ -14,7 +14,8 @@ from segdet.checkpoint import inference_state_dict, load_checkpoint
 from segdet.task import DataSpec, Task, build_task
 
 from . import _dist, distributed
-from ._rundir import run_dir_of
+from ._preflight import warn_large_inputs
+from ._rundir import check_output_dir, run_dir_of
 from ._runtime import select_amp, select_device
 from .loader import auto_num_workers, make_val_loader
 from .validate import validate
@@ -117,10 +118,13 @@ def evaluate(
         The metrics dict and the printable report table.
 
     Raises:
-        ValueError: ``worst`` is negative.
+        ValueError: ``worst`` is negative; the report folder is a file or cannot be written
+            (checked before any work).
     """
     if isinstance(worst, bool) or not isinstance(worst, int) or worst < 0:
         raise ValueError(f"--worst must be a whole number >= 0 (0: no worst.png), got {worst!r}")
+    out_dir = Path(output) if output else run_dir_of(checkpoint) / "eval"
+    check_output_dir(out_dir, "--output", create=False)  # a file in the way or a read-only folder: before any work
     cfg = _without_init_weights(cfg)
     task = build_task(cfg)
     device = distributed.setup(cfg["train"])  # under torchrun: each process scores its share of the batches
@@ -137,8 +141,7 @@ def evaluate(
     metrics = validate(model, loader, evaluator, device, amp, progress=cfg["train"]["progress"] and _dist.is_main())
     if not _dist.is_main():  # the metrics are the same on every rank; rank 0 writes the report
         return metrics, ""
-    out_dir = Path(output) if output else run_dir_of(checkpoint) / "eval"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_output_dir(out_dir, "--output")
     table = evaluator.report(out_dir, names=getattr(val_ds, "names", None))
     picture = task.worst_picture(model, val_ds, spec, evaluator, worst, device, amp) if worst else None
     if picture is not None:
@@ -156,18 +159,20 @@ def predict(cfg: dict[str, Any], checkpoint: str | Path, inputs: str | Path, out
     Raises:
         FileNotFoundError / ValueError: ``inputs`` does not exist or holds no image files;
             ``output`` is a file, or an input image lies in ``output`` or a folder below it (the
-            outputs, ``<stem>.png`` among them, could overwrite it), checked before any work.
+            outputs, ``<stem>.png`` among them, could overwrite it), or a file in the way or a
+            read-only folder keeps it from being written; all checked before any work.
     """
     paths = collect_image_paths(inputs)
     check_output_folder(paths, output)
+    check_output_dir(output, "--output", create=False)
     cfg = _without_init_weights(cfg)
     task = build_task(cfg)
     ckpt = load_checkpoint(checkpoint)
     spec = inference_spec(task, cfg, ckpt)
     device = select_device(cfg["train"]["device"])
     model = load_trained_model(task, spec, ckpt, checkpoint).to(device)
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
+    warn_large_inputs(paths, ckpt, cfg.get("inference"))  # whole images far above the training size
+    out = check_output_dir(output, "--output")
     task.predict(model, spec, paths, out, device, select_amp(cfg["train"]["amp"], device))
     return paths
 

@@ -18,8 +18,18 @@
 
 Randomness: segdet's datasets derive every sample's randomness from ``(seed, epoch, index)``
 (``augment.MixDataset``), so a sample does not depend on the worker that loads it, the number of
-workers or the rank. Worker processes additionally seed python's and numpy's global generators
-from ``(loader seed, rank, worker id)`` for third-party code that reads them.
+workers or the rank. For third-party code that reads python's, numpy's or torch's *global*
+generators, a loader worker reseeds all three before every sample from ``(seed, epoch, index)``
+too; without workers those draws come from the training loop's generators, which a checkpoint
+saves. Either way a run resumed in the middle of an epoch (``EpochSampler.set_epoch(epoch,
+skip)``) loads exactly the samples the uninterrupted run would have loaded.
+
+Unreadable samples: a file that cannot be read (an ``OSError`` or PIL's ``SyntaxError`` for a
+missing, truncated or undecodable file, raised as such or as the cause of the dataset's own
+error, e.g. :class:`segdet._images.UnreadableImageError`) does not travel back as a worker's
+traceback. The sample comes back as a marker; :class:`TrainLoader` raises one
+:class:`UnreadableSampleError` naming it, or, with ``skip_bad``, drops it from its batch and
+counts it (``TrainLoader.skipped``). Both behave the same with and without loader workers.
 """
 
 from __future__ import annotations
@@ -44,8 +54,13 @@ __all__ = [
     "set_loader_epoch",
     "EpochDataset",
     "EpochSampler",
+    "TrainLoader",
+    "UnreadableSampleError",
     "ShardedBatchSampler",
     "DataWaitMeter",
+    "CheckedCollate",
+    "stop_workers",
+    "is_unreadable_file",
 ]
 
 #: batches queued per worker when workers are used
@@ -92,14 +107,37 @@ def _seed_worker(worker_id: int, rank: int = 0) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+class UnreadableSampleError(ValueError):
+    """A training sample could not be read; the message names it (and the file, when the dataset did).
+
+    Attributes:
+        checkpoint: the checkpoint to resume from once the file is fixed (set by the training loop).
+    """
+
+    def __init__(self, message: str, checkpoint: Any = None) -> None:
+        super().__init__(message)
+        self.checkpoint = checkpoint
+
+
+class _Unreadable:
+    """What a worker returns instead of a sample it could not read (picklable, unlike a live exception)."""
+
+    def __init__(self, index: int, message: str) -> None:
+        self.index, self.message = index, message
+
+
 class EpochDataset(Dataset):
     """Wraps a dataset so that ``ds[(epoch, index)]`` selects the epoch before reading ``index``.
 
-    Used with :class:`EpochSampler`; a plain integer index is passed through unchanged. When the
-    epoch changes inside a loader worker, python's and numpy's global generators of that worker
-    are reseeded from ``(seed, epoch, rank, worker id)``, so even a dataset that draws from the
-    global generators gives the same samples for the same seed and worker count, with persistent
-    workers and after a resume.
+    Used with :class:`EpochSampler`; a plain integer index is passed through unchanged. Inside a
+    loader worker, python's, numpy's and torch's global generators are reseeded before every
+    sample from ``(seed, epoch, index)``, so even a dataset that draws from them gives the same
+    sample whichever worker loads it, with persistent workers, after a resume at an epoch
+    boundary and after one in the middle of an epoch.
+
+    A sample whose file cannot be read (see :func:`is_unreadable_file`) is returned as a marker
+    that :class:`CheckedCollate` and :class:`TrainLoader` turn into one clear error or a skipped
+    sample; any other exception propagates as it is (a bug or a bad option is not a bad file).
     """
 
     def __init__(self, dataset: Any, seed: int = 0, rank: int = 0) -> None:
@@ -111,25 +149,121 @@ class EpochDataset(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, key: Any) -> Any:
-        if isinstance(key, tuple):
-            epoch, key = key
-            if epoch != self._epoch:
-                self._start_epoch(epoch)
-        return self.dataset[key]
-
-    def _start_epoch(self, epoch: int) -> None:
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(epoch)
-        self._epoch = epoch
-        info = torch.utils.data.get_worker_info()
-        if info is not None:  # the main process's generators belong to the training loop
-            state = np.random.SeedSequence([self.seed % (2**63), epoch, self.rank, info.id]).generate_state(2)
+        if not isinstance(key, tuple):
+            return self.dataset[key]
+        epoch, index = key
+        if epoch != self._epoch:
+            if hasattr(self.dataset, "set_epoch"):
+                self.dataset.set_epoch(epoch)
+            self._epoch = epoch
+        if torch.utils.data.get_worker_info() is not None:  # the main process's generators belong to the loop
+            state = np.random.SeedSequence([self.seed % (2**63), epoch, index]).generate_state(3)
             random.seed(int(state[0]))
             np.random.seed(int(state[1]))
+            torch.manual_seed(int(state[2]))
+        try:
+            return self.dataset[index]
+        except Exception as exc:
+            if not is_unreadable_file(exc):
+                raise
+            return _Unreadable(index, " ".join(str(exc).split()) or type(exc).__name__)
+
+
+def is_unreadable_file(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) says a file could not be read.
+
+    That is an :class:`~segdet._images.UnreadableImageError`, an ``OSError`` (missing file, I/O
+    error, PIL's truncated or unidentified image) or a ``SyntaxError`` (PIL's broken PNG chunk).
+    """
+    from segdet._images import UnreadableImageError
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (UnreadableImageError, OSError, SyntaxError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class CheckedCollate:
+    """The task's collate function, with the unreadable samples of a batch taken out first.
+
+    Args:
+        collate: the task's collate function.
+        skip_bad: drop unreadable samples (and report them with the batch) instead of failing.
+
+    Returns (when called): the collated batch; :class:`_Skipped` around it when samples were
+    dropped; :class:`_Failed` when a sample is unreadable and ``skip_bad`` is off, or every sample
+    of the batch is. :class:`TrainLoader` unwraps both in the main process.
+    """
+
+    def __init__(self, collate: Callable, skip_bad: bool = False) -> None:
+        self.collate, self.skip_bad = collate, bool(skip_bad)
+
+    def __call__(self, samples: list[Any]) -> Any:
+        """Collate ``samples`` (see the class docstring for what comes back)."""
+        bad = [s for s in samples if isinstance(s, _Unreadable)]
+        if not bad:
+            return self.collate(samples)
+        good = [s for s in samples if not isinstance(s, _Unreadable)]
+        if not self.skip_bad or not good:
+            return _Failed(bad, all_bad=self.skip_bad)
+        return _Skipped(self.collate(good), bad)
+
+
+class _Skipped:
+    def __init__(self, batch: Any, bad: list[_Unreadable]) -> None:
+        self.batch, self.bad = batch, bad
+
+
+class _Failed:
+    def __init__(self, bad: list[_Unreadable], all_bad: bool) -> None:
+        self.bad, self.all_bad = bad, all_bad
+
+
+class TrainLoader(DataLoader):
+    """A ``DataLoader`` that turns unreadable samples into one :class:`UnreadableSampleError` or skips them.
+
+    ``skipped`` lists ``(index, message)`` of every sample dropped since :meth:`reset_skipped`
+    (``data.skip_bad``); the training loop counts them in the epoch line.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.skipped: list[tuple[int, str]] = []
+
+    def reset_skipped(self) -> None:
+        """Forget the samples skipped so far (at the start of an epoch)."""
+        self.skipped = []
+
+    def __iter__(self) -> Iterator[Any]:
+        batches = super().__iter__()
+        for item in batches:
+            if isinstance(item, _Failed):
+                _stop_workers(self, batches)
+                first = item.bad[0]
+                if item.all_bad:
+                    raise UnreadableSampleError(
+                        f"every sample of a training batch is unreadable (first: sample {first.index}: "
+                        f"{first.message}); data.skip_bad can drop single samples, not whole batches"
+                    )
+                raise UnreadableSampleError(
+                    f"training sample {first.index} is unreadable: {first.message}; fix or remove the file, or set "
+                    "data.skip_bad=true to skip such samples (counted in the epoch line)"
+                )
+            if isinstance(item, _Skipped):
+                self.skipped += [(b.index, b.message) for b in item.bad]
+                item = item.batch
+            yield item
 
 
 class EpochSampler(Sampler):
     """Yields ``(epoch, index)`` for each index of ``sampler``; :meth:`set_epoch` sets both.
+
+    ``len()`` is always the whole epoch's; after ``set_epoch(epoch, skip)`` the next pass leaves
+    out the first ``skip`` indices of the epoch's order (a resume in the middle of the epoch: with
+    ``skip = batches done * batch size`` the batches that follow are exactly those of the
+    uninterrupted pass, and nothing is read for the skipped ones).
 
     Args:
         sampler: the index sampler (a ``DistributedSampler``; its ``set_epoch`` reshuffles).
@@ -138,10 +272,13 @@ class EpochSampler(Sampler):
     def __init__(self, sampler: Sampler) -> None:
         self.sampler = sampler
         self.epoch = 0
+        self.skip = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch of the order (and of the wrapped sampler)."""
-        self.epoch = int(epoch)
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        """Select the epoch of the order (and of the wrapped sampler) and how many of its indices to leave out."""
+        if skip < 0:
+            raise ValueError(f"skip must be >= 0, got {skip}")
+        self.epoch, self.skip = int(epoch), int(skip)
         if hasattr(self.sampler, "set_epoch"):
             self.sampler.set_epoch(self.epoch)
 
@@ -149,9 +286,10 @@ class EpochSampler(Sampler):
         return len(self.sampler)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        epoch = self.epoch
-        for index in self.sampler:
-            yield epoch, int(index)
+        epoch, skip = self.epoch, self.skip
+        for position, index in enumerate(self.sampler):
+            if position >= skip:
+                yield epoch, int(index)
 
 
 class ShardedBatchSampler(Sampler):
@@ -189,6 +327,28 @@ class ShardedBatchSampler(Sampler):
             yield list(batch)
 
 
+def _stop_workers(loader: DataLoader, batches: Any = None) -> None:
+    """Shut the workers of ``loader`` (and of the pass ``batches``) down now.
+
+    Left to the garbage collector, the persistent workers of a loader that an exception left
+    behind are joined whenever its frames happen to be freed: in a later run of the same process
+    that cost seconds of waiting (``torch`` joins each worker with a 5 s timeout). ``torch`` has no
+    public call for this, hence its ``_shutdown_workers`` and ``_iterator``.
+    """
+    for it in {id(x): x for x in (batches, getattr(loader, "_iterator", None)) if x is not None}.values():
+        shutdown = getattr(it, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+    if hasattr(loader, "_iterator"):
+        loader._iterator = None
+
+
+def stop_workers(*loaders: DataLoader) -> None:
+    """Shut down the worker processes of ``loaders`` now (when training ends, also by an exception)."""
+    for loader in loaders:
+        _stop_workers(loader)
+
+
 def _loader_options(num_workers: int, device: torch.device, rank: int) -> dict[str, Any]:
     opts: dict[str, Any] = {
         "num_workers": num_workers,
@@ -209,7 +369,8 @@ def make_train_loader(
     seed: int,
     device: torch.device | str = "cpu",
     generator: torch.Generator | None = None,
-) -> DataLoader:
+    skip_bad: bool = False,
+) -> TrainLoader:
     """The training loader: this rank's shard, reshuffled per epoch (call :func:`set_loader_epoch`).
 
     The batch size is per process. The last incomplete batch is dropped (a batch of one breaks
@@ -223,7 +384,9 @@ def make_train_loader(
         num_workers: see :func:`auto_num_workers`.
         seed: shuffling seed (the order of an epoch depends only on ``seed`` and the epoch).
         device: where the batches go (pinned memory on CUDA).
-        generator: seeds the workers' global generators (reseed it per epoch; optional).
+        generator: seeds the workers' torch generators at start-up (reseed it per epoch; optional).
+        skip_bad: drop unreadable samples from their batch (``data.skip_bad``) instead of raising
+            :class:`UnreadableSampleError`.
 
     Example:
         >>> loader = make_train_loader(ds, task.collate, 8, 2, seed=0)
@@ -236,11 +399,11 @@ def make_train_loader(
     )
     sampler = EpochSampler(shard)
     drop_last = len(sampler) > batch_size
-    return DataLoader(
+    return TrainLoader(
         EpochDataset(dataset, seed, rank),
         batch_size=batch_size,
         sampler=sampler,
-        collate_fn=collate,
+        collate_fn=CheckedCollate(collate, skip_bad),
         drop_last=drop_last,
         generator=generator,
         **_loader_options(num_workers, device, rank),
@@ -259,10 +422,21 @@ def make_val_loader(
     return DataLoader(dataset, batch_sampler=batches, collate_fn=collate, **_loader_options(num_workers, device, rank))
 
 
-def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
-    """Select ``epoch`` for the sampler (shuffle) and, through it, for the dataset in the workers."""
+def set_loader_epoch(loader: DataLoader, epoch: int, skip_batches: int = 0) -> None:
+    """Select ``epoch`` for the sampler (shuffle) and, through it, for the dataset in the workers.
+
+    Args:
+        loader: a loader of :func:`make_train_loader`.
+        epoch: 0-based epoch.
+        skip_batches: batches of the epoch already trained (a resume in the middle of it); the
+            next pass starts with the batch after them.
+    """
     sampler = getattr(loader, "sampler", None)
-    if hasattr(sampler, "set_epoch"):
+    if isinstance(sampler, EpochSampler):
+        sampler.set_epoch(epoch, skip_batches * loader.batch_size)
+    elif skip_batches:
+        raise ValueError("this loader cannot start in the middle of an epoch (its sampler is not an EpochSampler)")
+    elif hasattr(sampler, "set_epoch"):
         sampler.set_epoch(epoch)
 
 
@@ -270,8 +444,9 @@ class DataWaitMeter:
     """Iterates ``loader`` and measures the share of wall time spent blocked in ``next()``.
 
     Wrap the training loader for one epoch; after the loop, :meth:`fraction` is the data-wait
-    share of that epoch (0 = the model never waited for data). On CUDA the loop synchronises every
-    step (it reads the loss), so the time between batches is the device's step time.
+    share of that epoch (0 = the model never waited for data). On CUDA the loop does not wait for
+    the device every step (it reads the loss only when it shows it), so the host may run a few
+    queued steps ahead; over an epoch its pace is the device's, which the share is measured against.
 
     Example:
         >>> meter = DataWaitMeter(loader)

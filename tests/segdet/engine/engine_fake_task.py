@@ -125,7 +125,22 @@ def fake_config(out: Path, **train) -> dict:
     return validate_config(cfg)
 
 
-if __name__ == "__main__":  # used by the SIGKILL and progress tests: python fake_task.py OUT EPOCHS [RESUME]
+class KilledTask(FakeTask):
+    """SIGKILLs its own process at loss call ``kill_at`` (1-based, counted over this process's calls)."""
+
+    def __init__(self, cfg, kill_at: int, **kwargs) -> None:
+        super().__init__(cfg, **kwargs)
+        self.kill_at = kill_at
+
+    def loss(self, model, batch):
+        if self.calls + 1 == self.kill_at:
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().loss(model, batch)
+
+
+if __name__ == "__main__":  # the SIGKILL, progress and fault-injection runs: python fake_task.py OUT EPOCHS [RESUME]
     import sys
 
     from segdet.engine import train
@@ -133,6 +148,16 @@ if __name__ == "__main__":  # used by the SIGKILL and progress tests: python fak
     torch.set_num_threads(int(os.environ.get("FAKE_THREADS", "1")))
     out, epochs = Path(sys.argv[1]), int(sys.argv[2])
     resume = sys.argv[3] if len(sys.argv) > 3 else None
-    cfg = fake_config(out, epochs=epochs, progress=os.environ.get("FAKE_PROGRESS") == "1")
+    every = os.environ.get("FAKE_CHECKPOINT_EVERY")
+    cfg = fake_config(
+        out,
+        epochs=epochs,
+        progress=os.environ.get("FAKE_PROGRESS") == "1",
+        checkpoint_every=int(every) if every else None,
+        accumulate=int(os.environ.get("FAKE_ACCUMULATE", "1")),
+    )
     cfg["data"]["num_workers"] = int(os.environ.get("FAKE_WORKERS", "0"))
-    train(cfg, resume=resume, task=FakeTask(cfg, delay=float(os.environ.get("FAKE_DELAY", "0"))))
+    delay = float(os.environ.get("FAKE_DELAY", "0"))
+    kill_at = int(os.environ.get("FAKE_KILL_AT", "0"))
+    task = KilledTask(cfg, kill_at, delay=delay) if kill_at else FakeTask(cfg, delay=delay)
+    train(cfg, resume=resume, task=task)

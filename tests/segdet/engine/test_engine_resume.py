@@ -94,7 +94,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     _assert_same_state(reference["ema"], resumed["ema"])
 
 
-def test_ctrl_c_saves_mid_epoch_checkpoint_and_resume_restarts_that_epoch(tmp_path):
+def test_ctrl_c_saves_mid_epoch_checkpoint_and_resume_continues_after_its_step(tmp_path):
     cfg = fake_config(tmp_path / "int", epochs=2)
 
     class CtrlC(FakeTask):
@@ -113,7 +113,7 @@ def test_ctrl_c_saves_mid_epoch_checkpoint_and_resume_restarts_that_epoch(tmp_pa
     run = train(cfg, resume=err.value.checkpoint, task=FakeTask(cfg))
     final = load_checkpoint(run / "weights" / "last.pt")
     assert final["epoch"] == 2 and final["interrupted"] is False
-    assert final["scheduler"]["last_epoch"] == 8  # the redone epoch did not overshoot the schedule
+    assert final["scheduler"]["last_epoch"] == 8  # 6 steps before Ctrl-C and the 2 after it: none redone
 
 
 def test_ctrl_c_in_a_terminal_with_loader_workers_saves_last_pt(tmp_path):
