@@ -81,3 +81,39 @@ def train_then_eval(rank: int, port: int, out_dir: str, result_file: str) -> Non
         {"run_dir": run_dir, "metrics": metrics, "table": table, "timeout_message": message}, f"{result_file}.{rank}"
     )
     distributed.cleanup()
+
+
+def train_feature_mix(rank: int, port: int, out_dir: str, result_file: str) -> None:
+    """Train the tiny config on two ranks with encoder-feature mixing (ManifoldMixup and PatchUp on
+    every step) and EMA; save this rank's final weights and the run folder it saw."""
+    torch.set_num_threads(1)
+    _torchrun_env(rank, 2, port)
+    from segdet.config import load_config
+    from segdet.engine import distributed, train
+
+    overrides = tiny_overrides(out_dir) + [
+        "augment.mix=[]",
+        "augment.feature_mix=[{ManifoldMixup: {p: 0.5}}, {PatchUp: {p: 0.5}}]",
+        "train.ema=0.9",
+        "data.synthetic.train_size=16",
+    ]
+    from segdet.engine.ema import ModelEMA
+    from segdet.segmentation import feature_mix
+
+    mixed, seen = [0], {}
+    mix, update = feature_mix._StageHooks.mix, ModelEMA.update
+
+    def counting_mix(self, x):
+        mixed[0] += 1
+        return mix(self, x)
+
+    def remembering_update(self, model):
+        seen["model"] = model  # this rank's replica (inside DDP), read after training
+        return update(self, model)
+
+    feature_mix._StageHooks.mix, ModelEMA.update = counting_mix, remembering_update
+    run_dir = train(load_config(CONFIG, overrides))
+    # parameters only: batch-norm statistics are rank-local between DDP's buffer broadcasts
+    replica = {k: v.detach().clone() for k, v in seen["model"].named_parameters()}
+    torch.save({"run_dir": run_dir, "mixed": mixed[0], "replica": replica}, f"{result_file}.{rank}")
+    distributed.cleanup()

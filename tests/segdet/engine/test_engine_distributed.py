@@ -404,3 +404,32 @@ def test_data_wait_meter_on_a_virtual_clock(monkeypatch):
     for _ in meter:
         clock[0] += 3.0  # each step computes for 3 s
     assert meter.fraction() == pytest.approx(3.0 / 12.0)  # 3 s waiting over 12 s of wall time
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
+def test_feature_mixing_with_ema_under_ddp_keeps_the_replicas_equal(tmp_path, monkeypatch):
+    """ManifoldMixup / PatchUp hooks on the encoder inside DDP: both ranks mix, gradients still
+    reach every replica alike (equal parameters after training), and EMA is saved beside them."""
+    monkeypatch.syspath_prepend(str(HERE))
+    from _segdet_ddp_worker import train_feature_mix
+
+    out = tmp_path / "run"
+    torch.multiprocessing.start_processes(
+        train_feature_mix,
+        args=(_free_port(), str(out), str(tmp_path / "result")),
+        nprocs=2,
+        join=True,
+        start_method="fork",
+    )
+    r0, r1 = (torch.load(tmp_path / f"result.{r}", weights_only=False) for r in (0, 1))
+    assert r0["mixed"] > 0 and r1["mixed"] > 0
+    a, b = r0["replica"], r1["replica"]
+    assert len(a) > 10 and a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    ckpt = torch.load(out / "weights" / "last.pt", map_location="cpu", weights_only=False)
+    model = {k.removeprefix("module."): v for k, v in a.items()}
+    assert all(torch.equal(ckpt["model"][k], v) for k, v in model.items())
+    assert ckpt["ema"] is not None and any(
+        not torch.equal(ckpt["ema"][k], ckpt["model"][k]) for k in ckpt["model"] if ckpt["model"][k].is_floating_point()
+    )
