@@ -12,13 +12,14 @@ Example:
 
 from .collate import detection_collate
 from .data import build_detection_data
-from .evaluator import STAT_NAMES, DetectionEvaluator
+from .evaluator import MASK_STAT_NAMES, STAT_NAMES, DetectionEvaluator
 from .model import DETECTORS, Detector, build_detector, needs_masks
 from .predict import draw_detections, predict_images
 from .task import DetectionTask
 
 __all__ = [
     "DETECTORS",
+    "MASK_STAT_NAMES",
     "STAT_NAMES",
     "DetectionEvaluator",
     "DetectionTask",
