@@ -39,6 +39,7 @@ from .anchors import check_anchors
 from .collate import detection_collate
 from .data import build_detection_data
 from .evaluator import MASK_STAT_NAMES, STAT_NAMES, DetectionEvaluator
+from .masks_rle import binary_masks
 from .model import DETECTORS, Detector, build_detector, needs_masks
 from .predict import draw_detections, predict_images
 
@@ -184,12 +185,18 @@ class DetectionTask(Task):
     ) -> None:
         """Write each image with its boxes drawn, and every detection to ``predictions.json``.
 
+        A Mask R-CNN adds each image's instance-id PNG and RLE masks in the json
+        (:func:`~segdet.detection.predict.predict_images`).
+
         ``amp`` is not used: detectors predict in full precision.
         """
         predict_images(model, image_paths, out_dir, device, list(spec.classes), self._category_ids(spec))
 
     def draw_predictions(self, model: nn.Module, batch: dict[str, Any], spec: DataSpec) -> list[np.ndarray]:
-        """Ground-truth boxes | predicted boxes (score at least 0.3, as ``segdet predict`` draws) per image."""
+        """Ground-truth boxes | predicted boxes (score at least 0.3, as ``segdet predict`` draws) per image.
+
+        With instance masks (Mask R-CNN), both sides fill them as ``segdet predict`` does.
+        """
         outputs = model(list(batch["image"]))
         names = list(spec.classes)
         pictures = []
@@ -197,7 +204,8 @@ class DetectionTask(Task):
             rgb = image[:3].float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
             rgb = np.ascontiguousarray(np.repeat(rgb, 3, axis=-1) if rgb.shape[-1] == 1 else rgb)
             boxes, labels = target["boxes"].cpu().numpy(), target["labels"].cpu().numpy()
-            truth = draw_detections(rgb, boxes, labels, np.ones(len(boxes), np.float32), names)
+            gt_masks = target["masks"].cpu().numpy() if "masks" in target else None
+            truth = draw_detections(rgb, boxes, labels, np.ones(len(boxes), np.float32), names, masks=gt_masks)
             keep = out["scores"] >= 0.3
             pred = draw_detections(
                 rgb,
@@ -205,6 +213,7 @@ class DetectionTask(Task):
                 out["labels"][keep].cpu().numpy(),
                 out["scores"][keep].float().cpu().numpy(),
                 names,
+                masks=binary_masks(out["masks"][keep]) if "masks" in out else None,
             )
             spacer = np.full((truth.shape[0], 2, 3), 32, np.uint8)
             pictures.append(np.concatenate([truth, spacer, pred], axis=1))
