@@ -1,12 +1,15 @@
-"""COCO box evaluation time: pycocotools against faster-coco-eval on the same detections.
+"""COCO box and mask evaluation time: pycocotools against faster-coco-eval on the same detections.
 
 Builds a synthetic ground truth (``--images`` images, ``--classes`` categories, boxes of every
 COCO size range) and noisy detections (jittered true boxes with some label errors plus false
 positives, up to 100 per image), scores them with segdet's evaluation path on both backends,
-checks that all twelve COCOeval summary numbers are identical and prints the time ratio.
+checks that all twelve COCOeval summary numbers agree and prints the time ratio. The ``segm``
+rows give every object an instance mask, the ellipse inside its box: ground truth as a polygon
+(as COCO files hold most objects), detections as compressed RLE (as Mask R-CNN results are
+written), scored with ``iouType="segm"``.
 
-    python benchmarks/bench_coco_eval.py                 # 2000 images, 20 classes
-    python benchmarks/bench_coco_eval.py --images 5000 --classes 80
+    python benchmarks/bench_coco_eval.py                 # 2000 images, 20 classes, bbox and segm
+    python benchmarks/bench_coco_eval.py --images 5000 --classes 80 --iou-types bbox
 """
 
 from __future__ import annotations
@@ -17,7 +20,39 @@ import time
 
 import numpy as np
 
-from segdet.detection._cocoapi import STAT_NAMES, evaluate
+from segdet.detection._cocoapi import IOU_TYPES, STAT_NAMES, evaluate
+
+#: corners of the polygon that stands for the ellipse inside a box
+_POLYGON_CORNERS = 24
+
+
+def _ellipse(box: list[float]) -> list[float]:
+    """The ellipse inscribed in an [x, y, w, h] box as a flat COCO polygon."""
+    x, y, w, h = box
+    t = np.linspace(0, 2 * np.pi, _POLYGON_CORNERS, endpoint=False)
+    return np.stack([x + w / 2 * (1 + np.cos(t)), y + h / 2 * (1 + np.sin(t))], 1).ravel().tolist()
+
+
+def add_masks(gt: dict, dets: list[dict]) -> tuple[dict, list[dict]]:
+    """Copies with a ``segmentation`` per object: polygons for the ground truth, RLE for the detections.
+
+    The ground truth's ``area`` becomes the mask area, as in COCO files.
+    """
+    from pycocotools import mask as mask_utils
+
+    sizes = {im["id"]: (im["height"], im["width"]) for im in gt["images"]}
+    anns = []
+    for a in gt["annotations"]:
+        h, w = sizes[a["image_id"]]
+        poly = _ellipse(a["bbox"])
+        area = float(mask_utils.area(mask_utils.merge(mask_utils.frPyObjects([poly], h, w))))
+        anns.append({**a, "segmentation": [poly], "area": area})
+    out = []
+    for d in dets:
+        h, w = sizes[d["image_id"]]
+        rle = mask_utils.merge(mask_utils.frPyObjects([_ellipse(d["bbox"])], h, w))
+        out.append({**d, "segmentation": {"size": [h, w], "counts": rle["counts"].decode("ascii")}})
+    return {**gt, "annotations": anns}, out
 
 
 def make_data(n_images: int, n_classes: int, seed: int = 0) -> tuple[dict, list[dict]]:
@@ -76,7 +111,12 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=2000)
     ap.add_argument("--classes", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--iou-types", default="bbox,segm", help=f"comma-separated, of {', '.join(IOU_TYPES)}")
     args = ap.parse_args()
+    iou_types = [t for t in args.iou_types.split(",") if t]
+    unknown = [t for t in iou_types if t not in IOU_TYPES]
+    if unknown:
+        ap.error(f"--iou-types {','.join(unknown)}: choose from {', '.join(IOU_TYPES)}")
     gt, dets = make_data(args.images, args.classes)
     print(f"{args.images} images, {len(gt['annotations'])} boxes, {len(dets)} detections, {args.classes} classes")
     backends = ["pycocotools"]
@@ -84,23 +124,31 @@ def main() -> None:
         backends.append("faster-coco-eval")
     else:
         print("faster-coco-eval is not installed (pip install 'segdet[fast-coco]'): timing pycocotools only")
-    times, stats = {}, {}
-    for backend in backends:
-        best = float("inf")
-        for _ in range(args.repeats):
-            begin = time.perf_counter()
-            stats[backend] = evaluate(gt, dets, backend=backend)[0]
-            best = min(best, time.perf_counter() - begin)
-        times[backend] = best
-        print(f"{backend:17s} {best:7.2f} s   mAP {stats[backend][0]:.4f}  AP50 {stats[backend][1]:.4f}")
-    if len(backends) == 2:
-        a, b = stats["pycocotools"], stats["faster-coco-eval"]
-        same = bool(np.array_equal(a, b))
-        print(f"all 12 stats identical: {same}" + ("" if same else f"  max diff {np.abs(a - b).max():.2e}"))
-        if not same:
-            for name, x, y in zip(STAT_NAMES, a, b):
-                print(f"  {name:11s} {x:.6f} {y:.6f}")
-        print(f"speed-up faster-coco-eval vs pycocotools: {times['pycocotools'] / times['faster-coco-eval']:.2f}x")
+    for iou_type in iou_types:
+        data = (gt, dets) if iou_type == "bbox" else add_masks(gt, dets)
+        times, stats = {}, {}
+        for backend in backends:
+            best = float("inf")
+            for _ in range(args.repeats):
+                begin = time.perf_counter()
+                stats[backend] = evaluate(*data, backend=backend, iou_type=iou_type)[0]
+                best = min(best, time.perf_counter() - begin)
+            times[backend] = best
+            print(
+                f"{iou_type:4s} {backend:17s} {best:7.2f} s   mAP {stats[backend][0]:.4f}  AP50 {stats[backend][1]:.4f}"
+            )
+        if len(backends) == 2:
+            a, b = stats["pycocotools"], stats["faster-coco-eval"]
+            diff = float(np.abs(a - b).max())
+            print(
+                f"{iou_type:4s} all 12 stats identical: {bool(np.array_equal(a, b))}"
+                + ("" if diff == 0 else f"  (max diff {diff:.1e}: {'rounding' if diff < 1e-12 else 'DIFFERENT'})")
+            )
+            if diff >= 1e-12:
+                for name, x, y in zip(STAT_NAMES, a, b):
+                    print(f"  {name:11s} {x:.6f} {y:.6f}")
+            speed = times["pycocotools"] / times["faster-coco-eval"]
+            print(f"{iou_type:4s} speed-up faster-coco-eval vs pycocotools: {speed:.2f}x")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 One module per job, named as in :mod:`segdet.segmentation`: ``task.py`` (the
 :class:`~segdet.task.Task`), ``data.py``, ``collate.py``, ``model.py`` (torchvision detectors by
-name), ``evaluator.py`` (COCO mAP) and ``predict.py``.
+name), ``evaluator.py`` (COCO box and mask mAP), ``masks_rle.py`` (instance masks as COCO RLE) and
+``predict.py``.
 
 Example:
     >>> from segdet.detection import build_detector, DetectionEvaluator
@@ -12,13 +13,14 @@ Example:
 
 from .collate import detection_collate
 from .data import build_detection_data
-from .evaluator import STAT_NAMES, DetectionEvaluator
+from .evaluator import MASK_STAT_NAMES, STAT_NAMES, DetectionEvaluator
 from .model import DETECTORS, Detector, build_detector, needs_masks
-from .predict import draw_detections, predict_images
+from .predict import draw_detections, instance_ids, predict_images
 from .task import DetectionTask
 
 __all__ = [
     "DETECTORS",
+    "MASK_STAT_NAMES",
     "STAT_NAMES",
     "DetectionEvaluator",
     "DetectionTask",
@@ -27,6 +29,7 @@ __all__ = [
     "build_detector",
     "detection_collate",
     "draw_detections",
+    "instance_ids",
     "needs_masks",
     "predict_images",
 ]

@@ -27,6 +27,12 @@ STAT_NAMES = (
     "mar_large",
 )
 
+#: the same twelve numbers of the ``segm`` evaluation (instance masks)
+MASK_STAT_NAMES = tuple(f"mask_{name}" for name in STAT_NAMES)
+
+#: COCOeval's kinds of overlap that segdet runs
+IOU_TYPES = ("bbox", "segm")
+
 
 def _classes(backend: str):
     if backend == "pycocotools":
@@ -59,12 +65,30 @@ def evaluate(
 ) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Run COCOeval on a ground-truth dict and a list of result dicts.
 
+    With ``iou_type="segm"`` the results' ``bbox`` is dropped before ``loadRes``: pycocotools
+    takes a result's ``area`` from its box when it has one, and the mask numbers would then sort
+    detections into small/medium/large by box area; without it, ``loadRes`` uses the mask area
+    (what detectron2's COCO evaluation does, for the same reason). Ground truth keeps its
+    ``area`` as given: for COCO files the mask area.
+
+    Args:
+        gt: COCO ground truth (``images``, ``annotations``, ``categories``); for ``segm`` every
+            annotation has a ``segmentation`` (polygons, RLE, uncompressed crowd RLE).
+        detections: COCO results (``image_id``, ``category_id``, ``score``, ``bbox`` and, for
+            ``segm``, ``segmentation`` RLE).
+        backend: one of :data:`BACKENDS`.
+        iou_type: one of :data:`IOU_TYPES`.
+
     Returns:
         ``(stats, precision, cat_ids)``: the 12 summary numbers (-1 where no ground truth falls
         in an area range), COCOeval's precision array (T, R, K, A, M) and the category ids of
         its K axis.
     """
+    if iou_type not in IOU_TYPES:
+        raise ValueError(f"unknown COCO iou_type {iou_type!r}; choose one of {', '.join(IOU_TYPES)}")
     coco_cls, eval_cls = _classes(backend)
+    if iou_type == "segm":
+        detections = [{k: v for k, v in d.items() if k != "bbox"} for d in detections]
     gt_api = _coco_from_dict(coco_cls, copy.deepcopy(gt))
     if detections:
         with contextlib.redirect_stdout(io.StringIO()):

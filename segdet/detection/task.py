@@ -5,8 +5,9 @@ configured albumentations pipeline on every source, then the mixers of ``augment
 MixUp, CutMix, CopyPaste), switched off for the last ``augment.mix_off_last_epochs`` epochs.
 Model: a torchvision detector by name (:func:`~segdet.detection.model.build_detector`), random init;
 the wrapper maps 0-based classes to the model's labels (background = 0 where it has one).
-Loss: the detector's own loss terms, summed. Metrics: COCO mAP through pycocotools
-(:class:`~segdet.detection.evaluator.DetectionEvaluator`).
+Loss: the detector's own loss terms, summed. Metrics: COCO box mAP through pycocotools
+(:class:`~segdet.detection.evaluator.DetectionEvaluator`), and mask mAP (``mask_map`` ...) for a
+detector with a mask head.
 
 Per-box ``weights`` from MixUp travel with the targets, but torchvision's detectors have no
 per-box loss weight: every kept box counts fully (as in YOLOX and ultralytics' MixUp).
@@ -37,7 +38,8 @@ from segdet.task import EXPORT_FORMATS, DataSpec, Evaluator, Exportable, Task
 from .anchors import check_anchors
 from .collate import detection_collate
 from .data import build_detection_data
-from .evaluator import STAT_NAMES, DetectionEvaluator
+from .evaluator import MASK_STAT_NAMES, STAT_NAMES, DetectionEvaluator
+from .masks_rle import binary_masks
 from .model import DETECTORS, Detector, build_detector, needs_masks
 from .predict import draw_detections, predict_images
 
@@ -57,15 +59,37 @@ class DetectionTask(Task):
     """
 
     name = "detection"
-    metrics = STAT_NAMES  # the twelve COCO numbers
     ddp_find_unused_parameters = True
 
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The twelve COCO box numbers, and the twelve mask ones (``mask_map`` ...) for a mask head."""
+        return STAT_NAMES + MASK_STAT_NAMES if self.scores_masks else STAT_NAMES
+
+    @property
+    def scores_masks(self) -> bool:
+        """Whether ``model.arch`` has a mask head, so that validation also scores instance masks."""
+        return needs_masks(self.cfg["model"]["arch"])
+
     def check(self) -> None:
-        """Model name, mixer names and metric, checked before any data is read."""
+        """Model name, mixer names and metric, checked before any data is read.
+
+        Raises:
+            ValueError: an unknown ``model.arch`` or mixer; a ``train.metric`` the task does not
+                compute (a mask metric for a detector without a mask head among them).
+        """
         if self.cfg["model"]["arch"] not in DETECTORS:
             build_detector(self.cfg["model"]["arch"], 1)  # raises with the closest names
         build_mixers(self.cfg["augment"]["mix"], num_classes=1, ignore_index=self.cfg["data"]["ignore_index"])
-        if self.cfg["train"]["metric"] not in self.metrics:
+        metric = self.cfg["train"]["metric"]
+        if metric in MASK_STAT_NAMES and not self.scores_masks:
+            masked = ", ".join(a for a in DETECTORS if needs_masks(a))
+            raise ValueError(
+                f"train.metric {metric!r} is a mask metric, but model.arch {self.cfg['model']['arch']} has no mask "
+                f"head, so no mask is scored; use the box metric {metric.removeprefix('mask_')!r} or a Mask R-CNN "
+                f"({masked})"
+            )
+        if metric not in self.metrics:
             raise ValueError(
                 f"train.metric {self.cfg['train']['metric']!r} is not a detection metric; "
                 f"use one of {', '.join(self.metrics)} (map50 or map are usual)"
@@ -126,7 +150,10 @@ class DetectionTask(Task):
         return total, {k: v.detach() for k, v in terms.items()}
 
     def make_evaluator(self, spec: DataSpec, device: torch.device) -> Evaluator:
-        """COCO mAP; COCO data is scored against its original annotation file (crowd regions, areas)."""
+        """COCO mAP (box, and mask for a mask head); COCO data is scored against its original file.
+
+        The file's crowd regions, areas and ``segmentation`` (polygons, RLE) are what the numbers use.
+        """
         gt = None
         if self.cfg["data"]["kind"] == "coco":
             path = Path(self.cfg["data"]["coco"]["val_json"])
@@ -134,9 +161,18 @@ class DetectionTask(Task):
                 gt = json.loads(path.read_text())
             except (OSError, ValueError) as exc:
                 raise ValueError(f"cannot read the COCO annotation file {path}: {exc}") from exc
-        return DetectionEvaluator(
-            list(spec.classes), self._category_ids(spec), backend=self.cfg["train"]["eval_backend"], gt=gt
-        )
+        try:
+            return DetectionEvaluator(
+                list(spec.classes),
+                self._category_ids(spec),
+                backend=self.cfg["train"]["eval_backend"],
+                gt=gt,
+                masks=self.scores_masks,
+            )
+        except ValueError as exc:
+            if gt is None:
+                raise
+            raise ValueError(f"data.coco.val_json = {self.cfg['data']['coco']['val_json']}: {exc}") from exc
 
     def predict(
         self,
@@ -149,12 +185,18 @@ class DetectionTask(Task):
     ) -> None:
         """Write each image with its boxes drawn, and every detection to ``predictions.json``.
 
+        A Mask R-CNN adds each image's instance-id PNG and RLE masks in the json
+        (:func:`~segdet.detection.predict.predict_images`).
+
         ``amp`` is not used: detectors predict in full precision.
         """
         predict_images(model, image_paths, out_dir, device, list(spec.classes), self._category_ids(spec))
 
     def draw_predictions(self, model: nn.Module, batch: dict[str, Any], spec: DataSpec) -> list[np.ndarray]:
-        """Ground-truth boxes | predicted boxes (score at least 0.3, as ``segdet predict`` draws) per image."""
+        """Ground-truth boxes | predicted boxes (score at least 0.3, as ``segdet predict`` draws) per image.
+
+        With instance masks (Mask R-CNN), both sides fill them as ``segdet predict`` does.
+        """
         outputs = model(list(batch["image"]))
         names = list(spec.classes)
         pictures = []
@@ -162,7 +204,8 @@ class DetectionTask(Task):
             rgb = image[:3].float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
             rgb = np.ascontiguousarray(np.repeat(rgb, 3, axis=-1) if rgb.shape[-1] == 1 else rgb)
             boxes, labels = target["boxes"].cpu().numpy(), target["labels"].cpu().numpy()
-            truth = draw_detections(rgb, boxes, labels, np.ones(len(boxes), np.float32), names)
+            gt_masks = target["masks"].cpu().numpy() if "masks" in target else None
+            truth = draw_detections(rgb, boxes, labels, np.ones(len(boxes), np.float32), names, masks=gt_masks)
             keep = out["scores"] >= 0.3
             pred = draw_detections(
                 rgb,
@@ -170,6 +213,7 @@ class DetectionTask(Task):
                 out["labels"][keep].cpu().numpy(),
                 out["scores"][keep].float().cpu().numpy(),
                 names,
+                masks=binary_masks(out["masks"][keep]) if "masks" in out else None,
             )
             spacer = np.full((truth.shape[0], 2, 3), 32, np.uint8)
             pictures.append(np.concatenate([truth, spacer, pred], axis=1))
