@@ -60,12 +60,12 @@ BASELINE = "none (baseline)"
 
 #: the built-in data's budget, the same for every row (overrides of configs/unet_cutmix.yaml)
 BUILTIN_BUDGET = {
-    "data.synthetic.train_size": 128,
-    "data.synthetic.val_size": 64,
+    "data.synthetic.train_size": 96,
+    "data.synthetic.val_size": 32,
     "train.epochs": 4,
 }
 #: DSB2018: images in the subsets, the scale, the crop and epochs, the same for every row
-DSB_BUDGET = {"train_images": 128, "val_images": 24, "max_size": 256, "crop": 128, "epochs": 3}
+DSB_BUDGET = {"train_images": 64, "val_images": 16, "max_size": 256, "crop": 128, "epochs": 4}
 #: the training augmentation of the baseline (a policy row appends its step to it)
 BUILTIN_TRAIN = [{"HorizontalFlip": {"p": 0.5}}, {"RandomBrightnessContrast": {"p": 0.3}}]
 
