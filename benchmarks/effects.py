@@ -14,13 +14,19 @@ Datasets (``--dataset builtin|dsb|both``):
   (:data:`BUILTIN_BUDGET`).
 * ``dsb``: DSB2018 nuclei (``--data``, default ``../shared/datasets/dsb2018`` beside the
   repository, not part of it): an evenly spaced subset of the train and val ids (folders of
-  symlinks under ``OUT/data``), each image's longest side resized to 256, random 128x128 crops,
-  the same U-Net; validation on whole images at that scale, scored at the mask's own resolution
-  (:data:`DSB_BUDGET`). Skipped with a message when the folder is absent.
+  symlinks under ``OUT/data``), each image's longest side resized to ``max_size``, random
+  ``crop`` x ``crop`` crops, flips, the same U-Net, AdamW 2e-3; validation on whole images at that
+  scale, scored at the mask's own resolution (:data:`DSB_BUDGET`). Skipped with a message when
+  the folder is absent.
+
+Every run trains in this process with one torch thread (``--threads``) and no loader workers
+(``--workers``): on a CPU other jobs also load, two OpenMP threads spin waiting for each other
+(README, "Measured"), and start-up of a new interpreter or of workers per run would cost more than
+a small run's training.
 
 The table (technique, options, mean IoU mean ± sample std over the seeds per dataset, the
-difference to the baseline's mean, seconds per run: the wall of the whole ``segdet train``
-subprocess, start-up included) is printed and written to ``OUT/effects.md`` and
+difference to the baseline's mean, seconds per run: the wall of :func:`segdet.engine.train`,
+data set-up and the final validation included) is printed and written to ``OUT/effects.md`` and
 ``OUT/effects.csv`` after every run, so an interrupted run keeps what it measured. ``OUT``
 (``--out``) defaults to a new temporary folder and may not lie inside the repository.
 
@@ -65,7 +71,7 @@ BUILTIN_BUDGET = {
     "train.epochs": 4,
 }
 #: DSB2018: images in the subsets, the scale, the crop and epochs, the same for every row
-DSB_BUDGET = {"train_images": 64, "val_images": 16, "max_size": 256, "crop": 128, "epochs": 4}
+DSB_BUDGET = {"train_images": 64, "val_images": 16, "max_size": 192, "crop": 96, "epochs": 4}
 #: the training augmentation of the baseline (a policy row appends its step to it)
 BUILTIN_TRAIN = [{"HorizontalFlip": {"p": 0.5}}, {"RandomBrightnessContrast": {"p": 0.3}}]
 
