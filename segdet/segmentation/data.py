@@ -60,6 +60,7 @@ def build_segmentation_data(
     )
     val_pipe = build_pipeline(aug.get("val") or [], boxes=True, key="augment.val")
     mixers = build_mixers(aug.get("mix") or [], num_classes=len(classes), ignore_index=ignore, mode=sources.spec.mode)
+    _check_instances(aug.get("mix") or [], sources.train, data_cfg["kind"])
 
     train = augment.MixDataset(
         sources.train,
@@ -72,6 +73,27 @@ def build_segmentation_data(
     for ds in (sources.train, sources.val, train, val):
         ds.classes = classes
     return train, val, sources.spec
+
+
+def _check_instances(steps: Any, source: Any, kind: str) -> None:
+    """Stop on ``CopyPaste`` in ``augment.mix`` when the training samples hold no instance masks.
+
+    CopyPaste pastes a partner's objects by their instance masks (``masks``); a source that reads
+    semantic masks only (``data.kind: folder``) has none, and the mixer would silently paste
+    nothing. One sample of ``source`` is read to tell.
+
+    Raises:
+        ValueError: naming the step, the data kind and the ways out.
+    """
+    for i, step in enumerate(steps):
+        if isinstance(step, Mapping) and next(iter(step), None) == "CopyPaste" and len(source):
+            if "masks" not in source[0]:
+                raise ValueError(
+                    f"augment.mix[{i}]: CopyPaste pastes objects by their instance masks, but the training samples "
+                    f"of data.kind {kind} hold none (a semantic mask does not separate its objects), so it would "
+                    "never paste; remove the step, use a mixer that copies regions (CutMix, ResizeMix, Mosaic), "
+                    "or data with instances (data.kind coco or synthetic)"
+                )
 
 
 #: the geometric transforms a validation pipeline may hold: the logits are resized back to the

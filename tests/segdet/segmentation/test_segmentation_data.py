@@ -98,7 +98,7 @@ def test_unknown_transform_and_kind_and_class_count():
     assert classes == ("bg", "c", "s", "t")
 
 
-def test_folder_kind(tmp_path):
+def _folder(tmp_path):
     rng = np.random.default_rng(0)
     for split in ("train", "val"):
         for sub in ("images", "masks"):
@@ -110,12 +110,15 @@ def test_folder_kind(tmp_path):
             Image.fromarray((rng.integers(0, 2, (16, 20)) * 255).astype(np.uint8)).save(
                 tmp_path / split / "masks" / f"{k}.png"
             )
-    cfg = _cfg(
+    return _cfg(
         data__kind="folder",
         data__classes=["bg", "fg"],
         data__folder={"train": str(tmp_path / "train"), "val": str(tmp_path / "val"), "mask_values": {255: 1}},
     )
-    train, val, classes = _build(cfg)
+
+
+def test_folder_kind(tmp_path):
+    train, val, classes = _build(_folder(tmp_path))
     assert classes == ("bg", "fg") and val.classes == classes
     assert set(np.unique(val[0]["mask"]).tolist()) <= {0, 1}
     assert train[0]["image"].shape == (16, 20, 3)
@@ -148,3 +151,20 @@ def test_coco_kind(tmp_path):
     assert classes == ("background", "cell")
     assert val[0]["mask"][2, 2] == 1 and val[0]["mask"][8, 10] == 0
     assert train[0]["mask"].shape == (10, 12)
+
+
+def test_copypaste_needs_instance_masks_in_the_training_samples(tmp_path):
+    # a folder of semantic masks has no instances: CopyPaste would paste nothing, silently
+    cfg = _folder(tmp_path)
+    cfg["augment"]["mix"] = [{"CutMix": {"p": 0.5}}, {"CopyPaste": {"p": 1.0}}]
+    with pytest.raises(
+        ValueError, match=r"augment\.mix\[1\]: CopyPaste pastes objects by their instance masks.*data\.kind folder"
+    ):
+        _build(cfg)
+    # synthetic samples carry instance masks, and CopyPaste at p=1 changes masks (not every one:
+    # a pasted shape may land on its own class, or the partner drawn may be the sample itself)
+    train, _, _ = _build(_cfg(augment__mix=[{"CopyPaste": {"p": 1.0}}], augment__train=[], augment__post=[]))
+    plain, _, _ = _build(_cfg(augment__mix=[], augment__train=[], augment__post=[]))
+    assert "masks" in plain[0]
+    changed = [not np.array_equal(train[i]["mask"], plain[i]["mask"]) for i in range(len(plain))]
+    assert any(changed)
