@@ -191,6 +191,28 @@ def _per_box(sample: dict, keys: list[str], n: int) -> dict[str, np.ndarray]:
     return out
 
 
+#: boxes thinner than this (pixels) after a transform are flat: clipped to a crop border
+_FLAT_PX = 1e-3
+
+
+def _drop_flat_boxes(out: dict, per_box: list[str]) -> None:
+    """Drops, in place, the boxes with no width or no height and the entries of ``per_box`` with them.
+
+    albumentations keeps a box whose edge lies exactly on a crop's border: clipped, it comes back
+    with ``y_min == y_max`` (or ``x_min == x_max``), or a few millionths of a pixel apart from the
+    float32 round trip through normalised coordinates, and with an empty instance mask. No
+    detector or mixer can use such a box, so it goes, as a box cropped away entirely does.
+    "Flat" is under ``_FLAT_PX``, far above that rounding noise and far below any real object.
+    """
+    boxes = np.asarray(out["bboxes"], np.float32).reshape(-1, 4)
+    keep = (boxes[:, 2] - boxes[:, 0] >= _FLAT_PX) & (boxes[:, 3] - boxes[:, 1] >= _FLAT_PX)
+    if keep.all():
+        return
+    for key in ("bboxes", "masks", *per_box):
+        if key in out:
+            out[key] = np.asarray(out[key])[keep]
+
+
 def call_albumentations(transform: Callable[..., dict], sample: Mapping[str, Any]) -> dict[str, Any]:
     """Runs an albumentations transform or Compose on a sample and returns a normalised sample.
 
@@ -202,7 +224,9 @@ def call_albumentations(transform: Callable[..., dict], sample: Mapping[str, Any
       back are the one keep-index that selects ``labels``, ``weights``, every other label field
       of the sample and the transformed instance ``masks``. So a per-box array need not be a
       label field of the Compose, and a label field the sample lacks (``weights`` before MixUp,
-      or ``bboxes`` themselves) is filled in for the call and left out of the result.
+      or ``bboxes`` themselves) is filled in for the call and left out of the result. A box
+      that comes back with no width or height (its edge was on a crop's border) is dropped
+      with its per-box entries and mask.
     - Instance ``masks``: one per box when the sample has boxes; ``K = 0`` comes back as
       ``(0, H, W)`` of the output size.
     - Float images (the 0..255 scale MixUp produces) are divided by 255 for the transforms,
@@ -279,6 +303,8 @@ def call_albumentations(transform: Callable[..., dict], sample: Mapping[str, Any
         out.update({key: values[keep] for key, values in per_box.items()})
         if "masks" in out and has_boxes:
             out["masks"] = np.asarray(out["masks"])[keep]
+        if has_boxes:
+            _drop_flat_boxes(out, list(per_box))
     if empty_masks:
         out["masks"] = np.zeros((0, *np.shape(out["image"])[:2]), dtype=masks_dtype)
     return normalise_sample(out)

@@ -134,6 +134,45 @@ def test_crop_keeps_labels_weights_and_masks_in_step_like_a_per_box_reference(se
         np.testing.assert_array_equal(out["mask"], sample["mask"][y0:y1, x0:x1])
 
 
+def test_boxes_on_a_crop_border_are_dropped_with_their_masks():
+    """albumentations keeps a box whose edge lies on the crop border, flat after clipping; it goes."""
+    boxes = np.array([[4, 16, 12, 22], [16, 2, 20, 8], [2, 2, 8, 8], [20, 10, 30, 16]], np.float32)
+    masks = np.zeros((4, H, W), np.uint8)
+    for i, (a, b, c, d) in enumerate(boxes.astype(int)):
+        masks[i, b:d, a:c] = 1
+    sample = {"image": np.zeros((H, W, 3), np.uint8), "bboxes": boxes, "labels": [1, 2, 3, 4], "masks": masks}
+    # box 0 starts at the crop's bottom edge (y = 16), box 1 at its right edge (x = 16)
+    out = call_albumentations(_compose(A.Crop(x_min=0, y_min=0, x_max=16, y_max=16)), sample)
+    assert out["labels"].tolist() == [3]
+    np.testing.assert_array_equal(out["bboxes"], [[2, 2, 8, 8]])
+    np.testing.assert_array_equal(out["masks"], masks[[2], :16, :16])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_crops_of_many_touching_boxes_match_the_per_box_reference(seed):
+    """Integer boxes on a 4 px grid at 480x640 and crops on the same grid: edges meet borders often."""
+    rng = np.random.default_rng(seed)
+    h, w, n = 480, 640, 300
+    x0, y0 = rng.integers(0, w // 4 - 1, n) * 4, rng.integers(0, h // 4 - 1, n) * 4
+    x1 = np.minimum(x0 + 4 * rng.integers(1, 12, n), w)
+    y1 = np.minimum(y0 + 4 * rng.integers(1, 12, n), h)
+    boxes = np.stack([x0, y0, x1, y1], 1).astype(np.float32)
+    masks = np.zeros((n, h, w), np.uint8)
+    for i, (a, b, c, d) in enumerate(boxes.astype(int)):
+        masks[i, b:d, a:c] = 1
+    sample = {"image": np.zeros((h, w, 3), np.uint8), "bboxes": boxes, "labels": np.arange(n),
+              "weights": rng.random(n).astype(np.float32), "masks": masks}  # fmt: skip
+    cx0, cy0 = 4 * int(rng.integers(0, 60)), 4 * int(rng.integers(0, 40))
+    cx1, cy1 = cx0 + 4 * int(rng.integers(20, 100)), cy0 + 4 * int(rng.integers(20, 70))
+    cx1, cy1 = min(cx1, w), min(cy1, h)
+    out = call_albumentations(_compose(A.Crop(x_min=cx0, y_min=cy0, x_max=cx1, y_max=cy1)), sample)
+    ref = _reference(sample, (cx0, cy0, cx1, cy1), 0.0)
+    assert len(ref["labels"]) < n  # the crop drops boxes, on its borders among them
+    np.testing.assert_allclose(out["bboxes"], ref["bboxes"], atol=1e-3)
+    for key in ("labels", "weights", "masks"):
+        np.testing.assert_array_equal(out[key], ref[key], err_msg=key)
+
+
 def test_keep_index_ignores_the_label_values():
     """Labels that repeat, or equal box indices, are still selected per box."""
     boxes = np.array([[0, 0, 8, 8], [30, 0, 40, 10], [10, 12, 20, 24]], np.float32)  # box 1 leaves the crop
