@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("SEGDET_DEBUG"):
             raise
         checkpoint = getattr(exc, "checkpoint", None)  # an unreadable sample mid-epoch
-        print(f"segdet: error: {exc}{_resume_with(args, checkpoint)}", file=sys.stderr)
+        print(f"segdet: error: {_worker_message(exc)}{_resume_with(args, checkpoint)}", file=sys.stderr)
         return 2
     except BaseException as exc:  # imported here so that config errors never wait for torch
         from .checkpoint import CheckpointWriteError
@@ -123,6 +124,26 @@ def main(argv: list[str] | None = None) -> int:
             print("segdet: interrupted", file=sys.stderr)
             return 130
         raise
+
+
+_WORKER_ERROR = re.compile(r"^Caught (\w+) in (DataLoader worker process \d+)\.\nOriginal Traceback", re.S)
+
+
+def _worker_message(exc: BaseException) -> str:
+    """The message of ``exc``; for an error torch re-raised from a loader worker, the worker's own.
+
+    torch re-raises a worker's exception with the worker's whole traceback as its message; the
+    user needs its last line, where the error was raised (``SEGDET_DEBUG=1`` keeps the rest).
+    """
+    text = str(exc)
+    found = _WORKER_ERROR.match(text)
+    if found is None:
+        return text
+    name, where = found.groups()
+    raised = list(re.finditer(rf"\n(?:[\w.]+\.)?{name}: ", text))  # the traceback's last line: [module.]Name: ...
+    if not raised:
+        return text
+    return f"{text[raised[-1].end() :].strip()} (raised in {where}; SEGDET_DEBUG=1 shows its traceback)"
 
 
 def _resume_with(args: argparse.Namespace, checkpoint: Path | None) -> str:

@@ -198,3 +198,34 @@ def test_predict_warns_before_whole_images_over_4x_the_training_area(tmp_path, c
         warnings.simplefilter("error", UserWarning)  # none with a sliding window
         slide = ["inference.mode=slide", "inference.tile=[32,32]"]
         assert main([*predict[:3], *slide, *predict[3:], "--output", str(tmp_path / "tiles")]) == 0
+
+
+class _Raises(torch.utils.data.Dataset):
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int):
+        raise self.exc
+
+
+class _SampleFault(ValueError):
+    """An error class outside builtins: the traceback's last line names it with its module."""
+
+
+@pytest.mark.parametrize(
+    "exc", [ValueError("mixer source 1 bboxes[2] has no area\nsecond line"), _SampleFault("bad sample 3")]
+)
+def test_an_error_raised_in_a_loader_worker_is_reported_by_its_own_message(exc):
+    from segdet.cli import _worker_message
+
+    loader = torch.utils.data.DataLoader(_Raises(exc), num_workers=1)
+    with pytest.raises(ValueError) as caught:
+        next(iter(loader))
+    assert "Original Traceback" in str(caught.value)  # torch's wrapping, which the message drops
+    assert _worker_message(caught.value) == (
+        f"{exc} (raised in DataLoader worker process 0; SEGDET_DEBUG=1 shows its traceback)"
+    )
+    assert _worker_message(ValueError("plain")) == "plain"
